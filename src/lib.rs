@@ -1,0 +1,4 @@
+//! tgvisor: a supervised gateway between Telegram user accounts and the
+//! applications that drive them.
+
+pub mod supervisor;
