@@ -1,8 +1,15 @@
+//! The database schema, one migration per file, run at start-up.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261120_000001_core;
+
+/// Runs every migration in order.
 pub struct Migrator;
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261120_000001_core::Migration)]
     }
 }

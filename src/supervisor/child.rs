@@ -211,11 +211,10 @@ impl ChildSpec {
     }
 }
 
-fn start_child<A, F>(
-    factory: &F,
-    slot: &Rc<watch::Sender<Option<(u64, Addr<A>)>>>,
-    args: StartArgs,
-) -> Result<Started, String>
+/// The live address of a child with its generation; `None` while it is down.
+type Slot<A> = watch::Sender<Option<(u64, Addr<A>)>>;
+
+fn start_child<A, F>(factory: &F, slot: &Rc<Slot<A>>, args: StartArgs) -> Result<Started, String>
 where
     A: Actor<Context = Context<A>>,
     F: Fn(&ChildContext) -> A,
@@ -270,7 +269,7 @@ struct Guard<A: Actor> {
     generation: u64,
     exit: ExitSignal,
     notify: Recipient<ChildExited>,
-    slot: watch::Sender<Option<(u64, Addr<A>)>>,
+    slot: Slot<A>,
     terminated: Option<oneshot::Sender<()>>,
 }
 

@@ -29,9 +29,9 @@ mod backoff;
 mod child;
 mod panic;
 mod runtime;
-mod supervisor;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 pub use backoff::Backoff;
 pub use child::{ChildContext, ChildRef, ChildSpec, ChildUnavailable, ExitSignal};
@@ -39,7 +39,7 @@ pub use panic::install_panic_hook;
 pub use runtime::{
     ActorStatus, RunState, SupervisionEvent, SupervisionEventKind, SupervisionRuntime,
 };
-pub use supervisor::{InjectPanic, StopTree, Supervisor, SupervisorSpec};
+pub use tree::{InjectPanic, StopTree, Supervisor, SupervisorSpec};
 
 use std::time::Duration;
 

@@ -383,14 +383,14 @@ impl Supervisor {
                 if control.send(Control::Stop).is_err() {
                     continue; // already gone
                 }
-                if let Some(terminated) = terminated {
-                    if tokio::time::timeout(timeout, terminated).await.is_err() {
-                        tracing::warn!(
+                if let Some(terminated) = terminated
+                    && tokio::time::timeout(timeout, terminated).await.is_err()
+                {
+                    tracing::warn!(
                             actor = %path,
                             timeout_ms = timeout.as_millis() as u64,
-                            "actor did not stop within its shutdown timeout; moving on"
-                        );
-                    }
+                        "actor did not stop within its shutdown timeout; moving on"
+                    );
                 }
             }
         })

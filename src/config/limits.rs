@@ -1,0 +1,289 @@
+//! The seed's limits and thresholds as typed configuration.
+//!
+//! Names follow the seed's objects in snake_case (`rateLimitConfig` ->
+//! `rate_limits`, `wsPerformanceThresholds` -> `thresholds.websocket`, ...)
+//! so an operator who read the seed finds them. Defaults live only in
+//! `config/default.toml`.
+
+use serde::{Deserialize, Serialize};
+
+/// A window and how much fits in it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub window_ms: u64,
+    pub max: u32,
+}
+
+/// `rateLimitConfig`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    pub telegram: TelegramLimits,
+    pub api: ApiLimits,
+    pub websocket: WebSocketLimits,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramLimits {
+    pub messages_sent: MessagesSent,
+    pub media_uploads: MediaUploads,
+    pub channel_invites: Window,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesSent {
+    pub window_ms: u64,
+    /// Messages per window per account.
+    pub max: u32,
+    /// Messages per window per chat.
+    pub per_chat: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaUploads {
+    pub window_ms: u64,
+    pub max: u32,
+    /// Bytes.
+    pub max_size: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiLimits {
+    pub standard: Window,
+    pub auth: Window,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketLimits {
+    pub connections: WsConnections,
+    pub messages: WsMessages,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsConnections {
+    pub per_user: u32,
+    pub total: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsMessages {
+    pub window_ms: u64,
+    pub max: u32,
+    /// Bytes per client frame.
+    pub max_size: u32,
+}
+
+/// A warning and a critical level of a latency, in milliseconds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyLevels {
+    pub warning_ms: u64,
+    pub critical_ms: u64,
+}
+
+/// A warning and a critical level of a ratio or a count.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Levels {
+    pub warning: f64,
+    pub critical: f64,
+}
+
+/// Every monitoring threshold of the seed.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub websocket: WsThresholds,
+    pub telegram: TelegramThresholds,
+    pub response_time: ResponseTimeThresholds,
+    pub error_rate: ErrorRateThresholds,
+    pub resource: ResourceThresholds,
+    pub connection_pool: ConnectionPoolThresholds,
+    pub connection: ConnectionThresholds,
+    pub slow_query: SlowQuery,
+}
+
+/// `wsPerformanceThresholds`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsThresholds {
+    pub message_latency: LatencyLevels,
+    pub message_rate: MessageRate,
+    pub error_rate: Levels,
+    pub reconnect_rate: Levels,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRate {
+    /// Messages per second.
+    pub max: u32,
+    pub warning: u32,
+}
+
+/// `telegramThresholds`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramThresholds {
+    pub message_latency: LatencyLevels,
+    /// Flood waits per hour.
+    pub flood_wait: Levels,
+    pub dc_latency: LatencyLevels,
+}
+
+/// `responseTimeThresholds`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTimeThresholds {
+    pub api: ApiResponseTime,
+    pub database: DatabaseResponseTime,
+    pub websocket: WsResponseTime,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiResponseTime {
+    pub p95_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseResponseTime {
+    pub query_time_ms: u64,
+    pub transaction_time_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsResponseTime {
+    pub message_latency_ms: u64,
+    pub reconnect_time_ms: u64,
+}
+
+/// `errorRateThresholds`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRateThresholds {
+    pub api: Levels,
+    pub websocket: WsErrorRates,
+    pub telegram: TelegramErrorRates,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsErrorRates {
+    pub disconnect_rate: f64,
+    pub error_rate: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramErrorRates {
+    pub auth_failure: f64,
+    pub message_failure: f64,
+}
+
+/// `resourceThresholds` (fractions of the available total).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceThresholds {
+    pub memory: Levels,
+    pub cpu: Levels,
+    pub storage: Levels,
+}
+
+/// `connectionPoolThresholds`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPoolThresholds {
+    pub database: DbPoolThresholds,
+    pub websocket: WsPoolThresholds,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbPoolThresholds {
+    pub max_size: u32,
+    pub min_available: u32,
+    pub max_waiting_clients: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsPoolThresholds {
+    pub max_connections_per_user: u32,
+    pub max_total_connections: u32,
+    pub max_connection_rate: u32,
+}
+
+/// The seed's generic `thresholds` (ConnectionMetrics).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionThresholds {
+    pub response_time: LatencyLevels,
+    pub error_rate: Levels,
+}
+
+/// The seed's analyzeQueryPerformance.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowQuery {
+    /// Queries slower than this are logged (by statement shape) and counted.
+    pub log_ms: u64,
+    /// Queries slower than this are collected for analysis.
+    pub collect_min_ms: u64,
+}
+
+/// `alertingMatrix` and `alertConfig`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerting {
+    pub high: SeverityPolicy,
+    pub medium: SeverityPolicy,
+    pub low: SeverityPolicy,
+    pub rules: AlertRules,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityPolicy {
+    /// Channel names: logs, slack, email, webhook, alertmanager.
+    pub channels: Vec<String>,
+    pub escalation: bool,
+    pub retry_interval_ms: u64,
+    pub max_retries: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRules {
+    pub connections: CountRule,
+    pub errors: CountRule,
+    pub performance: LatencyRule,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRule {
+    pub threshold: u32,
+    pub period_ms: u64,
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyRule {
+    pub threshold_ms: u64,
+    pub period_ms: u64,
+    pub action: String,
+}

@@ -1,0 +1,375 @@
+//! Layered, typed configuration.
+//!
+//! `config/default.toml` (compiled in) -> `config/{TGVISOR_ENV}.toml` (from
+//! `TGVISOR_CONFIG_DIR`, default `./config`) -> in development the generated
+//! `{data_dir}/secrets.toml` -> environment variables `TGVISOR__SECTION__KEY`.
+//! Every struct denies unknown fields, so a typo is an error naming the key.
+
+mod limits;
+mod secrets;
+
+pub use limits::*;
+pub use secrets::{DEV_SECRETS_FILE, KeySet, Secrets, ensure_dev_secrets, random_key};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The compiled-in defaults.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Which set of overrides applies (`TGVISOR_ENV`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+    Test,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Production => "production",
+            Environment::Test => "test",
+        }
+    }
+
+    /// Read `TGVISOR_ENV` (development when unset).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("TGVISOR_ENV") {
+            Ok(v) => v.parse(),
+            Err(_) => Ok(Environment::Development),
+        }
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "production" | "prod" => Ok(Environment::Production),
+            "test" => Ok(Environment::Test),
+            other => Err(ConfigError::Invalid(format!(
+                "TGVISOR_ENV must be development, production or test, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is unknown, missing or of the wrong type (the message names it).
+    #[error("configuration error: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration error: {0}")]
+    Invalid(String),
+    #[error("could not prepare the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The whole configuration of one service instance.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Set from `TGVISOR_ENV`, not from files.
+    #[serde(skip)]
+    pub environment: Environment,
+    /// Where SQLite and the development secrets live.
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+    pub supervision: SupervisionSettings,
+    pub telegram: TelegramSettings,
+    pub rate_limits: RateLimits,
+    pub websocket: WebSocketSettings,
+    pub thresholds: Thresholds,
+    pub alerting: Alerting,
+    pub cache: CacheSettings,
+    pub auth: AuthSettings,
+    pub debug: DebugSettings,
+    #[serde(default)]
+    pub secrets: Secrets,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// HTTP worker threads; 0 = one per CPU core.
+    pub workers: usize,
+    pub shutdown_timeout_ms: u64,
+    pub max_json_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Unset: SQLite in `data_dir`. Kept secret: it may carry a password.
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub idle_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub max_lifetime_ms: u64,
+    pub health_check_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionSettings {
+    pub max_restarts: u32,
+    pub period_ms: u64,
+    pub reset_after_ms: u64,
+    pub shutdown_timeout_ms: u64,
+    pub backoff: BackoffSettings,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSettings {
+    pub base_ms: u64,
+    pub factor: f64,
+    pub cap_ms: u64,
+    pub jitter: f64,
+}
+
+impl SupervisionSettings {
+    /// The policy every supervisor of the tree starts with.
+    pub fn policy(&self) -> crate::supervisor::SupervisionPolicy {
+        crate::supervisor::SupervisionPolicy {
+            max_restarts: self.max_restarts,
+            period: Duration::from_millis(self.period_ms),
+            backoff: crate::supervisor::Backoff {
+                base: Duration::from_millis(self.backoff.base_ms),
+                factor: self.backoff.factor,
+                cap: Duration::from_millis(self.backoff.cap_ms),
+                jitter: self.backoff.jitter,
+            },
+            reset_after: Duration::from_millis(self.reset_after_ms),
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramBackend {
+    Sim,
+    Grammers,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    pub backend: TelegramBackend,
+    pub api_id: i32,
+    pub api_hash: Option<SecretString>,
+    pub client_pool_size: u32,
+    pub health_check_interval_ms: u64,
+    pub session_rotation_interval_ms: u64,
+    pub max_session_age_ms: u64,
+    pub session_error_threshold: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSettings {
+    pub heartbeat_interval_ms: u64,
+    pub client_timeout_ms: u64,
+    pub auth_timeout_ms: u64,
+    pub reconnect: ReconnectSettings,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectSettings {
+    pub max_retries: u32,
+    pub base_delay_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub default_ttl_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub token_ttl_secs: u64,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugSettings {
+    /// Registers `POST /debug/actors/panic`. Never enable in production.
+    pub fault_injection: bool,
+}
+
+fn config_dir() -> PathBuf {
+    std::env::var_os("TGVISOR_CONFIG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("config"))
+}
+
+/// The layers without secrets-file and environment variables.
+fn file_layers(environment: Environment) -> Figment {
+    Figment::new()
+        .merge(Toml::string(DEFAULT_TOML))
+        .merge(Toml::file(
+            config_dir().join(format!("{}.toml", environment.as_str())),
+        ))
+}
+
+fn env_layer() -> Env {
+    Env::prefixed("TGVISOR__").split("__")
+}
+
+impl Settings {
+    /// Load configuration for the environment named by `TGVISOR_ENV`,
+    /// generating development secrets on first start.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_for(Environment::from_env()?)
+    }
+
+    /// Load for `environment`, from files and environment variables.
+    pub fn load_for(environment: Environment) -> Result<Self, ConfigError> {
+        let mut figment = file_layers(environment);
+        if environment == Environment::Development {
+            let data_dir: PathBuf = figment
+                .clone()
+                .merge(env_layer())
+                .extract_inner("data_dir")
+                .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+            let (path, created) =
+                ensure_dev_secrets(&data_dir).map_err(|source| ConfigError::DataDir {
+                    path: data_dir.clone(),
+                    source,
+                })?;
+            if created {
+                // Telemetry is not up yet; this goes to stderr once.
+                eprintln!(
+                    "WARNING: generated development secrets in {} (never use them in production)",
+                    path.display()
+                );
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Self::from_figment(figment.merge(env_layer()), environment)
+    }
+
+    /// The compiled-in defaults plus `overrides` (tests and tools).
+    pub fn from_defaults(
+        environment: Environment,
+        overrides: Figment,
+    ) -> Result<Self, ConfigError> {
+        let figment = Figment::new()
+            .merge(Toml::string(DEFAULT_TOML))
+            .merge(overrides);
+        Self::from_figment(figment, environment)
+    }
+
+    fn from_figment(figment: Figment, environment: Environment) -> Result<Self, ConfigError> {
+        let mut settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let b = &self.supervision.backoff;
+        if !(0.0..=1.0).contains(&b.jitter) {
+            problems.push("supervision.backoff.jitter must be between 0 and 1".to_owned());
+        }
+        if b.factor < 1.0 || !b.factor.is_finite() {
+            problems.push("supervision.backoff.factor must be at least 1".to_owned());
+        }
+        if self.database.max_connections == 0
+            || self.database.min_connections > self.database.max_connections
+        {
+            problems.push(
+                "database.max_connections must be > 0 and >= database.min_connections".to_owned(),
+            );
+        }
+        if self.environment == Environment::Production {
+            for key in self.secrets.missing() {
+                problems.push(format!("{key} is required in production"));
+            }
+            if self.database.url.is_none() {
+                problems.push("database.url is required in production".to_owned());
+            }
+            if self.debug.fault_injection {
+                problems.push("debug.fault_injection must be off in production".to_owned());
+            }
+        }
+        if self.telegram.backend == TelegramBackend::Grammers
+            && (self.telegram.api_id == 0 || self.telegram.api_hash.is_none())
+        {
+            problems.push(
+                "telegram.api_id and telegram.api_hash are required with the grammers backend"
+                    .to_owned(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems.join("; ")))
+        }
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret;
+        match &self.database.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => sqlite_url(&self.data_dir.join("tgvisor.db")),
+        }
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.shutdown_timeout_ms)
+    }
+}
+
+/// A SQLite URL that creates the file when missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+#[cfg(test)]
+mod tests;

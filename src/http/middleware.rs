@@ -1,0 +1,86 @@
+//! Per-request observability: a request id (echoed as `x-request-id`), a
+//! tracing span carrying it, metrics labelled by the matched route pattern
+//! (never the raw path), and one log line per request. Query strings are
+//! never logged: they are where clients put tokens by mistake.
+
+use super::AppState;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web;
+use std::time::Instant;
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client-supplied id is kept when it is short and plain; otherwise a new one is made.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let span = tracing::info_span!("http", request_id = %id, method = %method, path = %path);
+    if let Some(m) = &metrics {
+        m.http_in_flight.inc();
+    }
+    let result = next.call(req).instrument(span.clone()).await;
+    if let Some(m) = &metrics {
+        m.http_in_flight.dec();
+    }
+    let elapsed = started.elapsed();
+    let (status, route) = match &result {
+        Ok(res) => (
+            res.status().as_u16(),
+            res.request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned()),
+        ),
+        Err(e) => (
+            e.as_response_error().status_code().as_u16(),
+            "unmatched".to_owned(),
+        ),
+    };
+    if let Some(m) = &metrics {
+        let status = status.to_string();
+        m.http_requests
+            .with_label_values(&[&method, &route, &status])
+            .inc();
+        m.http_duration
+            .with_label_values(&[&method, &route])
+            .observe(elapsed.as_secs_f64());
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            route = %route,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request completed"
+        );
+    });
+    let mut res = result?;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    Ok(res)
+}

@@ -1,0 +1,120 @@
+//! The service's Prometheus registry and the metric families owned by the
+//! HTTP layer and the database. One registry per service instance (no
+//! globals), so tests can run many instances in one process.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// HTTP request latency buckets, in seconds (1 ms .. 10 s).
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Every metric family registered by the core of the service.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Requests by method, route pattern and status code.
+    pub http_requests: IntCounterVec,
+    /// Request latency by method and route pattern.
+    pub http_duration: HistogramVec,
+    pub http_in_flight: IntGauge,
+    pub db: DbMetrics,
+}
+
+/// Database pool and health metrics, sampled by the Database actor.
+#[derive(Clone)]
+pub struct DbMetrics {
+    /// 1 when the last health check reached the database.
+    pub up: IntGauge,
+    /// Round-trip time of the health-check ping.
+    pub ping_duration: Histogram,
+    /// Pool connections by state (idle, in_use).
+    pub pool_connections: IntGaugeVec,
+    /// The configured maximum pool size.
+    pub pool_max: IntGauge,
+}
+
+impl Metrics {
+    /// Create the registry, the core families and the process collector.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "tgvisor_http_requests_total",
+                "HTTP requests by method, route pattern and status.",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tgvisor_http_request_duration_seconds",
+                "HTTP request latency by method and route pattern.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["method", "route"],
+        )?;
+        let http_in_flight = IntGauge::new(
+            "tgvisor_http_requests_in_flight",
+            "HTTP requests being served.",
+        )?;
+        let db = DbMetrics {
+            up: IntGauge::new(
+                "tgvisor_db_up",
+                "1 when the last database health check succeeded.",
+            )?,
+            ping_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tgvisor_db_ping_duration_seconds",
+                    "Database health-check round trip.",
+                )
+                .buckets(vec![0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0]),
+            )?,
+            pool_connections: IntGaugeVec::new(
+                Opts::new(
+                    "tgvisor_db_pool_connections",
+                    "Database pool connections by state.",
+                ),
+                &["state"],
+            )?,
+            pool_max: IntGauge::new(
+                "tgvisor_db_pool_max_connections",
+                "Configured maximum database pool size.",
+            )?,
+        };
+        let build = IntGaugeVec::new(
+            Opts::new("tgvisor_build_info", "Always 1; labels carry the build."),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(http_in_flight.clone()))?;
+        registry.register(Box::new(db.up.clone()))?;
+        registry.register(Box::new(db.ping_duration.clone()))?;
+        registry.register(Box::new(db.pool_connections.clone()))?;
+        registry.register(Box::new(db.pool_max.clone()))?;
+        registry.register(Box::new(build))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            http_in_flight,
+            db,
+        })
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}

@@ -1,0 +1,225 @@
+//! `Application::build` wires the service: metrics, database, supervision
+//! tree, HTTP listener. `run_until_stopped` serves until SIGTERM/SIGINT (or a
+//! [`ShutdownHandle`]), then shuts down in order: stop accepting and finish
+//! in-flight requests, stop the actor tree in reverse start order, close the
+//! database pool.
+
+use crate::actors::database::{DatabaseActor, DbHealthState};
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::supervisor::{
+    ChildRef, ChildSpec, StopTree, SupervisionRuntime, Supervisor, SupervisorSpec,
+};
+use actix::Addr;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use sea_orm::DatabaseConnection;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Asks a running application to shut down gracefully.
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownHandle(Arc<Notify>);
+
+impl ShutdownHandle {
+    pub fn trigger(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// A built, listening service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    root: Addr<Supervisor>,
+    db: DatabaseConnection,
+    supervision: Arc<SupervisionRuntime>,
+    database: ChildRef<DatabaseActor>,
+    metrics: Metrics,
+    shutdown: ShutdownHandle,
+    settings: Arc<Settings>,
+}
+
+impl Application {
+    /// Open the database, run migrations, start the supervision tree and bind
+    /// the listener (port 0 picks a free one; see [`Application::port`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let metrics = Metrics::new().context("registering metrics")?;
+        let supervision =
+            Arc::new(SupervisionRuntime::new(&metrics.registry).context("registering metrics")?);
+
+        if settings.database.url.is_none() {
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!(
+                    "creating the data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
+        }
+        let db = crate::db::connect(&settings.database_url(), &settings.database).await?;
+        crate::db::migrate(&db).await?;
+        metrics
+            .db
+            .pool_max
+            .set(i64::from(settings.database.max_connections));
+        let db_health = DbHealthState::new(crate::db::backend_name(&db));
+        tracing::info!(backend = crate::db::backend_name(&db), "database ready");
+
+        let (database_spec, database) = {
+            let db = db.clone();
+            let m = metrics.db.clone();
+            let health = db_health.clone();
+            let interval = Duration::from_millis(settings.database.health_check_interval_ms);
+            let ping_timeout = Duration::from_millis(settings.database.ping_timeout_ms);
+            ChildSpec::new("database", move |_| {
+                DatabaseActor::new(
+                    db.clone(),
+                    m.clone(),
+                    health.clone(),
+                    interval,
+                    ping_timeout,
+                )
+            })
+        };
+        let root = SupervisorSpec::new("root")
+            .policy(settings.supervision.policy())
+            .child(database_spec)
+            .start_root(supervision.clone());
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!("binding {}:{}", settings.server.host, settings.server.port)
+            })?;
+        let port = listener.local_addr()?.port();
+
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            db: db.clone(),
+            metrics: metrics.clone(),
+            supervision: supervision.clone(),
+            db_health,
+            started_at: Instant::now(),
+        });
+        let json_cfg = web::JsonConfig::default()
+            .limit(settings.server.max_json_bytes)
+            .error_handler(http::error::json_error);
+        let fault_injection = settings.debug.fault_injection;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::observe))
+                .app_data(state.clone())
+                .app_data(json_cfg.clone())
+                .configure(http::routes(fault_injection))
+                .default_service(web::to(http::error::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_ms.div_ceil(1000));
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(
+            address = %format!("{}:{port}", settings.server.host),
+            environment = settings.environment.as_str(),
+            "listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            root,
+            db,
+            supervision,
+            database,
+            metrics,
+            shutdown: ShutdownHandle::default(),
+            settings,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    pub fn supervision(&self) -> Arc<SupervisionRuntime> {
+        self.supervision.clone()
+    }
+
+    pub fn database(&self) -> ChildRef<DatabaseActor> {
+        self.database.clone()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// Serve until a signal or the shutdown handle, then shut down in order.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = actix_rt::spawn(self.server);
+        tokio::select! {
+            signal = shutdown_signal() => tracing::info!(signal, "shutdown requested"),
+            () = self.shutdown.0.notified() => tracing::info!("shutdown requested"),
+            res = &mut server => {
+                tracing::error!("HTTP server stopped on its own");
+                res.context("HTTP server task")??;
+            }
+        }
+        let started = Instant::now();
+        // 1. Stop accepting; let in-flight requests finish (bounded by shutdown_timeout).
+        handle.stop(true).await;
+        // 2. Stop the actor tree in reverse start order, each child within its timeout.
+        let tree_budget = Duration::from_millis(self.settings.supervision.shutdown_timeout_ms) * 4;
+        if tokio::time::timeout(tree_budget, self.root.send(StopTree))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the actor tree did not stop in time");
+        }
+        // 3. Close the pool (the seed's cleanup on SIGTERM).
+        if let Err(e) = self.db.close().await {
+            tracing::warn!(error = %e, "closing the database pool failed");
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "shutdown complete"
+        );
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                tracing::error!("could not install signal handlers");
+                std::future::pending().await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}

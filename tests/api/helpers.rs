@@ -1,0 +1,227 @@
+//! `spawn_app()`: a real tgvisor on a free port with a fresh database.
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use sea_orm::{ConnectionTrait, Database};
+use std::sync::Arc;
+use std::time::Duration;
+use tgvisor::config::{Environment, Settings, random_key};
+use tgvisor::startup::{Application, ShutdownHandle};
+use tgvisor::supervisor::{SupervisionEvent, SupervisionEventKind, SupervisionRuntime};
+use tokio::sync::broadcast;
+
+/// Where the suite's databases come from.
+pub enum TestDatabase {
+    Sqlite,
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A fresh database: a new PostgreSQL database when
+    /// `TGVISOR_TEST_DATABASE_URL` is set, else a SQLite file in `dir`.
+    pub async fn create(dir: &std::path::Path) -> (Self, String) {
+        match std::env::var("TGVISOR_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("tgvisor_t_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("connect to the PostgreSQL admin URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create a test database");
+                let _ = admin.close().await;
+                let url = replace_db_name(&admin_url, &name);
+                (Self::Postgres { admin_url, name }, url)
+            }
+            _ => (
+                Self::Sqlite,
+                tgvisor::config::sqlite_url(&dir.join("test.db")),
+            ),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop from a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(admin) = Database::connect(&admin_url).await {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
+                                .await;
+                            let _ = admin.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if base[..i].contains("://") && base[..i].ends_with(|c: char| c != '/') => {
+            &base[..i]
+        }
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Settings for a test instance: test.toml, a temp data dir, fresh secrets.
+pub fn test_figment(data_dir: &std::path::Path, database_url: &str) -> Figment {
+    Figment::new()
+        .merge(Toml::file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/test.toml"
+        )))
+        .merge(("data_dir", data_dir.display().to_string()))
+        .merge(("database.url", database_url))
+        .merge(("secrets.password_pepper", random_key()))
+        .merge(("secrets.jwt.active", "k1"))
+        .merge(("secrets.jwt.keys.k1", random_key()))
+        .merge(("secrets.session.active", "k1"))
+        .merge(("secrets.session.keys.k1", random_key()))
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub supervision: Arc<SupervisionRuntime>,
+    pub app_database: tgvisor::supervisor::ChildRef<tgvisor::actors::database::DatabaseActor>,
+    pub shutdown: ShutdownHandle,
+    pub db: TestDatabase,
+    pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|f| f).await
+}
+
+/// Like [`spawn_app`], with extra configuration on top.
+pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestApp {
+    let data = tempfile::tempdir().expect("temp dir");
+    let (db, url) = TestDatabase::create(data.path()).await;
+    let figment = customize(test_figment(data.path(), &url));
+    let settings = Settings::from_defaults(Environment::Test, figment).expect("test settings");
+    let app = Application::build(settings)
+        .await
+        .expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let supervision = app.supervision();
+    let app_database = app.database();
+    let shutdown = app.shutdown_handle();
+    let task = actix_rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        supervision,
+        app_database,
+        shutdown,
+        db,
+        task: Some(task),
+        _data: data,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    pub async fn inject_panic(&self, actor: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/debug/actors/panic"))
+            .json(&serde_json::json!({ "actor": actor }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Shut down gracefully and wait for it.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            task.await.expect("the app task").expect("a clean shutdown");
+        }
+    }
+}
+
+/// Wait for the first supervision event matching `pred` (bounded).
+pub async fn wait_for_event(
+    rx: &mut broadcast::Receiver<SupervisionEvent>,
+    pred: impl Fn(&SupervisionEvent) -> bool,
+) -> SupervisionEvent {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if pred(&e) => return e,
+                Ok(_) => {}
+                Err(e) => panic!("event stream broke: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the expected supervision event never came")
+}
+
+pub fn is_started(actor: &'static str, generation: u64) -> impl Fn(&SupervisionEvent) -> bool {
+    move |e| {
+        e.actor == actor
+            && matches!(e.kind, SupervisionEventKind::Started { generation: g } if g == generation)
+    }
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        replace_db_name("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        replace_db_name("postgres://u@h/db?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+}

@@ -1,0 +1,76 @@
+use crate::helpers::spawn_app;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+#[actix_web::test]
+async fn metrics_show_the_actor_tree_and_label_requests_by_route_pattern() {
+    let app = spawn_app().await;
+    app.get("/health").await;
+    app.get("/no/such/route/12345").await;
+
+    let metrics = app.metrics().await;
+
+    assert!(
+        metrics.contains(r#"tgvisor_actor_up{actor="root/database"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"tgvisor_http_requests_total{method="GET",route="/health",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="unmatched",status="404""#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("12345"),
+        "raw paths must not become labels"
+    );
+    assert!(metrics.contains("tgvisor_db_up 1"), "{metrics}");
+    assert!(metrics.contains("tgvisor_build_info"), "{metrics}");
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn metrics_pass_promtool_check() {
+    let app = spawn_app().await;
+    app.get("/health").await;
+    app.inject_panic("root/database").await;
+    let metrics = app.metrics().await;
+
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (Debian package `prometheus`; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool rejected /metrics:\n{report}"
+    );
+    assert!(
+        report.trim().is_empty(),
+        "promtool found problems:\n{report}"
+    );
+    app.stop().await;
+}
