@@ -1,12 +1,18 @@
 //! tgvisor: a supervised gateway between Telegram user accounts and the
 //! applications that drive them.
 
+pub mod accounts;
 pub mod actors;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
+pub mod entities;
 pub mod http;
 pub mod metrics;
+pub mod ops;
 pub mod security;
+pub mod sessions;
 pub mod startup;
 pub mod supervisor;
 pub mod telemetry;

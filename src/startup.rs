@@ -4,10 +4,13 @@
 //! in-flight requests, stop the actor tree in reverse start order, close the
 //! database pool.
 
+use crate::accounts::AccountService;
 use crate::actors::database::{DatabaseActor, DbHealthState};
+use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::sessions::SessionStore;
 use crate::supervisor::{
     ChildRef, ChildSpec, StopTree, SupervisionRuntime, Supervisor, SupervisorSpec,
 };
@@ -98,23 +101,36 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
 
+        let security = crate::security::SecurityContext::from_settings(&settings)?;
+        let auth = AuthService::from_settings(&settings, db.clone())?;
+        let accounts = AccountService::new(
+            db.clone(),
+            SessionStore::new(db.clone(), security.session_keys.clone()),
+            security.phones.clone(),
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db: db.clone(),
             metrics: metrics.clone(),
             supervision: supervision.clone(),
             db_health,
+            auth,
+            accounts,
             started_at: Instant::now(),
         });
         let json_cfg = web::JsonConfig::default()
             .limit(settings.server.max_json_bytes)
             .error_handler(http::error::json_error);
+        let path_cfg = web::PathConfig::default().error_handler(http::error::path_error);
+        let query_cfg = web::QueryConfig::default().error_handler(http::error::query_error);
         let fault_injection = settings.debug.fault_injection;
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::observe))
                 .app_data(state.clone())
                 .app_data(json_cfg.clone())
+                .app_data(path_cfg.clone())
+                .app_data(query_cfg.clone())
                 .configure(http::routes(fault_injection))
                 .default_service(web::to(http::error::not_found))
         })

@@ -113,6 +113,8 @@ pub struct ServerSettings {
     pub workers: usize,
     pub shutdown_timeout_ms: u64,
     pub max_json_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -228,6 +230,18 @@ pub struct AuthSettings {
     pub token_ttl_secs: u64,
     pub issuer: String,
     pub audience: String,
+    pub registration_open: bool,
+    pub token_cache_capacity: u64,
+    pub password: PasswordSettings,
+}
+
+/// argon2id cost parameters for new password hashes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

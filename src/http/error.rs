@@ -1,19 +1,48 @@
-//! The error body every route answers with: `{"error":{"code","message"}}`.
-//! Codes are stable; messages are safe to show (no internals).
+//! The error body every route answers with:
+//! `{"error":{"code","message", ...}}`.
+//!
+//! Each domain has its own error type (`AuthError`, `AccountError`,
+//! `ValidationError`, …); here each is mapped once to an HTTP status and a
+//! stable `code`. Messages are safe to show. Internal failures are logged
+//! with an incident id and answered with that id only: no SQL, no error
+//! chain, no stack reaches a client (the seed's getSafeError).
+//! The `observe` middleware gives actix's own errors (unknown route, wrong method,
+//! bad path) the same shape.
 
+use crate::accounts::AccountError;
+use crate::auth::AuthError;
+use crate::security::validation::ValidationError;
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use std::time::Duration;
 
-#[derive(Debug, Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The JSON error document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+/// What went wrong.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code (`invalid_input`, `not_found`, …).
+    pub code: String,
+    /// A human-readable explanation, safe to show.
+    pub message: String,
+    /// For `invalid_input`: which field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For `invalid_input`: why, as a stable code (`too_short`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `rate_limited`: when to retry (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// For `internal`: quote it when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
 }
 
 /// An error with an HTTP status, a stable code and a client-safe message.
@@ -23,6 +52,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    pub field: Option<&'static str>,
+    pub reason: Option<&'static str>,
+    pub retry_after: Option<Duration>,
+    pub incident_id: Option<String>,
+    /// Adds `WWW-Authenticate: Bearer` (401s).
+    pub bearer_challenge: bool,
 }
 
 impl ApiError {
@@ -31,6 +66,11 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
+            reason: None,
+            retry_after: None,
+            incident_id: None,
+            bearer_challenge: false,
         }
     }
 
@@ -41,6 +81,47 @@ impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
+
+    pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, code, message);
+        e.bearer_challenge = true;
+        e
+    }
+
+    /// An internal failure: logged in full with a new incident id; the
+    /// client sees only the id.
+    pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
+        let incident = uuid::Uuid::now_v7().simple().to_string();
+        tracing::error!(incident_id = %incident, error = %ErrorChain(err), "internal error");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error; quote incident {incident} when reporting it"),
+        );
+        e.incident_id = Some(incident);
+        e
+    }
+}
+
+/// Displays an error and its sources, for logs.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }
 
 impl ResponseError for ApiError {
@@ -49,20 +130,118 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        error_response(self.status, self.code, &self.message)
+        let mut res = HttpResponse::build(self.status);
+        if let Some(retry) = self.retry_after {
+            let secs = retry.as_millis().div_ceil(1000).max(1);
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.bearer_challenge {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tgvisor\""),
+            ));
+        }
+        res.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                field: self.field.map(str::to_owned),
+                reason: self.reason.map(str::to_owned),
+                retry_after_ms: self
+                    .retry_after
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                incident_id: self.incident_id.clone(),
+            },
+        })
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let mut api = Self::bad_request("invalid_input", e.to_string());
+        api.field = Some(e.field);
+        api.reason = Some(e.code);
+        api
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            AuthError::Validation(v) => v.into(),
+            AuthError::RegistrationClosed => Self::new(S::FORBIDDEN, "registration_closed", msg),
+            AuthError::UserExists => Self::new(S::CONFLICT, "user_exists", msg),
+            AuthError::InvalidCredentials => Self::unauthorized("invalid_credentials", msg),
+            AuthError::RateLimited { retry_after } => Self::rate_limited(msg, retry_after),
+            AuthError::MissingToken => Self::unauthorized("token_missing", msg),
+            AuthError::InvalidToken(j) => Self::unauthorized(j.code(), msg),
+            AuthError::TokenRevoked => Self::unauthorized("token_revoked", msg),
+            AuthError::Forbidden => Self::new(S::FORBIDDEN, "forbidden", msg),
+            AuthError::UnknownUser => Self::not_found(msg),
+            AuthError::Internal(err) => Self::internal(err.as_ref()),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let msg = e.to_string();
+        match e {
+            AccountError::Validation(v) => v.into(),
+            AccountError::Import(i) => {
+                let mut api = Self::bad_request("invalid_input", msg);
+                api.field = Some("session");
+                api.reason = Some(i.code());
+                api
+            }
+            AccountError::NotFound => Self::not_found(msg),
+            AccountError::Exists => Self::new(StatusCode::CONFLICT, "account_exists", msg),
+            AccountError::Internal(err) => Self::internal(err.as_ref()),
+        }
     }
 }
 
 /// Build an error response in the shared shape.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(Body {
-        error: Inner { code, message },
+    HttpResponse::build(status).json(ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            field: None,
+            reason: None,
+            retry_after_ms: None,
+            incident_id: None,
+        },
     })
 }
 
 /// The answer for routes that do not exist.
 pub async fn not_found() -> HttpResponse {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The code and message for an error status that carries no JSON body
+/// (actix's own answers: wrong method, bad path, and so on).
+pub fn shape_for(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not accept that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the request's Content-Type is not accepted here",
+        ),
+        StatusCode::UNAUTHORIZED => ("unauthorized", "authentication is required"),
+        StatusCode::FORBIDDEN => ("forbidden", "not allowed"),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long to arrive"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("bad_request", "the request could not be understood"),
+    }
 }
 
 /// Turn actix's JSON extractor errors into the shared shape.
@@ -91,4 +270,17 @@ pub fn json_error(
         _ => ApiError::bad_request("bad_request", "the request body could not be read"),
     };
     api.into()
+}
+
+/// Path segments that do not parse (`/accounts/abc`) name nothing.
+pub fn path_error(_: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::not_found("no such resource").into()
+}
+
+/// Query strings that do not parse.
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request("invalid_query", format!("invalid query string: {err}")).into()
 }

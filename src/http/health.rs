@@ -15,6 +15,15 @@ pub enum Status {
     Unhealthy,
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Healthy", content_type = "application/json"),
+        (status = 503, description = "Degraded or unhealthy (see `checks`)", content_type = "application/json"),
+    )
+)]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let tree = state.supervision.snapshot();
     let failure = state.supervision.root_failure();

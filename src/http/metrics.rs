@@ -2,18 +2,16 @@
 
 use super::AppState;
 use super::error::ApiError;
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let body = state.metrics.render().map_err(|e| {
-        tracing::error!(error = %e, "could not encode metrics");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "could not encode metrics",
-        )
-    })?;
+    let body = state.metrics.render().map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body))

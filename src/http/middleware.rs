@@ -4,7 +4,7 @@
 //! never logged: they are where clients put tokens by mistake.
 
 use super::AppState;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -32,7 +32,7 @@ fn request_id(req: &ServiceRequest) -> String {
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().to_string();
@@ -78,9 +78,35 @@ pub async fn observe(
             "request completed"
         );
     });
-    let mut res = result?;
+    let mut res = shape_errors(result?);
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     Ok(res)
+}
+
+/// Gives error answers that carry no JSON body (actix's own: 405, 404 from
+/// a resource, and the like) the shared `{"error":{"code","message"}}` shape.
+fn shape_errors<B: MessageBody>(res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res.map_into_left_body();
+    }
+    let (code, message) = super::error::shape_for(status);
+    let (req, old) = res.into_parts();
+    let mut shaped = super::error::error_response(status, code, message);
+    // Keep headers such as Allow (405) and Retry-After.
+    for (name, value) in old.headers() {
+        if name != actix_web::http::header::CONTENT_TYPE
+            && name != actix_web::http::header::CONTENT_LENGTH
+        {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    ServiceResponse::new(req, shaped).map_into_right_body()
 }

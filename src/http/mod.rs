@@ -1,18 +1,30 @@
 //! The HTTP surface: routes, shared state, middleware and error bodies.
+//!
+//! Every public route is declared once, in [`declare_routes`]; the same list
+//! registers the handlers and answers [`registered_routes`], which a test
+//! compares with the OpenAPI document.
 
+mod accounts;
+mod admin;
+mod auth;
 mod debug;
 pub mod error;
+pub mod extract;
 mod health;
 mod metrics;
 mod middleware;
+pub mod openapi;
 
 pub use middleware::observe;
 
+use crate::accounts::AccountService;
 use crate::actors::database::DbHealthState;
+use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::supervisor::SupervisionRuntime;
-use actix_web::web;
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, Responder, Route, web};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,14 +35,80 @@ pub struct AppState {
     pub metrics: Metrics,
     pub supervision: Arc<SupervisionRuntime>,
     pub db_health: DbHealthState,
+    pub auth: AuthService,
+    pub accounts: AccountService,
     pub started_at: Instant,
+}
+
+/// Collects routes: method, path pattern and handler.
+#[derive(Default)]
+pub struct RouteTable {
+    entries: Vec<(Method, &'static str, Route)>,
+}
+
+impl RouteTable {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let route = web::method(method.clone()).to(handler);
+        self.entries.push((method, path, route));
+        self
+    }
+
+    /// Registers every route, one resource per path (so a known path with
+    /// another method answers 405, not 404).
+    fn register(self, cfg: &mut web::ServiceConfig) {
+        let mut by_path: Vec<(&'static str, Vec<Route>)> = Vec::new();
+        for (_, path, route) in self.entries {
+            match by_path.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, routes)) => routes.push(route),
+                None => by_path.push((path, vec![route])),
+            }
+        }
+        for (path, routes) in by_path {
+            let mut resource = web::resource(path);
+            for route in routes {
+                resource = resource.route(route);
+            }
+            cfg.service(resource);
+        }
+    }
+}
+
+/// The public routes. Keep in step with [`openapi::ApiDoc`] (a test checks).
+fn declare_routes(t: &mut RouteTable) {
+    t.add(Method::GET, "/health", health::health)
+        .add(Method::GET, "/metrics", metrics::metrics)
+        .add(Method::GET, "/api/v1/openapi.json", openapi::openapi_json)
+        .add(Method::POST, "/api/v1/auth/register", auth::register)
+        .add(Method::POST, "/api/v1/auth/login", auth::login)
+        .add(Method::POST, "/api/v1/auth/logout-all", auth::logout_all)
+        .add(Method::POST, "/api/v1/accounts/import", accounts::import)
+        .add(Method::GET, "/api/v1/accounts", accounts::list)
+        .add(Method::GET, "/api/v1/accounts/{id}", accounts::get)
+        .add(Method::DELETE, "/api/v1/accounts/{id}", accounts::remove)
+        .add(Method::GET, "/api/v1/audit", admin::audit);
+}
+
+/// `(METHOD, path)` of every public route, as registered.
+pub fn registered_routes() -> Vec<(String, String)> {
+    let mut t = RouteTable::default();
+    declare_routes(&mut t);
+    t.entries
+        .into_iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_owned()))
+        .collect()
 }
 
 /// Register every route. Debug routes exist only when fault injection is on.
 pub fn routes(fault_injection: bool) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.route("/health", web::get().to(health::health))
-            .route("/metrics", web::get().to(metrics::metrics));
+        let mut t = RouteTable::default();
+        declare_routes(&mut t);
+        t.register(cfg);
         if fault_injection {
             cfg.service(
                 web::scope("/debug")

@@ -111,6 +111,10 @@ pub fn test_figment(data_dir: &std::path::Path, database_url: &str) -> Figment {
 
 pub struct TestApp {
     pub address: String,
+    /// The configuration this instance runs with (secrets included).
+    pub figment: Figment,
+    pub settings: Settings,
+    pub database_url: String,
     pub client: reqwest::Client,
     pub supervision: Arc<SupervisionRuntime>,
     pub app_database: tgvisor::supervisor::ChildRef<tgvisor::actors::database::DatabaseActor>,
@@ -129,8 +133,18 @@ pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestA
     let data = tempfile::tempdir().expect("temp dir");
     let (db, url) = TestDatabase::create(data.path()).await;
     let figment = customize(test_figment(data.path(), &url));
-    let settings = Settings::from_defaults(Environment::Test, figment).expect("test settings");
-    let app = Application::build(settings)
+    start(figment, url, db, data).await
+}
+
+async fn start(
+    figment: Figment,
+    url: String,
+    db: TestDatabase,
+    data: tempfile::TempDir,
+) -> TestApp {
+    let settings =
+        Settings::from_defaults(Environment::Test, figment.clone()).expect("test settings");
+    let app = Application::build(settings.clone())
         .await
         .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -140,6 +154,9 @@ pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestA
     let task = actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address,
+        figment,
+        settings,
+        database_url: url,
         client: reqwest::Client::new(),
         supervision,
         app_database,
@@ -182,10 +199,98 @@ impl TestApp {
 
     /// Shut down gracefully and wait for it.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         self.shutdown.trigger();
         if let Some(task) = self.task.take() {
             task.await.expect("the app task").expect("a clean shutdown");
         }
+    }
+
+    /// Stops this instance and starts another on the same database and data
+    /// directory, with `customize` applied on top of this one's configuration.
+    pub async fn restart(mut self, customize: impl FnOnce(Figment) -> Figment) -> TestApp {
+        self.halt().await;
+        let figment = customize(self.figment.clone());
+        let url = self.database_url.clone();
+        // Move the database and directory out; `self` is dropped empty.
+        let db = std::mem::replace(&mut self.db, TestDatabase::Sqlite);
+        let data = std::mem::replace(&mut self._data, tempfile::tempdir().expect("temp dir"));
+        start(figment, url, db, data).await
+    }
+
+    /// A direct connection to this instance's database.
+    pub async fn db_conn(&self) -> sea_orm::DatabaseConnection {
+        Database::connect(&self.database_url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// POST a JSON body, with a bearer token when given.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Registers `username` (password `password-<username>`); returns the user id.
+    pub async fn register(&self, username: &str) -> i64 {
+        let res = self
+            .post_json(
+                "/api/v1/auth/register",
+                None,
+                &serde_json::json!({
+                    "username": username,
+                    "email": format!("{username}@example.com"),
+                    "password": format!("password-{username}"),
+                }),
+            )
+            .await;
+        assert_eq!(res.status().as_u16(), 201, "registering {username}");
+        let body: serde_json::Value = res.json().await.expect("JSON");
+        body["id"].as_i64().expect("a user id")
+    }
+
+    /// Logs in with the password [`TestApp::register`] used; returns the token.
+    pub async fn login(&self, username: &str) -> String {
+        let res = self
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &serde_json::json!({
+                    "username": username,
+                    "password": format!("password-{username}"),
+                }),
+            )
+            .await;
+        assert_eq!(res.status().as_u16(), 200, "logging in as {username}");
+        let body: serde_json::Value = res.json().await.expect("JSON");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Registers and logs in; returns (user id, token).
+    pub async fn user(&self, username: &str) -> (i64, String) {
+        let id = self.register(username).await;
+        (id, self.login(username).await)
     }
 }
 

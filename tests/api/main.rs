@@ -2,9 +2,14 @@
 //! Set `TGVISOR_TEST_DATABASE_URL` to a PostgreSQL admin URL to run it
 //! against PostgreSQL (each test gets a fresh database); SQLite otherwise.
 
+mod accounts;
+mod auth;
 mod health;
 mod helpers;
 mod http;
+mod logs;
 mod metrics;
+mod openapi;
 mod process;
+mod sessions;
 mod supervision;

@@ -1,0 +1,230 @@
+//! Telegram accounts as their owners see them: add (import), list, show,
+//! remove. Every lookup is scoped by owner, so another user's account id
+//! answers exactly like an id that does not exist.
+//!
+//! Signing in through Telegram (`POST /accounts` with a phone number) comes
+//! with the Telegram port; importing an existing Telethon session needs no
+//! Telegram round trip and is here.
+
+use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
+use crate::entities::{account, session};
+use crate::security::digest::PhoneDigester;
+use crate::security::validation::{PhoneNumber, ValidationError};
+use crate::sessions::{ImportError, SessionData, SessionStore, SessionStoreError};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, SqlErr, TransactionTrait,
+};
+use std::net::IpAddr;
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("{0}")]
+    Import(#[from] ImportError),
+    /// Unknown id, or someone else's: the two are indistinguishable.
+    #[error("no such account")]
+    NotFound,
+    #[error("this phone number is already added to your accounts")]
+    Exists,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<DbErr> for AccountError {
+    fn from(e: DbErr) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<SessionStoreError> for AccountError {
+    fn from(e: SessionStoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// The active session of an account, without its contents.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionSummary {
+    pub id: i64,
+    pub created_at: chrono::DateTime<chrono::FixedOffset>,
+    pub last_used_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+/// An account as the API shows it. No phone number: only its masked hint.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountView {
+    pub id: i64,
+    /// The phone number with all but its last two digits masked.
+    pub phone_hint: String,
+    pub telegram_user_id: Option<i64>,
+    pub state: String,
+    pub created_at: chrono::DateTime<chrono::FixedOffset>,
+    pub updated_at: chrono::DateTime<chrono::FixedOffset>,
+    pub session: Option<SessionSummary>,
+}
+
+impl AccountView {
+    fn new(a: account::Model, s: Option<&session::Model>) -> Self {
+        Self {
+            id: a.id,
+            phone_hint: a.phone_hint,
+            telegram_user_id: a.telegram_user_id,
+            state: a.state,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            session: s.map(|s| SessionSummary {
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+            }),
+        }
+    }
+}
+
+/// The state of an account that no Telegram client has picked up yet.
+pub const INITIAL_STATE: &str = "stopped";
+
+/// Account operations; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AccountService {
+    db: DatabaseConnection,
+    store: SessionStore,
+    phones: PhoneDigester,
+}
+
+impl AccountService {
+    pub fn new(db: DatabaseConnection, store: SessionStore, phones: PhoneDigester) -> Self {
+        Self { db, store, phones }
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    /// Adds an account from a Telethon string session. The account row, its
+    /// encrypted session and the audit record commit together.
+    pub async fn import(
+        &self,
+        owner: i64,
+        phone: &str,
+        session_string: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<AccountView, AccountError> {
+        let phone = PhoneNumber::parse(phone)?;
+        let data = SessionData::from_telethon_string(session_string)?;
+        let plaintext = data.to_bytes();
+        let digest = self.phones.digest(phone.as_e164());
+        let now = chrono::Utc::now().fixed_offset();
+        let txn = self.db.begin().await?;
+        let inserted = account::ActiveModel {
+            user_id: Set(owner),
+            phone_digest: Set(digest),
+            phone_hint: Set(phone.masked()),
+            telegram_user_id: Set(data.user_id),
+            state: Set(INITIAL_STATE.to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await;
+        let account = match inserted {
+            Ok(a) => a,
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(AccountError::Exists);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let session_id = self
+            .store
+            .activate_new(&txn, account.id, &plaintext)
+            .await?;
+        audit::record(
+            &txn,
+            AuditEntry::new(Actor::User(owner), Action::AccountAdd, Outcome::Success)
+                .target(format!("account:{}", account.id))
+                .ip(ip)
+                .detail(serde_json::json!({ "method": "import", "session_id": session_id })),
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::info!(account_id = account.id, session_id, "account imported");
+        self.get(owner, account.id).await
+    }
+
+    /// The owner's accounts, oldest first.
+    pub async fn list(&self, owner: i64) -> Result<Vec<AccountView>, AccountError> {
+        let accounts = account::Entity::find()
+            .filter(account::Column::UserId.eq(owner))
+            .order_by_asc(account::Column::Id)
+            .all(&self.db)
+            .await?;
+        let ids: Vec<i64> = accounts.iter().map(|a| a.id).collect();
+        let sessions = session::Entity::find()
+            .filter(session::Column::AccountId.is_in(ids))
+            .filter(session::Column::IsActive.eq(true))
+            .all(&self.db)
+            .await?;
+        Ok(accounts
+            .into_iter()
+            .map(|a| {
+                let s = sessions.iter().find(|s| s.account_id == a.id);
+                AccountView::new(a, s)
+            })
+            .collect())
+    }
+
+    /// The account if `owner` owns it; otherwise [`AccountError::NotFound`].
+    pub async fn owned(&self, owner: i64, id: i64) -> Result<account::Model, AccountError> {
+        account::Entity::find_by_id(id)
+            .filter(account::Column::UserId.eq(owner))
+            .one(&self.db)
+            .await?
+            .ok_or(AccountError::NotFound)
+    }
+
+    pub async fn get(&self, owner: i64, id: i64) -> Result<AccountView, AccountError> {
+        let account = self.owned(owner, id).await?;
+        let session = session::Entity::find()
+            .filter(session::Column::AccountId.eq(id))
+            .filter(session::Column::IsActive.eq(true))
+            .one(&self.db)
+            .await?;
+        Ok(AccountView::new(account, session.as_ref()))
+    }
+
+    /// Removes the account and destroys its sessions (all of them, not only
+    /// the active one: old rows hold auth keys too).
+    pub async fn remove(
+        &self,
+        owner: i64,
+        id: i64,
+        ip: Option<IpAddr>,
+    ) -> Result<(), AccountError> {
+        let txn = self.db.begin().await?;
+        let account = account::Entity::find_by_id(id)
+            .filter(account::Column::UserId.eq(owner))
+            .one(&txn)
+            .await?
+            .ok_or(AccountError::NotFound)?;
+        let sessions = session::Entity::delete_many()
+            .filter(session::Column::AccountId.eq(account.id))
+            .exec(&txn)
+            .await?;
+        account::Entity::delete_by_id(account.id).exec(&txn).await?;
+        audit::record(
+            &txn,
+            AuditEntry::new(Actor::User(owner), Action::AccountRemove, Outcome::Success)
+                .target(format!("account:{}", account.id))
+                .ip(ip)
+                .detail(serde_json::json!({ "sessions_destroyed": sessions.rows_affected })),
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::info!(account_id = account.id, "account removed");
+        Ok(())
+    }
+}

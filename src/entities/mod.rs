@@ -1,0 +1,7 @@
+//! sea-orm entities, one per table. The schema itself lives in the
+//! `migration` crate; these mirror it column for column.
+
+pub mod account;
+pub mod audit_log;
+pub mod session;
+pub mod user;

@@ -1,0 +1,107 @@
+//! Request extractors: the authenticated caller and the client's IP.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{AuthError, Principal};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+/// The caller, authenticated by `Authorization: Bearer <token>`.
+///
+/// Tokens are accepted from that header only: never from the query string
+/// (it ends up in proxies' and servers' logs) or a cookie (CSRF).
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub Principal);
+
+/// Like [`Authenticated`], and the caller must have the admin role.
+#[derive(Clone, Debug)]
+pub struct Admin(pub Principal);
+
+fn bearer(req: &HttpRequest) -> Result<String, AuthError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::MissingToken)?
+        .to_str()
+        .map_err(|_| AuthError::MissingToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::MissingToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::MissingToken);
+    }
+    Ok(token.trim().to_owned())
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&StateMissing))?;
+    let token = bearer(&req)?;
+    Ok(state.auth.authenticate(&token).await?)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("application state is not registered")]
+struct StateMissing;
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(req).await.map(Self) })
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let principal = authenticate(req).await?;
+            if !principal.is_admin() {
+                return Err(AuthError::Forbidden.into());
+            }
+            Ok(Self(principal))
+        })
+    }
+}
+
+/// The client's IP: the peer address, or, when the peer is a configured
+/// trusted proxy, the last `X-Forwarded-For` entry that proxy appended.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    match peer {
+        Some(p) if trusted_proxies.contains(&p) => req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| last.trim().parse().ok())
+            .or(peer),
+        _ => peer,
+    }
+}
+
+impl FromRequest for ClientIp {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trusted = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.server.trusted_proxies.clone())
+            .unwrap_or_default();
+        std::future::ready(Ok(Self(client_ip(req, &trusted))))
+    }
+}

@@ -1,0 +1,76 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3 document, generated from the
+//! handlers' annotations and types. A test checks that it lists exactly the
+//! routes [`super::registered_routes`] registers.
+
+use super::{accounts, admin, auth, error, health, metrics};
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tgvisor",
+        description = "A supervised gateway between Telegram user accounts and the applications that drive them. Errors are always `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    paths(
+        auth::register,
+        auth::login,
+        auth::logout_all,
+        accounts::import,
+        accounts::list,
+        accounts::get,
+        accounts::remove,
+        admin::audit,
+        openapi_json,
+        health::health,
+        metrics::metrics,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Users and access tokens"),
+        (name = "accounts", description = "Telegram accounts and their sessions"),
+        (name = "admin", description = "Operator routes (admin role)"),
+        (name = "meta", description = "Health, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the routes refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        doc
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}

@@ -1,0 +1,205 @@
+//! Accounts: import, list, show, remove, and ownership (another user's ids
+//! answer 404 exactly like ids that do not exist).
+
+use crate::helpers::{TestApp, spawn_app};
+use base64::Engine;
+use serde_json::{Value, json};
+
+/// A Telethon StringSession for DC 2 at 149.154.167.51:443 with `key`.
+pub fn telethon_session(key: &[u8; 256]) -> String {
+    let mut raw = vec![2u8, 149, 154, 167, 51];
+    raw.extend_from_slice(&443u16.to_be_bytes());
+    raw.extend_from_slice(key);
+    format!("1{}", base64::engine::general_purpose::URL_SAFE.encode(raw))
+}
+
+/// A recognisable, non-repeating auth key.
+pub fn auth_key(seed: u8) -> [u8; 256] {
+    let mut k = [0u8; 256];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(seed) ^ 0x5a;
+    }
+    k
+}
+
+/// Imports an account for `token`; returns its JSON.
+pub async fn import(app: &TestApp, token: &str, phone: &str, key: &[u8; 256]) -> Value {
+    let res = app
+        .post_json(
+            "/api/v1/accounts/import",
+            Some(token),
+            &json!({"phone": phone, "session": telethon_session(key)}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    res.json().await.unwrap()
+}
+
+#[actix_web::test]
+async fn import_list_show_and_remove_an_account() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+
+    let account = import(&app, &token, "+44 7700 900123", &auth_key(1)).await;
+    let id = account["id"].as_i64().unwrap();
+    assert_eq!(account["phone_hint"], "+**********23");
+    assert_eq!(account["state"], "stopped");
+    assert!(account["session"]["id"].is_i64());
+    let text = account.to_string();
+    assert!(
+        !text.contains("7700900123"),
+        "no phone number in answers: {text}"
+    );
+
+    let list: Vec<Value> = app
+        .get_auth("/api/v1/accounts", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], id);
+    let one: Value = app
+        .get_auth(&format!("/api/v1/accounts/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one, account);
+
+    // The same number again is a conflict.
+    let res = app
+        .post_json(
+            "/api/v1/accounts/import",
+            Some(&token),
+            &json!({"phone": "+447700900123", "session": telethon_session(&auth_key(2))}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 409);
+
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/accounts/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(
+        app.get_auth(&format!("/api/v1/accounts/{id}"), &token)
+            .await
+            .status(),
+        404
+    );
+    // Its sessions are gone with it, not merely deactivated.
+    let db = app.db_conn().await;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let left = tgvisor::entities::session::Entity::find()
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn import_rejects_bad_phone_numbers_and_session_strings_clearly() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("bob").await;
+    let good = telethon_session(&auth_key(3));
+    let cases = [
+        (
+            json!({"phone": "12345", "session": good}),
+            "phone",
+            "missing_plus",
+        ),
+        (
+            json!({"phone": "+1 555 0100", "session": "2abc"}),
+            "session",
+            "session_unsupported_version",
+        ),
+        (
+            json!({"phone": "+1 555 0100", "session": "1!!!"}),
+            "session",
+            "session_not_base64",
+        ),
+        (
+            json!({"phone": "+1 555 0100", "session": &good[..101]}),
+            "session",
+            "session_wrong_length",
+        ),
+    ];
+    for (body, field, reason) in cases {
+        let res = app
+            .post_json("/api/v1/accounts/import", Some(&token), &body)
+            .await;
+        assert_eq!(res.status().as_u16(), 400, "{body}");
+        let err: Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "invalid_input");
+        assert_eq!(err["error"]["field"], field);
+        assert_eq!(err["error"]["reason"], reason);
+        assert!(
+            !err.to_string().contains(&good[..40]),
+            "the input is not echoed"
+        );
+    }
+    let list: Vec<Value> = app
+        .get_auth("/api/v1/accounts", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list.is_empty(), "nothing half-stored");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn another_users_account_ids_answer_404_like_ids_that_do_not_exist() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, mallory) = app.user("mallory").await;
+    let account = import(&app, &alice, "+15550001111", &auth_key(4)).await;
+    let id = account["id"].as_i64().unwrap();
+    let missing = id + 1000;
+
+    let mut answers = Vec::new();
+    for target in [id, missing] {
+        let get = app
+            .get_auth(&format!("/api/v1/accounts/{target}"), &mallory)
+            .await;
+        let delete = app
+            .client
+            .delete(app.url(&format!("/api/v1/accounts/{target}")))
+            .bearer_auth(&mallory)
+            .send()
+            .await
+            .unwrap();
+        for res in [get, delete] {
+            assert_eq!(res.status().as_u16(), 404);
+            answers.push(res.json::<Value>().await.unwrap());
+        }
+    }
+    assert_eq!(answers[0], answers[2], "GET: someone else's == nonexistent");
+    assert_eq!(
+        answers[1], answers[3],
+        "DELETE: someone else's == nonexistent"
+    );
+    assert_eq!(answers[0]["error"]["code"], "not_found");
+
+    let list: Vec<Value> = app
+        .get_auth("/api/v1/accounts", &mallory)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list.is_empty(), "mallory lists nothing of alice's");
+    // Alice's account survived mallory's DELETE.
+    let res = app
+        .get_auth(&format!("/api/v1/accounts/{id}"), &alice)
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    // Ids that are not numbers name nothing either.
+    let res = app.get_auth("/api/v1/accounts/abc", &alice).await;
+    assert_eq!(res.status().as_u16(), 404);
+    app.stop().await;
+}
