@@ -15,4 +15,5 @@ pub mod security;
 pub mod sessions;
 pub mod startup;
 pub mod supervisor;
+pub mod telegram;
 pub mod telemetry;

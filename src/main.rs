@@ -176,5 +176,11 @@ async fn rotate(settings: &Settings, batch_size: u64, dry_run: bool) -> anyhow::
             rotation.report.failed
         );
     }
+    if !dry_run && !rotation.complete() {
+        anyhow::bail!(
+            "sessions are still sealed with other keys ({:?}): is a node still running with an old active key?",
+            rotation.after
+        );
+    }
     Ok(())
 }

@@ -22,6 +22,13 @@ pub struct KeyRotation {
     pub interrupted: bool,
 }
 
+impl KeyRotation {
+    /// Every session is sealed with the active key: old keys can go.
+    pub fn complete(&self) -> bool {
+        !self.interrupted && self.after.keys().all(|k| *k == self.active_key)
+    }
+}
+
 /// Re-encrypts every session under the active key of `secrets.session`,
 /// `batch_size` rows per transaction. Safe to interrupt and run again.
 ///
@@ -59,7 +66,8 @@ pub async fn rotate_session_keys(
         })
         .await?;
     let after = store.key_usage().await?;
-    let outcome = if report.failed.is_empty() && !interrupted {
+    let complete = after.keys().all(|k| *k == active_key);
+    let outcome = if complete && !interrupted {
         Outcome::Success
     } else {
         Outcome::Failure
@@ -91,9 +99,10 @@ pub async fn set_role(settings: &Settings, username: &str, role: Role) -> anyhow
     let db = crate::db::connect(&settings.database_url(), &settings.database).await?;
     crate::db::migrate(&db).await?;
     let auth = crate::auth::AuthService::from_settings(settings, db.clone())?;
-    auth.set_role(username, role)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    auth.set_role(username, role).await.map_err(|e| match e {
+        crate::auth::AuthError::Internal(inner) => inner.context("setting the role"),
+        other => anyhow::Error::new(other),
+    })?;
     db.close().await?;
     Ok(())
 }

@@ -11,6 +11,13 @@ use sea_orm_migration::schema::*;
 pub struct Migration;
 
 #[derive(DeriveIden)]
+enum Users {
+    Table,
+    UsernameKey,
+    EmailKey,
+}
+
+#[derive(DeriveIden)]
 enum AuditLog {
     Table,
     Id,
@@ -63,23 +70,60 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // Usernames and e-mail addresses are unique regardless of case.
+        // Usernames and e-mail addresses are unique regardless of case. The
+        // case-folded keys are computed by the service (Rust's Unicode
+        // lowercase), not by the database, whose lower() differs between
+        // SQLite (ASCII only) and PostgreSQL (locale-dependent).
+        for col in [Users::UsernameKey, Users::EmailKey] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Users::Table)
+                        .add_column(string_len(col, 254).default(""))
+                        .to_owned(),
+                )
+                .await?;
+        }
         let conn = manager.get_connection();
+        // Rows from before this migration (ASCII is all SQLite can fold).
         conn.execute_unprepared(
-            "CREATE UNIQUE INDEX users_username_lower ON users (lower(username))",
+            "UPDATE users SET username_key = lower(username), email_key = lower(email)",
         )
         .await?;
-        conn.execute_unprepared("CREATE UNIQUE INDEX users_email_lower ON users (lower(email))")
-            .await?;
+        for (name, col) in [
+            ("users_username_fold", Users::UsernameKey),
+            ("users_email_fold", Users::EmailKey),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Users::Table)
+                        .col(col)
+                        .unique()
+                        .to_owned(),
+                )
+                .await?;
+        }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let conn = manager.get_connection();
-        conn.execute_unprepared("DROP INDEX users_username_lower")
-            .await?;
-        conn.execute_unprepared("DROP INDEX users_email_lower")
-            .await?;
+        for name in ["users_username_fold", "users_email_fold"] {
+            manager
+                .drop_index(Index::drop().name(name).table(Users::Table).to_owned())
+                .await?;
+        }
+        for col in [Users::UsernameKey, Users::EmailKey] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Users::Table)
+                        .drop_column(col)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .drop_table(Table::drop().table(AuditLog::Table).to_owned())
             .await

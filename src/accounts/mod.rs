@@ -205,26 +205,40 @@ impl AccountService {
         ip: Option<IpAddr>,
     ) -> Result<(), AccountError> {
         let txn = self.db.begin().await?;
-        let account = account::Entity::find_by_id(id)
-            .filter(account::Column::UserId.eq(owner))
-            .one(&txn)
-            .await?
-            .ok_or(AccountError::NotFound)?;
+        // Writes only, ownership in the WHERE clause: no read-then-write
+        // (which SQLite can refuse under concurrent commits).
         let sessions = session::Entity::delete_many()
-            .filter(session::Column::AccountId.eq(account.id))
+            .filter(
+                session::Column::AccountId.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(account::Column::Id)
+                        .from(account::Entity)
+                        .and_where(account::Column::Id.eq(id))
+                        .and_where(account::Column::UserId.eq(owner))
+                        .to_owned(),
+                ),
+            )
             .exec(&txn)
             .await?;
-        account::Entity::delete_by_id(account.id).exec(&txn).await?;
+        let removed = account::Entity::delete_many()
+            .filter(account::Column::Id.eq(id))
+            .filter(account::Column::UserId.eq(owner))
+            .exec(&txn)
+            .await?;
+        if removed.rows_affected == 0 {
+            return Err(AccountError::NotFound);
+        }
+
         audit::record(
             &txn,
             AuditEntry::new(Actor::User(owner), Action::AccountRemove, Outcome::Success)
-                .target(format!("account:{}", account.id))
+                .target(format!("account:{}", id))
                 .ip(ip)
                 .detail(serde_json::json!({ "sessions_destroyed": sessions.rows_affected })),
         )
         .await?;
         txn.commit().await?;
-        tracing::info!(account_id = account.id, "account removed");
+        tracing::info!(account_id = id, "account removed");
         Ok(())
     }
 }

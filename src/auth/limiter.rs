@@ -22,7 +22,23 @@ type Key = (String, IpAddr);
 pub struct AttemptLimiter {
     max: usize,
     window: Duration,
-    log: Cache<Key, Arc<Mutex<VecDeque<Instant>>>>,
+    log: Cache<Key, Arc<Mutex<Entry>>>,
+}
+
+#[derive(Default)]
+struct Entry {
+    attempts: VecDeque<Instant>,
+    /// A refusal was already reported since the last accepted attempt.
+    refused: bool,
+}
+
+/// An attempt over the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// When the next attempt will be accepted.
+    pub retry_after: Duration,
+    /// The first refusal since the key was last accepted (audit it once).
+    pub first: bool,
 }
 
 /// A slot taken by [`AttemptLimiter::acquire`]; pass it back on success.
@@ -43,33 +59,47 @@ impl AttemptLimiter {
         }
     }
 
-    fn key(username: &str, ip: Option<IpAddr>) -> Key {
-        (
-            username.trim().to_lowercase(),
-            ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        )
+    /// `name` is already canonical (see `auth::username_key`). IPv6
+    /// addresses count per /64, the block one subscriber usually holds;
+    /// IPv4-mapped IPv6 addresses count as the IPv4 address.
+    fn key(name: &str, ip: Option<IpAddr>) -> Key {
+        let ip = match ip.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V6(v6)) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+            Some(v4) => v4,
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        (name.to_owned(), ip)
     }
 
     /// Counts an attempt, or refuses with the time until one is allowed.
-    pub fn acquire(&self, username: &str, ip: Option<IpAddr>) -> Result<Attempt, Duration> {
-        let key = Self::key(username, ip);
-        let entry = self
-            .log
-            .get_with(key.clone(), || Arc::new(Mutex::new(VecDeque::new())));
+    pub fn acquire(&self, name: &str, ip: Option<IpAddr>) -> Result<Attempt, Refused> {
+        let key = Self::key(name, ip);
+        let entry = self.log.get_with(key.clone(), Default::default);
         let now = Instant::now();
-        let mut log = entry.lock().unwrap_or_else(|p| p.into_inner());
-        while log
+        let mut entry = entry.lock().unwrap_or_else(|p| p.into_inner());
+        while entry
+            .attempts
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.window)
         {
-            log.pop_front();
+            entry.attempts.pop_front();
         }
-        if log.len() >= self.max {
-            let oldest = log.front().copied().unwrap_or(now);
+        if entry.attempts.len() >= self.max {
+            let oldest = entry.attempts.front().copied().unwrap_or(now);
             let retry = self.window.saturating_sub(now.duration_since(oldest));
-            return Err(retry.max(Duration::from_secs(1)));
+            let first = !entry.refused;
+            entry.refused = true;
+            return Err(Refused {
+                retry_after: retry.max(Duration::from_secs(1)),
+                first,
+            });
         }
-        log.push_back(now);
+        entry.attempts.push_back(now);
+        entry.refused = false;
         Ok(Attempt { key })
     }
 
@@ -97,9 +127,14 @@ mod tests {
             tokio::time::advance(Duration::from_secs(60)).await;
         }
         // 5 minutes after the first attempt: 10 more minutes to wait.
-        let retry = l.acquire("alice", ip(1)).unwrap_err();
-        assert_eq!(retry, Duration::from_secs(10 * 60));
-        tokio::time::advance(retry).await;
+        let refused = l.acquire("alice", ip(1)).unwrap_err();
+        assert_eq!(refused.retry_after, Duration::from_secs(10 * 60));
+        assert!(refused.first);
+        assert!(
+            !l.acquire("alice", ip(1)).unwrap_err().first,
+            "reported once"
+        );
+        tokio::time::advance(refused.retry_after).await;
         assert!(
             l.acquire("alice", ip(1)).is_ok(),
             "the oldest left the window"
@@ -108,11 +143,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn keys_are_per_username_and_ip_and_case_insensitive() {
+    async fn keys_are_per_name_and_ip_with_ipv6_per_64_and_mapped_ipv4_as_ipv4() {
         let l = AttemptLimiter::new(2, WINDOW, 1000);
-        l.acquire("Alice", ip(1)).unwrap();
-        l.acquire("alice ", ip(1)).unwrap();
-        assert!(l.acquire("ALICE", ip(1)).is_err());
+        let v6 = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        l.acquire("carol", v6("2001:db8:1:2::1")).unwrap();
+        l.acquire("carol", v6("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(
+            l.acquire("carol", v6("2001:db8:1:2::77")).is_err(),
+            "same /64"
+        );
+        assert!(
+            l.acquire("carol", v6("2001:db8:1:3::1")).is_ok(),
+            "another /64"
+        );
+        l.acquire("dave", v6("::ffff:10.0.0.1")).unwrap();
+        l.acquire("dave", ip(1)).unwrap();
+        assert!(l.acquire("dave", ip(1)).is_err(), "mapped IPv4 is IPv4");
+        l.acquire("alice", ip(1)).unwrap();
+        l.acquire("alice", ip(1)).unwrap();
+        assert!(l.acquire("alice", ip(1)).is_err());
         assert!(l.acquire("alice", ip(2)).is_ok(), "another IP");
         assert!(l.acquire("bob", ip(1)).is_ok(), "another user");
     }

@@ -23,7 +23,7 @@ use crate::security::validation::{Email, Password, Username, ValidationError};
 use anyhow::Context as _;
 use limiter::AttemptLimiter;
 use moka::ops::compute::Op;
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, Set, SqlErr, TransactionTrait,
@@ -138,6 +138,7 @@ struct Inner {
     jwt: JwtKeys,
     users: moka::future::Cache<i64, UserAuth>,
     attempts: AttemptLimiter,
+    registrations: AttemptLimiter,
     registration_open: bool,
 }
 
@@ -211,6 +212,7 @@ impl AuthService {
                     .time_to_live(Duration::from_millis(settings.cache.default_ttl_ms))
                     .build(),
                 attempts: AttemptLimiter::new(limit.max, window, 100_000),
+                registrations: AttemptLimiter::new(limit.max, window, 100_000),
                 registration_open: settings.auth.registration_open,
             }),
         })
@@ -230,18 +232,37 @@ impl AuthService {
         let username = Username::parse(username)?;
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
+        // Per client IP, like logins: registration is open to anyone and
+        // each one costs an argon2 run.
+        let attempt =
+            self.inner
+                .registrations
+                .acquire("", ip)
+                .map_err(|r| AuthError::RateLimited {
+                    retry_after: r.retry_after,
+                })?;
         let db = &self.inner.db;
-        if find_user(db, username.as_str()).await?.is_some()
-            || find_by_email(db, email.as_str()).await?.is_some()
-        {
+        let (ukey, ekey) = (username_key(username.as_str()), email_key(email.as_str()));
+        let taken = user::Entity::find()
+            .filter(
+                sea_orm::Condition::any()
+                    .add(user::Column::UsernameKey.eq(ukey.as_str()))
+                    .add(user::Column::EmailKey.eq(ekey.as_str())),
+            )
+            .one(db)
+            .await?;
+        if taken.is_some() {
             return Err(AuthError::UserExists);
         }
+        drop(attempt); // counted: a registration is not "cleared" by success
         let hash = self.inner.hasher.hash(password.into_secret()).await?;
         let now = chrono::Utc::now().fixed_offset();
         let txn = db.begin().await?;
         let inserted = user::ActiveModel {
             username: Set(username.as_str().to_owned()),
             email: Set(email.as_str().to_owned()),
+            username_key: Set(ukey),
+            email_key: Set(ekey),
             password_hash: Set(hash),
             role: Set("user".to_owned()),
             token_version: Set(0),
@@ -279,25 +300,31 @@ impl AuthService {
         ip: Option<IpAddr>,
     ) -> Result<IssuedToken, AuthError> {
         let inner = &self.inner;
-        let attempt = match inner.attempts.acquire(username, ip) {
+        // A name that cannot be registered cannot be anyone's: refuse it at
+        // once, before it can take space in the limiter or an argon2 run.
+        let Ok(name) = Username::parse(username) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let key = username_key(name.as_str());
+        let attempt = match inner.attempts.acquire(&key, ip) {
             Ok(a) => a,
-            Err(retry_after) => {
-                audit::record_or_log(
-                    &inner.db,
-                    AuditEntry::new(Actor::Anonymous, Action::Login, Outcome::Denied)
-                        .ip(ip)
-                        .detail(serde_json::json!({ "reason": "rate_limited" })),
-                )
-                .await;
-                return Err(AuthError::RateLimited { retry_after });
+            Err(refused) => {
+                // One audit row per blocked window, not one per request.
+                if refused.first {
+                    audit::record_or_log(
+                        &inner.db,
+                        AuditEntry::new(Actor::Anonymous, Action::Login, Outcome::Denied)
+                            .ip(ip)
+                            .detail(serde_json::json!({ "reason": "rate_limited" })),
+                    )
+                    .await;
+                }
+                return Err(AuthError::RateLimited {
+                    retry_after: refused.retry_after,
+                });
             }
         };
-        // Malformed input is "wrong credentials" too, after the same work,
-        // so the answer says nothing about which part was wrong.
-        let user = match Username::parse(username) {
-            Ok(u) => find_user(&inner.db, u.as_str()).await?,
-            Err(_) => None,
-        };
+        let user = find_user(&inner.db, &key).await?;
         let secret = SecretString::from(password.to_owned());
         let ok = inner
             .hasher
@@ -306,14 +333,13 @@ impl AuthService {
                 user.as_ref().map(|u| u.password_hash.clone()),
             )
             .await?;
+        let target = user.as_ref().map(|u| format!("user:{}", u.id));
         let Some(user) = user.filter(|_| ok) else {
-            audit::record_or_log(
-                &inner.db,
-                AuditEntry::new(Actor::Anonymous, Action::Login, Outcome::Failure)
-                    .ip(ip)
-                    .detail(serde_json::json!({ "reason": "invalid_credentials" })),
-            )
-            .await;
+            let mut entry = AuditEntry::new(Actor::Anonymous, Action::Login, Outcome::Failure)
+                .ip(ip)
+                .detail(serde_json::json!({ "reason": "invalid_credentials" }));
+            entry.target = target;
+            audit::record_or_log(&inner.db, entry).await;
             tracing::info!("login failed");
             return Err(AuthError::InvalidCredentials);
         };
@@ -394,16 +420,23 @@ impl AuthService {
     /// demotion takes effect at once on this node and within the cache TTL
     /// on others.
     pub async fn set_role(&self, username: &str, role: Role) -> Result<UserView, AuthError> {
+        let key = username_key(username);
         let txn = self.inner.db.begin().await?;
-        let user = find_user(&txn, username)
-            .await?
-            .ok_or(AuthError::UnknownUser)?;
-        user::Entity::update_many()
+        // Write first: on SQLite a transaction that reads and then writes
+        // can fail when another connection committed in between.
+        let res = user::Entity::update_many()
             .col_expr(user::Column::Role, Expr::value(role_str(role)))
-            .filter(user::Column::Id.eq(user.id))
+            .col_expr(
+                user::Column::TokenVersion,
+                Expr::col(user::Column::TokenVersion).add(1),
+            )
+            .filter(user::Column::UsernameKey.eq(key.as_str()))
             .exec(&txn)
             .await?;
-        bump_token_version(&txn, user.id).await?;
+        if res.rows_affected == 0 {
+            return Err(AuthError::UnknownUser);
+        }
+        let user = find_user(&txn, &key).await?.ok_or(AuthError::UnknownUser)?;
         audit::record(
             &txn,
             AuditEntry::new(Actor::Cli, Action::RoleChange, Outcome::Success)
@@ -412,12 +445,29 @@ impl AuthService {
         )
         .await?;
         txn.commit().await?;
-        self.inner.users.invalidate(&user.id).await;
-        let user = user::Entity::find_by_id(user.id)
+        self.remember(
+            user.id,
+            UserAuth {
+                token_version: user.token_version,
+                role,
+            },
+        )
+        .await;
+        Ok(user.into())
+    }
+
+    /// Checks the admin role against the database, not the cache, so that a
+    /// demotion made by the CLI (another process) takes effect at once on
+    /// operator routes.
+    pub async fn require_admin(&self, principal: &Principal) -> Result<(), AuthError> {
+        let user = user::Entity::find_by_id(principal.user_id)
             .one(&self.inner.db)
             .await?
-            .ok_or(AuthError::UnknownUser)?;
-        Ok(user.into())
+            .ok_or(AuthError::TokenRevoked)?;
+        if parse_role(&user.role) != Role::Admin {
+            return Err(AuthError::Forbidden);
+        }
+        Ok(())
     }
 
     /// Verifies a bearer token and that it has not been revoked.
@@ -514,30 +564,21 @@ async fn bump_token_version<C: ConnectionTrait>(
         .ok_or(AuthError::UnknownUser)
 }
 
-/// Finds a user by username, ignoring case.
-async fn find_user<C: ConnectionTrait>(
-    conn: &C,
-    username: &str,
-) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find()
-        .filter(
-            Expr::expr(Func::lower(Expr::col(user::Column::Username)))
-                .eq(Func::lower(Expr::value(username.trim()))),
-        )
-        .one(conn)
-        .await
+/// The case-folded form that identifies a username (and keys the login
+/// limiter): one Rust function, so SQLite and PostgreSQL agree.
+pub fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
 }
 
-/// Finds a user by e-mail address, ignoring case.
-async fn find_by_email<C: ConnectionTrait>(
-    conn: &C,
-    email: &str,
-) -> Result<Option<user::Model>, DbErr> {
+/// The case-folded form that identifies an e-mail address.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Finds a user by username key.
+async fn find_user<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find()
-        .filter(
-            Expr::expr(Func::lower(Expr::col(user::Column::Email)))
-                .eq(Func::lower(Expr::value(email))),
-        )
+        .filter(user::Column::UsernameKey.eq(key))
         .one(conn)
         .await
 }

@@ -9,6 +9,10 @@ pub struct Model {
     pub id: i64,
     pub username: String,
     pub email: String,
+    /// `username` case-folded by the service; unique.
+    pub username_key: String,
+    /// `email` case-folded by the service; unique.
+    pub email_key: String,
     /// PHC string (argon2id); never leaves the server.
     pub password_hash: String,
     /// `user` or `admin`.

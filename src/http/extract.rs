@@ -65,9 +65,13 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let principal = authenticate(req).await?;
+            let principal = authenticate(req.clone()).await?;
             if !principal.is_admin() {
                 return Err(AuthError::Forbidden.into());
+            }
+            // The cached role may predate a demotion made elsewhere.
+            if let Some(state) = req.app_data::<web::Data<AppState>>() {
+                state.auth.require_admin(&principal).await?;
             }
             Ok(Self(principal))
         })
@@ -75,22 +79,42 @@ impl FromRequest for Admin {
 }
 
 /// The client's IP: the peer address, or, when the peer is a configured
-/// trusted proxy, the last `X-Forwarded-For` entry that proxy appended.
+/// trusted proxy, the nearest `X-Forwarded-For` entry that is not itself a
+/// trusted proxy (read right to left across every header line, so a value
+/// the client wrote cannot win). IPv4-mapped IPv6 addresses count as IPv4.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub Option<IpAddr>);
 
 pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    match peer {
-        Some(p) if trusted_proxies.contains(&p) => req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|last| last.trim().parse().ok())
-            .or(peer),
-        _ => peer,
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|t| t.to_canonical() == *ip);
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical())?;
+    if !trusted(&peer) {
+        return Some(peer);
     }
+    let hops: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop.trim()) else {
+            // Unparseable: the chain cannot be trusted beyond this point.
+            break;
+        };
+        if !trusted(&ip) {
+            return Some(ip);
+        }
+    }
+    Some(peer)
+}
+
+/// An address from `X-Forwarded-For`: bare, `ip:port` or `[v6]:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .map(|ip| ip.to_canonical())
 }
 
 impl FromRequest for ClientIp {

@@ -72,6 +72,9 @@ impl Default for Argon2Params {
 pub struct PasswordHasher {
     /// State shared with the blocking tasks.
     inner: Arc<Inner>,
+    /// Bounds concurrent argon2 runs (each holds `memory_kib` of RAM) to
+    /// the number of CPUs; more callers queue instead of growing memory.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 /// What each blocking task needs.
@@ -177,12 +180,20 @@ impl PasswordHasher {
                 #[cfg(test)]
                 computations: std::sync::atomic::AtomicUsize::new(0),
             }),
+            running: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
         })
     }
 
     /// Hashes a password with a random salt, returning a PHC string
     /// (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) to store.
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::TaskFailed)?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             inner.hash_blocking(password.expose_secret().as_bytes())
@@ -203,6 +214,11 @@ impl PasswordHasher {
         password: SecretString,
         phc: Option<String>,
     ) -> Result<bool, PasswordError> {
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::TaskFailed)?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let password = password.expose_secret().as_bytes();

@@ -332,7 +332,7 @@ impl fmt::Debug for PhoneNumber {
 
 /// Which Telegram chat to act on.
 ///
-/// Parsed from `me`/`self` (any case), `@username` (Telegram's rule: 5–32
+/// Parsed from `me`/`self` (any case), `@username` (Telegram's rule: 4–32
 /// characters from `[A-Za-z0-9_]`, starting with a letter; stored without
 /// the `@`, case kept) or a non-zero integer id (negative for groups and
 /// channels). `Display` gives back a string that parses to the same value.
@@ -382,8 +382,9 @@ impl ChatRef {
             let msg = "usernames may contain only A-Z, a-z, 0-9 and '_'";
             return Err(ValidationError::new(F, "invalid_username", msg));
         }
-        if !(5..=32).contains(&len) {
-            let msg = "usernames are 5 to 32 characters";
+        // 5–32 for ordinary usernames; 4-character collectible ones exist too.
+        if !(4..=32).contains(&len) {
+            let msg = "usernames are 4 to 32 characters";
             return Err(ValidationError::new(F, "invalid_username", msg));
         }
         if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -667,7 +668,11 @@ mod tests {
 
     #[test]
     fn chat_username_boundaries_follow_telegram() {
-        assert_eq!(code(ChatRef::parse("@abcd")), ("chat", "invalid_username"));
+        assert_eq!(code(ChatRef::parse("@abc")), ("chat", "invalid_username"));
+        assert!(
+            ChatRef::parse("@abcd").is_ok(),
+            "collectible 4-character names"
+        );
         assert!(ChatRef::parse("@abcde").is_ok());
         assert!(ChatRef::parse(&format!("@{}", "a".repeat(32))).is_ok());
         let long = format!("@{}", "a".repeat(33));

@@ -173,14 +173,34 @@ impl SessionData {
 
     /// Serializes for sealing. The buffer is zeroed when dropped.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        // Measure first, then write into a buffer of the exact size: a
+        // growing Vec would leave freed copies of the keys behind.
+        let mut counter = ByteCounter(0);
         // unwrap: serializing plain structs with string keys cannot fail.
         #[allow(clippy::expect_used)]
-        Zeroizing::new(serde_json::to_vec(self).expect("session data serializes"))
+        serde_json::to_writer(&mut counter, self).expect("session data serializes");
+        let mut buf = Zeroizing::new(Vec::with_capacity(counter.0));
+        #[allow(clippy::expect_used)]
+        serde_json::to_writer(&mut *buf, self).expect("session data serializes");
+        buf
     }
 
     /// Parses what [`SessionData::to_bytes`] wrote.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+}
+
+/// Counts bytes written.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -259,6 +279,11 @@ mod tests {
         let mut data = SessionData::from_telethon_string(&s).unwrap();
         data.user_id = Some(777);
         let bytes = data.to_bytes();
+        assert_eq!(
+            bytes.capacity(),
+            bytes.len(),
+            "no reallocation left copies behind"
+        );
         assert_eq!(SessionData::from_bytes(&bytes).unwrap(), data);
         let debug = format!("{data:?}");
         assert!(debug.contains("AuthKey(..)"), "{debug}");

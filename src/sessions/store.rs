@@ -88,6 +88,10 @@ impl std::fmt::Debug for SessionStore {
     }
 }
 
+/// Passes over the table before `rewrap_all` gives up on rows that keep
+/// being rewritten under an old key (a node still running with it).
+const MAX_REWRAP_PASSES: usize = 5;
+
 fn now() -> sea_orm::prelude::DateTimeWithTimeZone {
     chrono::Utc::now().fixed_offset()
 }
@@ -243,39 +247,50 @@ impl SessionStore {
     ) -> Result<RewrapReport, SessionStoreError> {
         let active = self.keyring.active_id().as_str().to_owned();
         let mut report = RewrapReport::default();
-        let mut after_id = 0i64;
-        loop {
-            let rows = session::Entity::find()
-                .filter(session::Column::KeyId.ne(active.as_str()))
-                .filter(session::Column::Id.gt(after_id))
-                .order_by_asc(session::Column::Id)
-                .limit(batch_size.max(1))
-                .all(&self.db)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after_id = last.id;
-            let txn = self.db.begin().await?;
-            for row in &rows {
-                let plaintext = match self.open_row(row) {
-                    Ok(p) => p,
-                    Err(_) => {
-                        report.failed.push(row.id);
+        // A row that changed under us was rewritten by someone else; if that
+        // writer still used an old key, the next pass picks it up again.
+        for _pass in 0..MAX_REWRAP_PASSES {
+            let raced_before = report.raced;
+            let mut after_id = 0i64;
+            loop {
+                let rows = session::Entity::find()
+                    .filter(session::Column::KeyId.ne(active.as_str()))
+                    .filter(session::Column::Id.gt(after_id))
+                    .order_by_asc(session::Column::Id)
+                    .limit(batch_size.max(1))
+                    .all(&self.db)
+                    .await?;
+                let Some(last) = rows.last() else { break };
+                after_id = last.id;
+                let txn = self.db.begin().await?;
+                for row in &rows {
+                    if report.failed.contains(&row.id) {
                         continue;
                     }
-                };
-                let sealed = self
-                    .keyring
-                    .seal(&plaintext, &session_aad(row.id, row.account_id));
-                let old = (row.key_id.as_str(), row.nonce.as_slice());
-                if write_sealed(&txn, row.id, &sealed, Some(old)).await? {
-                    report.rewrapped += 1;
-                } else {
-                    report.raced += 1;
+                    let plaintext = match self.open_row(row) {
+                        Ok(p) => p,
+                        Err(_) => {
+                            report.failed.push(row.id);
+                            continue;
+                        }
+                    };
+                    let sealed = self
+                        .keyring
+                        .seal(&plaintext, &session_aad(row.id, row.account_id));
+                    let old = (row.key_id.as_str(), row.nonce.as_slice());
+                    if write_sealed(&txn, row.id, &sealed, Some(old)).await? {
+                        report.rewrapped += 1;
+                    } else {
+                        report.raced += 1;
+                    }
+                }
+                txn.commit().await?;
+                report.batches += 1;
+                if on_batch(&report).is_break() {
+                    return Ok(report);
                 }
             }
-            txn.commit().await?;
-            report.batches += 1;
-            if on_batch(&report).is_break() {
+            if report.raced == raced_before {
                 break;
             }
         }

@@ -143,9 +143,11 @@ async fn registration_validates_input_and_refuses_duplicates_regardless_of_case(
         );
     }
 
+    app.register("Émile").await;
     for body in [
         json!({"username": "BOB", "email": "other@example.com", "password": "long enough"}),
         json!({"username": "robert", "email": "BOB@example.com", "password": "long enough"}),
+        json!({"username": "éMILE", "email": "emile2@example.com", "password": "long enough"}),
     ] {
         let (status, code) =
             error_code(app.post_json("/api/v1/auth/register", None, &body).await).await;
@@ -435,5 +437,67 @@ async fn admin_routes_need_the_admin_role_and_a_role_change_revokes_tokens() {
     let serialized = serde_json::to_string(&entries).unwrap();
     assert!(!serialized.contains("password-ivan") && !serialized.contains("nope-nope"));
     assert!(!serialized.contains(&token));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_demotion_by_the_cli_closes_admin_routes_at_once() {
+    let app = spawn_app().await;
+    app.register("judy").await;
+    tgvisor::ops::set_role(&app.settings, "judy", Role::Admin)
+        .await
+        .unwrap();
+    let token = app.login("judy").await;
+    assert_eq!(app.get_auth("/api/v1/audit", &token).await.status(), 200);
+
+    // The CLI is another process: this server's cache does not hear of it.
+    tgvisor::ops::set_role(&app.settings, "judy", Role::User)
+        .await
+        .unwrap();
+    let (status, code) = error_code(app.get_auth("/api/v1/audit", &token).await).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn registrations_are_limited_per_client_ip() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.register(&format!("user{i}")).await;
+    }
+    let res = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            &json!({"username": "user5", "email": "u5@example.com", "password": "long enough"}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_client_ip_is_the_nearest_untrusted_forwarded_hop() {
+    let app = spawn_app_with(|f| f.merge(("server.trusted_proxies", vec!["127.0.0.1"]))).await;
+    app.register("kim").await;
+    // The client wrote the first entries itself; our proxy appended the last.
+    for i in 0..5 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("10.9.9.{i}, 203.0.113.50"))
+            .json(&json!({"username": "kim", "password": "guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    let res = login_from(&app, "203.0.113.50", "kim", "guess").await;
+    assert_eq!(
+        res.status().as_u16(),
+        429,
+        "forged entries did not buy fresh counters"
+    );
     app.stop().await;
 }
