@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod entities;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod ops;

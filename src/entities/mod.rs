@@ -3,5 +3,6 @@
 
 pub mod account;
 pub mod audit_log;
+pub mod event;
 pub mod session;
 pub mod user;

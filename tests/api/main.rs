@@ -4,6 +4,7 @@
 
 mod accounts;
 mod auth;
+mod events;
 mod health;
 mod helpers;
 mod http;
