@@ -45,6 +45,20 @@ pub struct ErrorDetail {
     pub incident_id: Option<String>,
 }
 
+impl ErrorDetail {
+    /// Just a code and a message.
+    pub fn new(code: &str, message: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            field: None,
+            reason: None,
+            retry_after_ms: None,
+            incident_id: None,
+        }
+    }
+}
+
 /// An error with an HTTP status, a stable code and a client-safe message.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -143,14 +157,13 @@ impl ResponseError for ApiError {
         }
         res.json(ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message.clone(),
                 field: self.field.map(str::to_owned),
                 reason: self.reason.map(str::to_owned),
                 retry_after_ms: self
                     .retry_after
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 incident_id: self.incident_id.clone(),
+                ..ErrorDetail::new(self.code, &self.message)
             },
         })
     }
@@ -206,14 +219,7 @@ impl From<AccountError> for ApiError {
 /// Build an error response in the shared shape.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(ErrorBody {
-        error: ErrorDetail {
-            code: code.to_owned(),
-            message: message.to_owned(),
-            field: None,
-            reason: None,
-            retry_after_ms: None,
-            incident_id: None,
-        },
+        error: ErrorDetail::new(code, message),
     })
 }
 

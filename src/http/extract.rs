@@ -124,8 +124,7 @@ impl FromRequest for ClientIp {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let trusted = req
             .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.server.trusted_proxies.clone())
-            .unwrap_or_default();
-        std::future::ready(Ok(Self(client_ip(req, &trusted))))
+            .map_or(&[][..], |s| s.settings.server.trusted_proxies.as_slice());
+        std::future::ready(Ok(Self(client_ip(req, trusted))))
     }
 }

@@ -507,9 +507,15 @@ impl Backend for SimBackend {
         self.world.call(None, "auth.sendCode", None).await?;
         let (dc, code, two_factor) =
             parse_sim_phone(phone.as_e164()).ok_or(TgError::PhoneNumberInvalid)?;
-        if let Some(&id) = self.world.lock().by_phone.get(phone.as_e164())
-            && self.world.lock().users.get(&id).is_some_and(|u| u.banned)
-        {
+        let banned = {
+            let state = self.world.lock();
+            state
+                .by_phone
+                .get(phone.as_e164())
+                .and_then(|id| state.users.get(id))
+                .is_some_and(|u| u.banned)
+        };
+        if banned {
             return Err(TgError::Banned);
         }
         Ok(Box::new(SimPendingCode {

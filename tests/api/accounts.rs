@@ -78,12 +78,8 @@ async fn import_list_show_and_remove_an_account() {
     assert_eq!(res.status().as_u16(), 409);
 
     let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/accounts/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .delete_auth(&format!("/api/v1/accounts/{id}"), &token)
+        .await;
     assert_eq!(res.status().as_u16(), 204);
     assert_eq!(
         app.get_auth(&format!("/api/v1/accounts/{id}"), &token)
@@ -168,12 +164,8 @@ async fn another_users_account_ids_answer_404_like_ids_that_do_not_exist() {
             .get_auth(&format!("/api/v1/accounts/{target}"), &mallory)
             .await;
         let delete = app
-            .client
-            .delete(app.url(&format!("/api/v1/accounts/{target}")))
-            .bearer_auth(&mallory)
-            .send()
-            .await
-            .unwrap();
+            .delete_auth(&format!("/api/v1/accounts/{target}"), &mallory)
+            .await;
         for res in [get, delete] {
             assert_eq!(res.status().as_u16(), 404);
             answers.push(res.json::<Value>().await.unwrap());

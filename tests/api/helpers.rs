@@ -252,6 +252,16 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// DELETE with a bearer token.
+    pub async fn delete_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Registers `username` (password `password-<username>`); returns the user id.
     pub async fn register(&self, username: &str) -> i64 {
         let res = self

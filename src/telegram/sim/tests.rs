@@ -240,3 +240,16 @@ async fn dropped_connections_revocations_and_duplicate_keys_are_reported() {
         Some(TgError::Revoked)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn known_numbers_sign_in_again_and_banned_ones_are_refused() {
+    let backend = SimBackend::default();
+    let (_, first) = sign_in(&backend, "+9996621234").await;
+    let (_, again) = sign_in(&backend, "+9996621234").await;
+    assert_eq!(first.id, again.id, "the same Telegram user");
+    backend.world.ban("+9996621234");
+    assert_eq!(
+        backend.request_code(&phone("+9996621234")).await.err(),
+        Some(TgError::Banned)
+    );
+}
