@@ -200,6 +200,17 @@ pub struct TelegramSettings {
     pub session_rotation_interval_ms: u64,
     pub max_session_age_ms: u64,
     pub session_error_threshold: u32,
+    /// Every Telegram call runs under this timeout (grammers has none of its own).
+    pub request_timeout_ms: u64,
+    /// How often a connected account persists its update state (also at shutdown).
+    pub update_state_sync_interval_ms: u64,
+    /// How long a sign-in waits for its code or 2FA password.
+    pub pending_login_ttl_ms: u64,
+    /// Sign-ins waiting for a code or password at once, per node and per user.
+    pub max_pending_logins: u32,
+    pub max_pending_logins_per_user: u32,
+    /// Wrong codes or passwords accepted per sign-in before it is dropped.
+    pub login_attempts: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
