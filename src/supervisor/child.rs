@@ -5,7 +5,6 @@ use super::{ExitReason, Restart, panic};
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use std::panic::AssertUnwindSafe;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,7 +22,7 @@ pub(crate) enum Control {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub(crate) struct ChildExited {
-    pub index: usize,
+    pub id: u64,
     pub generation: u64,
     pub reason: ExitReason,
 }
@@ -144,24 +143,26 @@ pub(crate) struct Started {
 }
 
 pub(crate) struct StartArgs {
-    pub index: usize,
+    pub id: u64,
     pub generation: u64,
     pub path: String,
     pub notify: Recipient<ChildExited>,
 }
 
-type Starter = dyn Fn(StartArgs) -> Result<Started, String>;
+type Starter = dyn Fn(StartArgs) -> Result<Started, String> + Send + Sync;
 
 /// How to start one child, and how its supervisor treats its exits.
 ///
 /// A spec can be cloned; clones share the child's [`ChildRef`], so a nested
 /// supervisor that is itself restarted keeps handing out the same handles.
+/// Specs are `Send`, so any thread can hand one to a dynamic supervisor
+/// ([`super::AddChild`]).
 #[derive(Clone)]
 pub struct ChildSpec {
     pub(crate) name: String,
     pub(crate) restart: Restart,
     pub(crate) shutdown_timeout: Option<Duration>,
-    pub(crate) start: Rc<Starter>,
+    pub(crate) start: Arc<Starter>,
 }
 
 impl std::fmt::Debug for ChildSpec {
@@ -179,16 +180,16 @@ impl ChildSpec {
     pub fn new<A, F>(name: impl Into<String>, factory: F) -> (Self, ChildRef<A>)
     where
         A: Actor<Context = Context<A>>,
-        F: Fn(&ChildContext) -> A + 'static,
+        F: Fn(&ChildContext) -> A + Send + Sync + 'static,
     {
         let (tx, rx) = watch::channel(None);
-        let slot = Rc::new(tx);
+        let slot = Arc::new(tx);
         let start = move |args: StartArgs| start_child(&factory, &slot, args);
         let spec = Self {
             name: name.into(),
             restart: Restart::Permanent,
             shutdown_timeout: None,
-            start: Rc::new(start),
+            start: Arc::new(start),
         };
         (spec, ChildRef { rx })
     }
@@ -214,7 +215,7 @@ impl ChildSpec {
 /// The live address of a child with its generation; `None` while it is down.
 type Slot<A> = watch::Sender<Option<(u64, Addr<A>)>>;
 
-fn start_child<A, F>(factory: &F, slot: &Rc<Slot<A>>, args: StartArgs) -> Result<Started, String>
+fn start_child<A, F>(factory: &F, slot: &Arc<Slot<A>>, args: StartArgs) -> Result<Started, String>
 where
     A: Actor<Context = Context<A>>,
     F: Fn(&ChildContext) -> A,
@@ -231,7 +232,7 @@ where
     let (control_tx, mut control_rx) = mpsc::unbounded_channel();
     let (terminated_tx, terminated_rx) = oneshot::channel();
     let guard = Guard {
-        index: args.index,
+        id: args.id,
         generation: args.generation,
         exit: exit.clone(),
         notify: args.notify,
@@ -265,7 +266,7 @@ where
 
 /// Lives inside the child's context; its drop is the child's exit.
 struct Guard<A: Actor> {
-    index: usize,
+    id: u64,
     generation: u64,
     exit: ExitSignal,
     notify: Recipient<ChildExited>,
@@ -294,7 +295,7 @@ impl<A: Actor> Drop for Guard<A> {
             let _ = t.send(());
         }
         self.notify.do_send(ChildExited {
-            index: self.index,
+            id: self.id,
             generation,
             reason,
         });

@@ -39,7 +39,10 @@ pub use panic::install_panic_hook;
 pub use runtime::{
     ActorStatus, RunState, SupervisionEvent, SupervisionEventKind, SupervisionRuntime,
 };
-pub use tree::{InjectPanic, StopTree, Supervisor, SupervisorSpec};
+pub use tree::{
+    AddChild, AddChildError, DynamicChildren, InjectPanic, Intensity, RemoveChild, StopTree,
+    Supervisor, SupervisorSpec,
+};
 
 use std::time::Duration;
 

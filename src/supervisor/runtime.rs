@@ -272,6 +272,43 @@ impl SupervisionRuntime {
         );
     }
 
+    /// A child given up alone ([`super::Intensity::PerChild`]): it stays down,
+    /// its siblings and its supervisor carry on.
+    pub(crate) fn child_gave_up(&self, path: &str, restarts: u32, period: Duration, cause: &str) {
+        self.set_state(path, RunState::Failed, Some(cause.to_owned()), false);
+        tracing::error!(
+            actor = path,
+            restarts,
+            cause,
+            "actor given up: restart intensity exceeded"
+        );
+        self.emit(
+            path,
+            SupervisionEventKind::GaveUp {
+                restarts,
+                period_ms: period.as_millis() as u64,
+                cause: cause.to_owned(),
+            },
+        );
+    }
+
+    /// A dynamic child was removed: drop its status and its metric series,
+    /// so removed children do not accumulate.
+    pub(crate) fn forget(&self, path: &str) {
+        self.tree
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(path);
+        self.controls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(path);
+        let _ = self.up.remove_label_values(&[path]);
+        for reason in ["normal", "shutdown", "error", "panic", "sibling"] {
+            let _ = self.restarts.remove_label_values(&[path, reason]);
+        }
+    }
+
     fn set_state(&self, path: &str, state: RunState, last_exit: Option<String>, essential: bool) {
         let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
         let entry = tree.entry(path.to_owned()).or_insert_with(|| ActorStatus {

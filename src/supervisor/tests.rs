@@ -2,35 +2,37 @@
 
 use super::*;
 use actix::prelude::*;
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 /// A log shared between a test and the actors it starts.
-type Log = Rc<RefCell<Vec<String>>>;
+type Log = Arc<Mutex<Vec<String>>>;
 
 struct Worker {
     name: &'static str,
     log: Log,
     exit: ExitSignal,
     /// Panic in `started` while this is positive (counts down per start).
-    crash_on_start: Rc<RefCell<u32>>,
+    crash_on_start: Arc<Mutex<u32>>,
 }
 
 impl Actor for Worker {
     type Context = Context<Self>;
     fn started(&mut self, _: &mut Context<Self>) {
-        let mut left = self.crash_on_start.borrow_mut();
-        if *left > 0 {
-            *left -= 1;
+        let crash = {
+            let mut left = self.crash_on_start.lock().unwrap();
+            let crash = *left > 0;
+            *left = left.saturating_sub(1);
+            crash
+        };
+        if crash {
             panic!("{} failed to start", self.name);
         }
     }
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.log.borrow_mut().push(format!("stop {}", self.name));
+        self.log.lock().unwrap().push(format!("stop {}", self.name));
     }
 }
 
@@ -69,15 +71,15 @@ impl Handler<Hello> for Worker {
 
 struct Fixture {
     log: Log,
-    starts: Rc<RefCell<Vec<(String, Instant)>>>,
+    starts: Arc<Mutex<Vec<(String, Instant)>>>,
     runtime: Arc<SupervisionRuntime>,
 }
 
 impl Fixture {
     fn new() -> Self {
         Self {
-            log: Rc::default(),
-            starts: Rc::default(),
+            log: Arc::default(),
+            starts: Arc::default(),
             runtime: Arc::new(SupervisionRuntime::standalone()),
         }
     }
@@ -85,10 +87,13 @@ impl Fixture {
     fn worker(&self, name: &'static str, crash_on_start: u32) -> (ChildSpec, ChildRef<Worker>) {
         let log = self.log.clone();
         let starts = self.starts.clone();
-        let crashes = Rc::new(RefCell::new(crash_on_start));
+        let crashes = Arc::new(Mutex::new(crash_on_start));
         ChildSpec::new(name, move |cctx| {
-            log.borrow_mut().push(format!("start {name}"));
-            starts.borrow_mut().push((name.to_owned(), Instant::now()));
+            log.lock().unwrap().push(format!("start {name}"));
+            starts
+                .lock()
+                .unwrap()
+                .push((name.to_owned(), Instant::now()));
             Worker {
                 name,
                 log: log.clone(),
@@ -100,7 +105,8 @@ impl Fixture {
 
     fn starts_of(&self, name: &str) -> Vec<Instant> {
         self.starts
-            .borrow()
+            .lock()
+            .unwrap()
             .iter()
             .filter(|(n, _)| n == name)
             .map(|(_, t)| *t)
@@ -108,7 +114,7 @@ impl Fixture {
     }
 
     fn take_log(&self) -> Vec<String> {
-        std::mem::take(&mut *self.log.borrow_mut())
+        std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
 
@@ -373,19 +379,19 @@ async fn a_panicking_factory_is_a_failed_start_retried_with_backoff() {
     tokio::time::pause();
     let fx = Fixture::new();
     let mut events = fx.runtime.subscribe();
-    let attempts = Rc::new(RefCell::new(Vec::new()));
+    let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = attempts.clone();
     let log = fx.log.clone();
     let (spec, child) = ChildSpec::new("fragile", move |cctx| {
-        seen.borrow_mut().push(Instant::now());
-        if seen.borrow().len() < 3 {
+        seen.lock().unwrap().push(Instant::now());
+        if seen.lock().unwrap().len() < 3 {
             panic!("config not ready");
         }
         Worker {
             name: "fragile",
             log: log.clone(),
             exit: cctx.exit.clone(),
-            crash_on_start: Rc::default(),
+            crash_on_start: Arc::default(),
         }
     });
     let _root = SupervisorSpec::new("root")
@@ -396,7 +402,7 @@ async fn a_panicking_factory_is_a_failed_start_retried_with_backoff() {
         e.actor == "root/fragile" && matches!(e.kind, SupervisionEventKind::Started { .. })
     })
     .await;
-    let times = attempts.borrow().clone();
+    let times = attempts.lock().unwrap().clone();
     assert_eq!(times.len(), 3);
     assert_eq!(ms(times[1] - times[0]), 100);
     assert_eq!(ms(times[2] - times[1]), 200);
@@ -507,4 +513,106 @@ async fn injected_panics_fail_the_actor_from_inside() {
     assert_eq!(status.last_exit.as_deref(), Some("panic: injected fault"));
     assert!(!fx.runtime.inject_panic("root/nobody", "x"));
     assert_eq!(child.send(Hello).await, Ok("w".to_owned()));
+}
+
+#[actix_rt::test]
+async fn dynamic_children_are_added_refused_twice_and_removed_for_good() {
+    tokio::time::pause();
+    let fx = Fixture::new();
+    let mut events = fx.runtime.subscribe();
+    let (spec, list) = SupervisorSpec::new("accounts").policy(policy(10)).dynamic();
+    let sup = spec.start_root(fx.runtime.clone());
+
+    let (a, a_ref) = fx.worker("a", 0);
+    let (b, _) = fx.worker("b", 0);
+    assert_eq!(sup.send(AddChild(a.clone())).await.unwrap(), Ok(()));
+    assert_eq!(sup.send(AddChild(b)).await.unwrap(), Ok(()));
+    wait_for(&mut events, is_started("accounts/a", 1)).await;
+    assert_eq!(a_ref.send(Hello).await, Ok("a".to_owned()));
+    assert_eq!(
+        sup.send(AddChild(a)).await.unwrap(),
+        Err(AddChildError::Exists)
+    );
+    assert_eq!(list.names(), ["a", "b"]);
+
+    // A removed child is stopped, not restarted, and forgotten.
+    assert!(sup.send(RemoveChild("a".into())).await.unwrap());
+    assert!(a_ref.addr().is_none());
+    assert!(fx.take_log().contains(&"stop a".to_owned()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(a_ref.addr().is_none(), "a removed child came back");
+    assert!(fx.runtime.status("accounts/a").is_none());
+    assert!(fx.runtime.status("accounts/b").is_some());
+    assert_eq!(list.names(), ["b"]);
+    assert!(!sup.send(RemoveChild("a".into())).await.unwrap());
+
+    // Static supervisors refuse dynamic children.
+    let fixed = SupervisorSpec::new("fixed").start_root(fx.runtime.clone());
+    let (c, _) = fx.worker("c", 0);
+    assert_eq!(
+        fixed.send(AddChild(c)).await.unwrap(),
+        Err(AddChildError::NotDynamic)
+    );
+}
+
+#[actix_rt::test]
+async fn per_child_intensity_gives_up_one_child_and_spares_its_siblings() {
+    tokio::time::pause();
+    let fx = Fixture::new();
+    let mut events = fx.runtime.subscribe();
+    let (spec, _) = SupervisorSpec::new("accounts")
+        .policy(policy(2))
+        .intensity(Intensity::PerChild)
+        .dynamic();
+    let sup = spec.start_root(fx.runtime.clone());
+    let (bad, _) = fx.worker("bad", u32::MAX);
+    let (good, good_ref) = fx.worker("good", 0);
+    sup.send(AddChild(good)).await.unwrap().unwrap();
+    sup.send(AddChild(bad)).await.unwrap().unwrap();
+
+    let gave_up = wait_for(&mut events, |e| {
+        matches!(e.kind, SupervisionEventKind::GaveUp { .. })
+    })
+    .await;
+    assert_eq!(gave_up.actor, "accounts/bad");
+    // The sibling and the supervisor carry on.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(good_ref.send(Hello).await, Ok("good".to_owned()));
+    let snapshot = fx.runtime.snapshot();
+    assert_eq!(snapshot["accounts/bad"].state, RunState::Failed);
+    assert_eq!(snapshot["accounts"].state, RunState::Running);
+    assert_eq!(fx.starts_of("bad").len(), 3, "initial start + 2 restarts");
+    assert!(fx.runtime.root_failure().is_none());
+}
+
+#[actix_rt::test]
+async fn a_restarted_dynamic_supervisor_starts_its_children_again() {
+    tokio::time::pause();
+    let fx = Fixture::new();
+    let mut events = fx.runtime.subscribe();
+    let (flaky, flaky_ref) = fx.worker("flaky", 0);
+    let (dyn_spec, _) = SupervisorSpec::new("accounts").policy(policy(2)).dynamic();
+    let (sub_spec, sub) = dyn_spec.child(flaky).into_child(fx.runtime.clone());
+    let _root = SupervisorSpec::new("root")
+        .policy(policy(10))
+        .child(sub_spec)
+        .start_root(fx.runtime.clone());
+    let sup = sub.ready().await.unwrap();
+    let (acct, acct_ref) = fx.worker("acct", 0);
+    sup.send(AddChild(acct)).await.unwrap().unwrap();
+    wait_for(&mut events, is_started("root/accounts/acct", 1)).await;
+
+    // The static child crashes 3 times: the supervisor (2 restarts allowed)
+    // gives up and its parent restarts it.
+    for generation in 2..=3 {
+        let _ = flaky_ref.send(Cmd::Panic).await;
+        wait_for(&mut events, is_started("root/accounts/flaky", generation)).await;
+    }
+    let _ = flaky_ref.send(Cmd::Panic).await;
+    // The next incarnation starts both its static child and the dynamic one
+    // (a fresh generation behind the same handle).
+    wait_for(&mut events, is_started("root/accounts", 2)).await;
+    wait_for(&mut events, is_started("root/accounts/acct", 1)).await;
+    assert_eq!(acct_ref.send(Hello).await, Ok("acct".to_owned()));
+    assert_eq!(fx.starts_of("acct").len(), 2);
 }

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -31,13 +31,66 @@ pub struct InjectPanic {
     pub message: String,
 }
 
+/// Start a child under a dynamic supervisor (OTP's `start_child`). The spec
+/// is remembered: if the supervisor itself is restarted, its new incarnation
+/// starts the child again.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), AddChildError>")]
+pub struct AddChild(pub ChildSpec);
+
+/// Why [`AddChild`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddChildError {
+    #[error("a child with this name is already supervised")]
+    Exists,
+    #[error("this supervisor takes no dynamic children")]
+    NotDynamic,
+}
+
+/// Stop a dynamic child and forget it (OTP's `terminate_child` followed by
+/// `delete_child`). Answers false when there was no such child.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct RemoveChild(pub String);
+
+/// The children a dynamic supervisor has been given, shared by all its
+/// incarnations and by whoever adds children.
+#[derive(Clone, Debug, Default)]
+pub struct DynamicChildren(Arc<Mutex<Vec<ChildSpec>>>);
+
+impl DynamicChildren {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ChildSpec>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Names of the children, in the order they were added.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+/// Where restart intensity is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intensity {
+    /// Over the whole supervisor: too many restarts make it give up and
+    /// escalate (OTP's rule; right for a fixed set of essential children).
+    Supervisor,
+    /// Per child: a child restarting too often is given up alone (its state
+    /// becomes `failed`) while its siblings keep running. For dynamic
+    /// supervisors of independent workers, such as one actor per account,
+    /// where one bad account must not take the others down.
+    PerChild,
+}
+
 /// Everything needed to start a supervisor, as root or as a child.
 #[derive(Clone, Debug)]
 pub struct SupervisorSpec {
     name: String,
     strategy: Strategy,
     policy: SupervisionPolicy,
+    intensity: Intensity,
     children: Vec<ChildSpec>,
+    dynamic: Option<DynamicChildren>,
 }
 
 impl SupervisorSpec {
@@ -47,8 +100,23 @@ impl SupervisorSpec {
             name: name.into(),
             strategy: Strategy::OneForOne,
             policy: SupervisionPolicy::default(),
+            intensity: Intensity::Supervisor,
             children: Vec::new(),
+            dynamic: None,
         }
+    }
+
+    /// Accept children at run time ([`AddChild`], [`RemoveChild`]); they are
+    /// started after the static ones. Returns the shared list.
+    pub fn dynamic(mut self) -> (Self, DynamicChildren) {
+        let list = DynamicChildren::default();
+        self.dynamic = Some(list.clone());
+        (self, list)
+    }
+
+    pub fn intensity(mut self, intensity: Intensity) -> Self {
+        self.intensity = intensity;
+        self
     }
 
     pub fn strategy(mut self, strategy: Strategy) -> Self {
@@ -106,6 +174,7 @@ struct RunningChild {
 }
 
 struct Child {
+    id: u64,
     spec: ChildSpec,
     path: String,
     generation: u64,
@@ -118,6 +187,10 @@ struct Child {
     awaiting_restart: bool,
     /// The metric label of the exit that the pending restart answers.
     restart_reason: &'static str,
+    /// Recent restarts of this child ([`Intensity::PerChild`]).
+    restarts: VecDeque<Instant>,
+    /// Removed by [`RemoveChild`]: dropped from the list once it has stopped.
+    removing: bool,
 }
 
 impl Child {
@@ -131,7 +204,10 @@ pub struct Supervisor {
     path: String,
     strategy: Strategy,
     policy: SupervisionPolicy,
+    intensity: Intensity,
+    dynamic: Option<DynamicChildren>,
     children: Vec<Child>,
+    next_id: u64,
     /// When each recent restart happened, for the intensity window.
     restarts: VecDeque<Instant>,
     phase: Phase,
@@ -150,25 +226,18 @@ impl Supervisor {
         runtime: Arc<SupervisionRuntime>,
         exit: Option<ExitSignal>,
     ) -> Self {
-        let children = spec
-            .children
-            .into_iter()
-            .map(|spec| Child {
-                path: format!("{path}/{}", spec.name),
-                spec,
-                generation: 0,
-                running: None,
-                attempt: 0,
-                expecting_exit: false,
-                awaiting_restart: false,
-                restart_reason: "",
-            })
-            .collect();
-        Self {
+        let mut specs = spec.children;
+        if let Some(dynamic) = &spec.dynamic {
+            specs.extend(dynamic.lock().iter().cloned());
+        }
+        let mut this = Self {
             path,
             strategy: spec.strategy,
             policy: spec.policy,
-            children,
+            intensity: spec.intensity,
+            dynamic: spec.dynamic,
+            children: Vec::new(),
+            next_id: 0,
             restarts: VecDeque::new(),
             phase: Phase::Running,
             children_stopped: false,
@@ -176,17 +245,43 @@ impl Supervisor {
             runtime,
             exit,
             rng: SmallRng::from_rng(&mut rand::rng()),
+        };
+        for spec in specs {
+            this.push_child(spec);
         }
+        this
+    }
+
+    fn push_child(&mut self, spec: ChildSpec) -> usize {
+        self.next_id += 1;
+        self.children.push(Child {
+            id: self.next_id,
+            path: format!("{}/{}", self.path, spec.name),
+            spec,
+            generation: 0,
+            running: None,
+            attempt: 0,
+            expecting_exit: false,
+            awaiting_restart: false,
+            restart_reason: "",
+            restarts: VecDeque::new(),
+            removing: false,
+        });
+        self.children.len() - 1
+    }
+
+    fn position(&self, id: u64) -> Option<usize> {
+        self.children.iter().position(|c| c.id == id)
     }
 
     fn start_child(&mut self, idx: usize, ctx: &mut Context<Self>) {
         let child = &mut self.children[idx];
-        if child.running.is_some() {
+        if child.running.is_some() || child.removing {
             return;
         }
         child.generation += 1;
         let args = StartArgs {
-            index: idx,
+            id: child.id,
             generation: child.generation,
             path: child.path.clone(),
             notify: ctx.address().recipient(),
@@ -238,13 +333,35 @@ impl Supervisor {
         };
         self.runtime
             .exited(&child.path, &reason, next, child.essential());
+        if child.removing {
+            let path = child.path.clone();
+            self.children.remove(idx);
+            self.runtime.forget(&path);
+            return;
+        }
         if !restart {
             return;
         }
         if uptime.is_some_and(|u| u >= self.policy.reset_after) {
             child.attempt = 0;
         }
-        if self.exceeds_intensity() {
+        if self.intensity == Intensity::PerChild {
+            let child = &mut self.children[idx];
+            if exceeds(&mut child.restarts, &self.policy) {
+                let cause = format!(
+                    "{} restarts within {:?}; last: {reason}",
+                    child.restarts.len(),
+                    self.policy.period,
+                );
+                self.runtime.child_gave_up(
+                    &child.path,
+                    self.policy.max_restarts,
+                    self.policy.period,
+                    &cause,
+                );
+                return;
+            }
+        } else if exceeds(&mut self.restarts, &self.policy) {
             let cause = format!(
                 "{} restarts within {:?}; last: {} {}",
                 self.restarts.len(),
@@ -281,6 +398,8 @@ impl Supervisor {
             .filter(|&j| j != idx && self.children[j].running.is_some())
             .collect();
         let stop = self.stop_children(&siblings);
+        // Positions shift when dynamic children are removed: remember ids.
+        let group: Vec<u64> = group.iter().map(|&j| self.children[j].id).collect();
         ctx.spawn(stop.map(move |(), act, ctx| {
             let handle = ctx.run_later(delay, move |act, ctx| act.restart_group(&group, ctx));
             act.pending.push(handle);
@@ -296,11 +415,14 @@ impl Supervisor {
         }
     }
 
-    fn restart_group(&mut self, group: &[usize], ctx: &mut Context<Self>) {
+    fn restart_group(&mut self, group: &[u64], ctx: &mut Context<Self>) {
         if self.phase != Phase::Running {
             return;
         }
-        for &j in group {
+        for &id in group {
+            let Some(j) = self.position(id) else {
+                continue; // removed meanwhile
+            };
             let child = &mut self.children[j];
             if !std::mem::take(&mut child.awaiting_restart) {
                 continue;
@@ -312,20 +434,6 @@ impl Supervisor {
                 return; // that start failed and made us give up
             }
         }
-    }
-
-    /// Record a restart; true when that is one too many for the window.
-    fn exceeds_intensity(&mut self) -> bool {
-        let now = Instant::now();
-        while self
-            .restarts
-            .front()
-            .is_some_and(|&t| now.duration_since(t) > self.policy.period)
-        {
-            self.restarts.pop_front();
-        }
-        self.restarts.push_back(now);
-        self.restarts.len() > self.policy.max_restarts as usize
     }
 
     fn give_up(&mut self, cause: String, ctx: &mut Context<Self>) {
@@ -410,6 +518,19 @@ impl Supervisor {
     }
 }
 
+/// Records a restart in `window`; true when that is one too many for the period.
+fn exceeds(window: &mut VecDeque<Instant>, policy: &SupervisionPolicy) -> bool {
+    let now = Instant::now();
+    while window
+        .front()
+        .is_some_and(|&t| now.duration_since(t) > policy.period)
+    {
+        window.pop_front();
+    }
+    window.push_back(now);
+    window.len() > policy.max_restarts as usize
+}
+
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
@@ -441,8 +562,8 @@ impl Handler<ChildExited> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
-        if msg.index < self.children.len() {
-            self.on_exit(msg.index, msg.generation, msg.reason, ctx);
+        if let Some(idx) = self.position(msg.id) {
+            self.on_exit(idx, msg.generation, msg.reason, ctx);
         }
     }
 }
@@ -460,5 +581,56 @@ impl Handler<InjectPanic> for Supervisor {
 
     fn handle(&mut self, msg: InjectPanic, _: &mut Context<Self>) -> bool {
         self.runtime.inject_panic(&msg.path, &msg.message)
+    }
+}
+
+impl Handler<AddChild> for Supervisor {
+    type Result = Result<(), AddChildError>;
+
+    fn handle(&mut self, AddChild(spec): AddChild, ctx: &mut Context<Self>) -> Self::Result {
+        let dynamic = self.dynamic.as_ref().ok_or(AddChildError::NotDynamic)?;
+        {
+            let mut list = dynamic.lock();
+            if list.iter().any(|c| c.name == spec.name) {
+                return Err(AddChildError::Exists);
+            }
+            list.push(spec.clone());
+        }
+        // A child being removed under the same name is still stopping; the
+        // new one gets its own entry and starts at once (the old one's exit
+        // is matched by id, not by name).
+        let idx = self.push_child(spec);
+        if self.phase == Phase::Running {
+            self.start_child(idx, ctx);
+        }
+        Ok(())
+    }
+}
+
+impl Handler<RemoveChild> for Supervisor {
+    type Result = ResponseActFuture<Self, bool>;
+
+    fn handle(&mut self, RemoveChild(name): RemoveChild, _: &mut Context<Self>) -> Self::Result {
+        if let Some(dynamic) = &self.dynamic {
+            dynamic.lock().retain(|c| c.name != name);
+        }
+        let Some(idx) = self
+            .children
+            .iter()
+            .position(|c| c.spec.name == name && !c.removing)
+        else {
+            return Box::pin(actix::fut::ready(false));
+        };
+        let child = &mut self.children[idx];
+        child.removing = true;
+        child.awaiting_restart = false;
+        if child.running.is_none() {
+            let path = child.path.clone();
+            self.children.remove(idx);
+            self.runtime.forget(&path);
+            return Box::pin(actix::fut::ready(true));
+        }
+        // Its exit report removes the entry (see on_exit).
+        Box::pin(self.stop_children(&[idx]).map(|(), _, _| true))
     }
 }
