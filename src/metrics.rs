@@ -22,6 +22,7 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
     pub db: DbMetrics,
+    pub telegram: crate::telegram::metrics::TelegramMetrics,
 }
 
 /// Database pool and health metrics, sampled by the Database actor.
@@ -102,12 +103,14 @@ impl Metrics {
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        let telegram = crate::telegram::metrics::TelegramMetrics::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
             http_duration,
             http_in_flight,
             db,
+            telegram,
         })
     }
 

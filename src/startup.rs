@@ -5,15 +5,23 @@
 //! database pool.
 
 use crate::accounts::AccountService;
+use crate::accounts::actor::AccountDeps;
+use crate::accounts::login::LoginService;
+use crate::accounts::manager::SessionManager;
+use crate::accounts::state::StateBoard;
 use crate::actors::database::{DatabaseActor, DbHealthState};
 use crate::auth::AuthService;
 use crate::config::Settings;
+use crate::config::TelegramBackend;
+use crate::events::EventLog;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::sessions::SessionStore;
 use crate::supervisor::{
     ChildRef, ChildSpec, StopTree, SupervisionRuntime, Supervisor, SupervisorSpec,
 };
+use crate::telegram::Backend;
+use crate::telegram::sim::{SimBackend, SimWorld};
 use actix::Addr;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -23,7 +31,7 @@ use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// Asks a running application to shut down gracefully.
 #[derive(Clone, Debug, Default)]
@@ -46,12 +54,43 @@ pub struct Application {
     metrics: Metrics,
     shutdown: ShutdownHandle,
     settings: Arc<Settings>,
+    sessions: SessionManager,
+    events: EventLog,
+    sim_world: Option<SimWorld>,
+}
+
+/// Committed events buffered for live subscribers.
+const EVENT_BUS_CAPACITY: usize = 4096;
+
+/// The backend `telegram.backend` names.
+fn telegram_backend(settings: &Settings) -> anyhow::Result<(Arc<dyn Backend>, Option<SimWorld>)> {
+    match settings.telegram.backend {
+        TelegramBackend::Sim => {
+            let world = SimWorld::default();
+            Ok((Arc::new(SimBackend::new(world.clone())), Some(world)))
+        }
+        TelegramBackend::Grammers => {
+            anyhow::bail!(
+                "the grammers backend is not built into this version yet; use telegram.backend = \"sim\""
+            )
+        }
+    }
 }
 
 impl Application {
     /// Open the database, run migrations, start the supervision tree and bind
     /// the listener (port 0 picks a free one; see [`Application::port`]).
+    /// The Telegram backend is the one `telegram.backend` names.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_backend(settings, None).await
+    }
+
+    /// [`Application::build`] with a given Telegram backend (tests: a sim
+    /// world they control, or grammers against a fake MTProto server).
+    pub async fn build_with_backend(
+        settings: Settings,
+        backend: Option<Arc<dyn Backend>>,
+    ) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let metrics = Metrics::new().context("registering metrics")?;
         let supervision =
@@ -90,10 +129,42 @@ impl Application {
                 )
             })
         };
+        let security = crate::security::SecurityContext::from_settings(&settings)?;
+        let store = SessionStore::new(db.clone(), security.session_keys.clone());
+        let events = EventLog::new(db.clone(), EVENT_BUS_CAPACITY);
+        let (backend, sim_world) = match backend {
+            Some(b) => (b, None),
+            None => telegram_backend(&settings)?,
+        };
+        tracing::info!(backend = backend.name(), "telegram backend");
+        let tg = &settings.telegram;
+        let (sessions_spec, sessions) = {
+            let deps = |released| AccountDeps {
+                db: db.clone(),
+                store: store.clone(),
+                backend: backend.clone(),
+                metrics: metrics.telegram.clone(),
+                board: StateBoard::new(metrics.telegram.accounts.clone()),
+                pool: Arc::new(Semaphore::new(tg.client_pool_size.max(1) as usize)),
+                request_timeout: Duration::from_millis(tg.request_timeout_ms),
+                health_check_interval: Duration::from_millis(tg.health_check_interval_ms),
+                rotation_check_interval: Duration::from_millis(tg.session_rotation_interval_ms),
+                update_sync_interval: Duration::from_millis(tg.update_state_sync_interval_ms),
+                max_session_age: Duration::from_millis(tg.max_session_age_ms),
+                session_error_threshold: tg.session_error_threshold,
+                released,
+            };
+            SessionManager::new(deps, events.clone(), supervision.clone())
+        };
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())
             .child(database_spec)
+            .child(sessions_spec)
             .start_root(supervision.clone());
+        sessions
+            .start_all()
+            .await
+            .context("starting the account actors")?;
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -101,12 +172,16 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
 
-        let security = crate::security::SecurityContext::from_settings(&settings)?;
         let auth = AuthService::from_settings(&settings, db.clone())?;
-        let accounts = AccountService::new(
+        let accounts = AccountService::new(db.clone(), store, security.phones.clone());
+        let logins = LoginService::new(
             db.clone(),
-            SessionStore::new(db.clone(), security.session_keys.clone()),
+            backend.clone(),
+            accounts.clone(),
             security.phones.clone(),
+            sessions.clone(),
+            events.clone(),
+            &settings.telegram,
         );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -116,6 +191,9 @@ impl Application {
             db_health,
             auth,
             accounts,
+            sessions: sessions.clone(),
+            logins,
+            events: events.clone(),
             started_at: Instant::now(),
         });
         let json_cfg = web::JsonConfig::default()
@@ -155,7 +233,23 @@ impl Application {
             metrics,
             shutdown: ShutdownHandle::default(),
             settings,
+            sessions,
+            events,
+            sim_world,
         })
+    }
+
+    pub fn sessions(&self) -> SessionManager {
+        self.sessions.clone()
+    }
+
+    pub fn events(&self) -> EventLog {
+        self.events.clone()
+    }
+
+    /// The simulated Telegram, when the sim backend runs from settings.
+    pub fn sim_world(&self) -> Option<SimWorld> {
+        self.sim_world.clone()
     }
 
     /// The port actually bound.

@@ -6,6 +6,11 @@
 //! with the Telegram port; importing an existing Telethon session needs no
 //! Telegram round trip and is here.
 
+pub mod actor;
+pub mod login;
+pub mod manager;
+pub mod state;
+
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
 use crate::entities::{account, session};
 use crate::security::digest::PhoneDigester;
@@ -84,8 +89,8 @@ impl AccountView {
     }
 }
 
-/// The state of an account that no Telegram client has picked up yet.
-pub const INITIAL_STATE: &str = "stopped";
+/// The state of an imported account: its actor starts connecting at once.
+pub const INITIAL_STATE: &str = "connecting";
 
 /// Account operations; cheap to clone.
 #[derive(Clone, Debug)]
@@ -241,4 +246,33 @@ impl AccountService {
         tracing::info!(account_id = id, "account removed");
         Ok(())
     }
+}
+
+/// Records the Telegram user id behind an account once a client has seen it
+/// (imports may not carry it).
+pub(crate) async fn record_telegram_user(
+    db: &DatabaseConnection,
+    account_id: i64,
+    telegram_user_id: i64,
+) -> Result<(), DbErr> {
+    account::Entity::update_many()
+        .col_expr(
+            account::Column::TelegramUserId,
+            sea_orm::sea_query::Expr::value(telegram_user_id),
+        )
+        .filter(account::Column::Id.eq(account_id))
+        .filter(account::Column::TelegramUserId.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a removed account's events, so nothing of it outlives it (ids of
+/// deleted rows may be reused by SQLite).
+pub async fn delete_events(db: &DatabaseConnection, account_id: i64) -> Result<u64, DbErr> {
+    let res = crate::entities::event::Entity::delete_many()
+        .filter(crate::entities::event::Column::Topic.eq(crate::events::account_topic(account_id)))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
 }

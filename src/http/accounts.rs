@@ -5,7 +5,11 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Authenticated, ClientIp};
 use crate::accounts::AccountView;
+use crate::accounts::login::LoginProgress;
+use crate::security::validation::ChatRef;
+use crate::telegram::Message;
 use actix_web::{HttpResponse, web};
+use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -43,6 +47,10 @@ pub async fn import(
         .accounts
         .import(caller.0.user_id, &body.phone, &body.session, ip.0)
         .await?;
+    if let Err(e) = state.sessions.start(account.id).await {
+        // The row says `connecting`: the next boot starts it.
+        tracing::error!(account_id = account.id, error = %e, "starting the account actor failed");
+    }
     Ok(HttpResponse::Created().json(account))
 }
 
@@ -102,5 +110,219 @@ pub async fn remove(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     state.accounts.remove(caller.0.user_id, *id, ip.0).await?;
+    // Removed (and owned): stop its client, then drop its events.
+    state.sessions.forget(*id).await;
+    if let Err(e) = crate::accounts::delete_events(&state.db, *id).await {
+        tracing::warn!(account_id = *id, error = %e, "deleting a removed account's events failed");
+    }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Start signing in an account: Telegram sends a code to the phone.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The account's phone number in international form (`+…`).
+    pub phone: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    security(("bearer" = [])),
+    request_body = SignInRequest,
+    responses(
+        (status = 202, description = "Code sent; submit it next", body = LoginProgress),
+        (status = 400, description = "Invalid phone number", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Telegram has banned this number", body = ErrorBody),
+        (status = 409, description = "This phone number is already one of your accounts", body = ErrorBody),
+        (status = 429, description = "Too many sign-ins waiting, or Telegram's flood wait", body = ErrorBody),
+        (status = 503, description = "Telegram could not be reached", body = ErrorBody),
+    )
+)]
+pub async fn start_sign_in(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    caller: Authenticated,
+    body: web::Json<SignInRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let progress = state
+        .logins
+        .start(caller.0.user_id, &body.phone, ip.0)
+        .await?;
+    Ok(HttpResponse::Accepted().json(progress))
+}
+
+/// The code Telegram sent to the phone.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    #[schema(format = "password")]
+    pub code: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{id}/login/code",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "Signed in, or the 2FA password is needed next", body = LoginProgress),
+        (status = 400, description = "Wrong code (`code_invalid`, with `attempts_left`)", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 409, description = "No sign-in waits for a code on this account", body = ErrorBody),
+        (status = 410, description = "The code or the sign-in expired, or too many wrong codes", body = ErrorBody),
+    )
+)]
+pub async fn submit_code(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    caller: Authenticated,
+    id: web::Path<i64>,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let progress = state
+        .logins
+        .submit_code(caller.0.user_id, *id, &body.code, ip.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(progress))
+}
+
+/// The account's two-step verification password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    #[schema(value_type = String, format = "password")]
+    pub password: SecretString,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{id}/login/password",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = PasswordRequest,
+    responses(
+        (status = 200, description = "Signed in", body = LoginProgress),
+        (status = 400, description = "Wrong password (`password_invalid`, with `attempts_left`)", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 409, description = "No sign-in waits for a password on this account", body = ErrorBody),
+        (status = 410, description = "The sign-in expired, or too many wrong passwords", body = ErrorBody),
+    )
+)]
+pub async fn submit_password(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    caller: Authenticated,
+    id: web::Path<i64>,
+    body: web::Json<PasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let web::Json(PasswordRequest { password }) = body;
+    let progress = state
+        .logins
+        .submit_password(caller.0.user_id, *id, password, ip.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(progress))
+}
+
+/// The new active session.
+#[derive(serde::Serialize, ToSchema)]
+pub struct RotateResponse {
+    pub session_id: i64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{id}/sessions/rotate",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The session was re-encrypted into a new row (fresh nonce, active key); the old one is deactivated", body = RotateResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such account among the caller's", body = ErrorBody),
+        (status = 409, description = "The account has no session", body = ErrorBody),
+    )
+)]
+pub async fn rotate_session(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    caller: Authenticated,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = caller.0.user_id;
+    state.accounts.owned(owner, *id).await?;
+    let session_id = state.sessions.rotate(*id).await?;
+    crate::audit::record_or_log(
+        &state.db,
+        crate::audit::AuditEntry::new(
+            crate::audit::Actor::User(owner),
+            crate::audit::Action::SessionRotate,
+            crate::audit::Outcome::Success,
+        )
+        .target(format!("account:{}", *id))
+        .ip(ip.0)
+        .detail(serde_json::json!({ "session_id": session_id, "reason": "manual" })),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(RotateResponse { session_id }))
+}
+
+/// `?limit=` (1–100, default 50).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    pub limit: Option<u32>,
+}
+
+/// A page of a chat's history, newest first.
+#[derive(serde::Serialize, ToSchema)]
+pub struct HistoryResponse {
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<Message>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{id}/chats/{chat}/messages",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("chat" = String, Path, description = "`me`, `@username` or a numeric id"),
+        HistoryQuery,
+    ),
+    responses(
+        (status = 200, description = "The chat's latest messages, newest first", body = HistoryResponse),
+        (status = 400, description = "Bad chat reference or limit", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such account among the caller's, or no such chat", body = ErrorBody),
+        (status = 409, description = "The account is not connected (`state` says where it is)", body = ErrorBody),
+        (status = 429, description = "Telegram's flood wait", body = ErrorBody),
+        (status = 503, description = "Telegram could not be reached", body = ErrorBody),
+    )
+)]
+pub async fn history(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<(i64, String)>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, chat) = path.into_inner();
+    state.accounts.owned(caller.0.user_id, id).await?;
+    let chat = ChatRef::parse(&chat)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        let mut e = ApiError::bad_request("invalid_input", "limit must be between 1 and 100");
+        e.field = Some("limit");
+        e.reason = Some("out_of_range");
+        return Err(e);
+    }
+    let messages = state.sessions.history(id, chat, limit).await?;
+    Ok(HttpResponse::Ok().json(HistoryResponse { messages }))
 }

@@ -10,8 +10,11 @@
 //! bad path) the same shape.
 
 use crate::accounts::AccountError;
+use crate::accounts::actor::CallError;
+use crate::accounts::login::LoginError;
 use crate::auth::AuthError;
 use crate::security::validation::ValidationError;
+use crate::telegram::TgError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -43,6 +46,12 @@ pub struct ErrorDetail {
     /// For `internal`: quote it when reporting the problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
+    /// For `code_invalid` / `password_invalid`: wrong answers left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<u32>,
+    /// For `account_not_connected`: the account's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl ErrorDetail {
@@ -55,6 +64,8 @@ impl ErrorDetail {
             reason: None,
             retry_after_ms: None,
             incident_id: None,
+            attempts_left: None,
+            state: None,
         }
     }
 }
@@ -70,6 +81,8 @@ pub struct ApiError {
     pub reason: Option<&'static str>,
     pub retry_after: Option<Duration>,
     pub incident_id: Option<String>,
+    pub attempts_left: Option<u32>,
+    pub state: Option<&'static str>,
     /// Adds `WWW-Authenticate: Bearer` (401s).
     pub bearer_challenge: bool,
 }
@@ -84,6 +97,8 @@ impl ApiError {
             reason: None,
             retry_after: None,
             incident_id: None,
+            attempts_left: None,
+            state: None,
             bearer_challenge: false,
         }
     }
@@ -163,6 +178,8 @@ impl ResponseError for ApiError {
                     .retry_after
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 incident_id: self.incident_id.clone(),
+                attempts_left: self.attempts_left,
+                state: self.state.map(str::to_owned),
                 ..ErrorDetail::new(self.code, &self.message)
             },
         })
@@ -289,4 +306,116 @@ pub fn query_error(
     _: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::bad_request("invalid_query", format!("invalid query string: {err}")).into()
+}
+
+impl From<TgError> for ApiError {
+    /// Telegram's answer to a call made on the caller's behalf. Network
+    /// trouble is 503 (try again); flood waits are 429 with `Retry-After`.
+    fn from(e: TgError) -> Self {
+        use StatusCode as S;
+        match e {
+            TgError::FloodWait { seconds, .. } => {
+                let mut api = Self::new(
+                    S::TOO_MANY_REQUESTS,
+                    "flood_wait",
+                    format!("Telegram asks to wait {seconds} s before this call"),
+                );
+                api.retry_after = Some(Duration::from_secs(u64::from(seconds)));
+                api
+            }
+            TgError::PeerInvalid => Self::new(
+                S::NOT_FOUND,
+                "chat_not_found",
+                "no such chat for this account",
+            ),
+            TgError::PhoneNumberInvalid => {
+                let mut api = Self::bad_request(
+                    "phone_number_invalid",
+                    "Telegram does not accept this phone number",
+                );
+                api.field = Some("phone");
+                api
+            }
+            TgError::Banned => Self::new(
+                S::FORBIDDEN,
+                "phone_banned",
+                "Telegram has banned this account",
+            ),
+            TgError::Unauthorized | TgError::Revoked | TgError::AuthKeyDuplicated => Self::new(
+                S::CONFLICT,
+                "session_invalid",
+                "the account's session is no longer valid; sign in again",
+            ),
+            TgError::Network(_) | TgError::Timeout(_) => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "telegram_unavailable",
+                "Telegram could not be reached; try again",
+            ),
+            TgError::CodeInvalid => Self::bad_request("code_invalid", "the code is wrong"),
+            TgError::CodeExpired => Self::new(S::GONE, "code_expired", "the code has expired"),
+            TgError::PasswordInvalid => {
+                Self::bad_request("password_invalid", "the password is wrong")
+            }
+            TgError::BadRequest(_) | TgError::Other { .. } => {
+                let code = e.code();
+                tracing::warn!(error = code, "Telegram refused a call");
+                Self::new(
+                    S::BAD_GATEWAY,
+                    "telegram_error",
+                    format!("Telegram refused the call ({code})"),
+                )
+            }
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            LoginError::Account(a) => a.into(),
+            LoginError::NotPending => Self::new(S::CONFLICT, "login_not_pending", msg),
+            LoginError::Busy => Self::new(S::CONFLICT, "login_busy", msg),
+            LoginError::WrongStep { .. } => Self::new(S::CONFLICT, "login_wrong_step", msg),
+            LoginError::TooManyPending => {
+                let mut api = Self::new(S::TOO_MANY_REQUESTS, "too_many_pending_logins", msg);
+                api.retry_after = Some(Duration::from_secs(60));
+                api
+            }
+            LoginError::CodeInvalid { attempts_left } => {
+                let mut api = Self::bad_request("code_invalid", msg);
+                api.field = Some("code");
+                api.attempts_left = Some(attempts_left);
+                api
+            }
+            LoginError::PasswordInvalid { attempts_left } => {
+                let mut api = Self::bad_request("password_invalid", msg);
+                api.field = Some("password");
+                api.attempts_left = Some(attempts_left);
+                api
+            }
+            LoginError::TooManyAttempts => Self::new(S::GONE, "too_many_attempts", msg),
+            LoginError::Expired => Self::new(S::GONE, "login_expired", msg),
+            LoginError::Telegram(t) => t.into(),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::NotConnected(state) => {
+                let mut api = Self::new(
+                    StatusCode::CONFLICT,
+                    "account_not_connected",
+                    format!("the account is not connected (state: {state})"),
+                );
+                api.state = Some(state.as_str());
+                api
+            }
+            CallError::Telegram(t) => t.into(),
+            CallError::Internal(err) => Self::internal(err.as_ref()),
+        }
+    }
 }

@@ -37,6 +37,9 @@ pub struct AppState {
     pub db_health: DbHealthState,
     pub auth: AuthService,
     pub accounts: AccountService,
+    pub sessions: crate::accounts::manager::SessionManager,
+    pub logins: crate::accounts::login::LoginService,
+    pub events: crate::events::EventLog,
     pub started_at: Instant,
 }
 
@@ -87,9 +90,30 @@ fn declare_routes(t: &mut RouteTable) {
         .add(Method::POST, "/api/v1/auth/login", auth::login)
         .add(Method::POST, "/api/v1/auth/logout-all", auth::logout_all)
         .add(Method::POST, "/api/v1/accounts/import", accounts::import)
+        .add(Method::POST, "/api/v1/accounts", accounts::start_sign_in)
         .add(Method::GET, "/api/v1/accounts", accounts::list)
         .add(Method::GET, "/api/v1/accounts/{id}", accounts::get)
         .add(Method::DELETE, "/api/v1/accounts/{id}", accounts::remove)
+        .add(
+            Method::POST,
+            "/api/v1/accounts/{id}/login/code",
+            accounts::submit_code,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/accounts/{id}/login/password",
+            accounts::submit_password,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/accounts/{id}/sessions/rotate",
+            accounts::rotate_session,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/accounts/{id}/chats/{chat}/messages",
+            accounts::history,
+        )
         .add(Method::GET, "/api/v1/audit", admin::audit);
 }
 

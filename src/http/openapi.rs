@@ -21,6 +21,11 @@ use utoipa::{Modify, OpenApi};
         accounts::list,
         accounts::get,
         accounts::remove,
+        accounts::start_sign_in,
+        accounts::submit_code,
+        accounts::submit_password,
+        accounts::rotate_session,
+        accounts::history,
         admin::audit,
         openapi_json,
         health::health,
@@ -31,6 +36,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "auth", description = "Users and access tokens"),
         (name = "accounts", description = "Telegram accounts and their sessions"),
+        (name = "messages", description = "Reading and sending messages"),
         (name = "admin", description = "Operator routes (admin role)"),
         (name = "meta", description = "Health, metrics and this document"),
     )

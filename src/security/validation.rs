@@ -28,7 +28,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     /// Builds an error.
-    const fn new(field: &'static str, code: &'static str, message: &'static str) -> Self {
+    pub const fn new(field: &'static str, code: &'static str, message: &'static str) -> Self {
         Self {
             field,
             code,

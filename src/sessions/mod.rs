@@ -5,4 +5,4 @@ pub mod data;
 pub mod store;
 
 pub use data::{AuthKey, DcEntry, ImportError, SessionData};
-pub use store::{LoadedSession, RewrapReport, SessionStore, SessionStoreError};
+pub use store::{LoadedSession, RewrapReport, SessionInfo, SessionStore, SessionStoreError};

@@ -43,6 +43,14 @@ pub enum SessionStoreError {
     NotFound(i64),
 }
 
+/// The active session's age and health.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session_id: i64,
+    pub created_at: chrono::DateTime<chrono::FixedOffset>,
+    pub error_count: i32,
+}
+
 /// A decrypted session and the row it came from.
 pub struct LoadedSession {
     pub session_id: i64,
@@ -204,6 +212,42 @@ impl SessionStore {
             return Err(SessionStoreError::NotFound(session_id));
         }
         Ok(())
+    }
+
+    /// The active session's age and health, without decrypting it.
+    pub async fn active_info(
+        &self,
+        account_id: i64,
+    ) -> Result<Option<SessionInfo>, SessionStoreError> {
+        Ok(session::Entity::find()
+            .filter(session::Column::AccountId.eq(account_id))
+            .filter(session::Column::IsActive.eq(true))
+            .one(&self.db)
+            .await?
+            .map(|row| SessionInfo {
+                session_id: row.id,
+                created_at: row.created_at,
+                error_count: row.error_count,
+            }))
+    }
+
+    /// Counts a failed health check against a session; returns the new count.
+    pub async fn record_error(&self, session_id: i64) -> Result<i32, SessionStoreError> {
+        let res = session::Entity::update_many()
+            .col_expr(
+                session::Column::ErrorCount,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(session::Column::ErrorCount), 1),
+            )
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(SessionStoreError::NotFound(session_id));
+        }
+        Ok(session::Entity::find_by_id(session_id)
+            .one(&self.db)
+            .await?
+            .map_or(0, |row| row.error_count))
     }
 
     /// How many session rows each key id seals.

@@ -40,14 +40,19 @@ async fn import_list_show_and_remove_an_account() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
 
-    let account = import(&app, &token, "+44 7700 900123", &auth_key(1)).await;
+    // A session the (simulated) Telegram knows, as if made by Telethon.
+    let sim = app.world.authorize("+9996620123").unwrap();
+    let key = *sim.dcs[0].auth_key.as_ref().unwrap().expose();
+    let account = import(&app, &token, "+999 66 20123", &key).await;
     let id = account["id"].as_i64().unwrap();
-    assert_eq!(account["phone_hint"], "+**********23");
-    assert_eq!(account["state"], "stopped");
+    assert_eq!(account["phone_hint"], "+********23");
+    // An imported account starts connecting at once, and connects.
+    assert_eq!(account["state"], "connecting");
+    app.wait_state(id, "connected", 0).await;
     assert!(account["session"]["id"].is_i64());
     let text = account.to_string();
     assert!(
-        !text.contains("7700900123"),
+        !text.contains("9996620123"),
         "no phone number in answers: {text}"
     );
 
@@ -65,14 +70,21 @@ async fn import_list_show_and_remove_an_account() {
         .json()
         .await
         .unwrap();
-    assert_eq!(one, account);
+    assert_eq!(one["state"], "connected");
+    assert_eq!(
+        one["telegram_user_id"].as_i64(),
+        app.world.user_id("+9996620123")
+    );
+    for field in ["id", "phone_hint", "created_at", "session"] {
+        assert_eq!(one[field], account[field], "{field}");
+    }
 
     // The same number again is a conflict.
     let res = app
         .post_json(
             "/api/v1/accounts/import",
             Some(&token),
-            &json!({"phone": "+447700900123", "session": telethon_session(&auth_key(2))}),
+            &json!({"phone": "+9996620123", "session": telethon_session(&auth_key(2))}),
         )
         .await;
     assert_eq!(res.status().as_u16(), 409);

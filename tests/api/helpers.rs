@@ -6,8 +6,11 @@ use sea_orm::{ConnectionTrait, Database};
 use std::sync::Arc;
 use std::time::Duration;
 use tgvisor::config::{Environment, Settings, random_key};
+use tgvisor::events::{EventLog, StoredEvent};
 use tgvisor::startup::{Application, ShutdownHandle};
 use tgvisor::supervisor::{SupervisionEvent, SupervisionEventKind, SupervisionRuntime};
+use tgvisor::telegram::Backend;
+use tgvisor::telegram::sim::{SimBackend, SimWorld};
 use tokio::sync::broadcast;
 
 /// Where the suite's databases come from.
@@ -121,6 +124,9 @@ pub struct TestApp {
     pub shutdown: ShutdownHandle,
     pub db: TestDatabase,
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The simulated Telegram this instance talks to (kept across restarts).
+    pub world: SimWorld,
+    pub events: EventLog,
     _data: tempfile::TempDir,
 }
 
@@ -133,7 +139,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestA
     let data = tempfile::tempdir().expect("temp dir");
     let (db, url) = TestDatabase::create(data.path()).await;
     let figment = customize(test_figment(data.path(), &url));
-    start(figment, url, db, data).await
+    start(figment, url, db, data, SimWorld::default()).await
 }
 
 async fn start(
@@ -141,16 +147,19 @@ async fn start(
     url: String,
     db: TestDatabase,
     data: tempfile::TempDir,
+    world: SimWorld,
 ) -> TestApp {
     let settings =
         Settings::from_defaults(Environment::Test, figment.clone()).expect("test settings");
-    let app = Application::build(settings.clone())
+    let backend: Arc<dyn Backend> = Arc::new(SimBackend::new(world.clone()));
+    let app = Application::build_with_backend(settings.clone(), Some(backend))
         .await
         .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let supervision = app.supervision();
     let app_database = app.database();
     let shutdown = app.shutdown_handle();
+    let events = app.events();
     let task = actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -163,6 +172,8 @@ async fn start(
         shutdown,
         db,
         task: Some(task),
+        world,
+        events,
         _data: data,
     }
 }
@@ -218,7 +229,43 @@ impl TestApp {
         // Move the database and directory out; `self` is dropped empty.
         let db = std::mem::replace(&mut self.db, TestDatabase::Sqlite);
         let data = std::mem::replace(&mut self._data, tempfile::tempdir().expect("temp dir"));
-        start(figment, url, db, data).await
+        start(figment, url, db, data, self.world.clone()).await
+    }
+
+    /// Waits for the first event on `topic` matching `pred`, stored or yet
+    /// to come (subscribes before looking, so none slips between).
+    pub async fn wait_event(
+        &self,
+        topic: &str,
+        pred: impl Fn(&StoredEvent) -> bool,
+    ) -> StoredEvent {
+        let mut live = self.events.subscribe();
+        let stored = tgvisor::events::since(self.events.db(), topic, 0, 10_000)
+            .await
+            .expect("reading events");
+        if let Some(e) = stored.into_iter().find(|e| pred(e)) {
+            return e;
+        }
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match live.recv().await {
+                    Ok(e) if e.topic == topic && pred(&e) => return e,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("event bus closed: {e}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no matching event on {topic}"))
+    }
+
+    /// Waits until the account's state event says `state` (after `after`).
+    pub async fn wait_state(&self, account_id: i64, state: &str, after: i64) -> StoredEvent {
+        self.wait_event(&format!("account:{account_id}"), |e| {
+            e.offset > after && e.kind == "account.state" && e.data["state"] == state
+        })
+        .await
     }
 
     /// A direct connection to this instance's database.

@@ -14,3 +14,4 @@ mod openapi;
 mod process;
 mod sessions;
 mod supervision;
+mod telegram;

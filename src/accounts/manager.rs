@@ -1,0 +1,259 @@
+//! `SessionManager`: a dynamic supervisor (`root/sessions`) with one
+//! [`AccountActor`] per active account, started at boot from the database
+//! and whenever an account is added; and the handle through which the HTTP
+//! layer reaches an account's actor.
+//!
+//! Restart intensity is counted per account: an account that keeps
+//! crashing is given up alone (`failed`), its neighbours carry on.
+
+use super::actor::{AccountActor, AccountDeps, CallError, History, Rotate, RotationReason};
+use super::state::{AccountState, StateBoard};
+use crate::entities::account;
+use crate::events::{EventLog, account_topic};
+use crate::security::validation::ChatRef;
+use crate::supervisor::{
+    AddChild, AddChildError, Backoff, ChildRef, ChildSpec, Intensity, RemoveChild, Restart,
+    SupervisionPolicy, SupervisionRuntime, Supervisor, SupervisorSpec,
+};
+use crate::telegram::Message;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Restarts of one account's actor: more than 10 within 10 minutes gives
+/// that account up. With the backoff below (1 s doubling to 60 s) an account
+/// whose connection keeps dying settles at one attempt a minute and is never
+/// given up for a plain outage; a crash loop is.
+fn account_policy() -> SupervisionPolicy {
+    SupervisionPolicy {
+        max_restarts: 10,
+        period: Duration::from_secs(600),
+        backoff: Backoff {
+            base: Duration::from_secs(1),
+            factor: 2.0,
+            cap: Duration::from_secs(60),
+            jitter: 0.2,
+        },
+        reset_after: Duration::from_secs(300),
+        shutdown_timeout: Duration::from_secs(10),
+    }
+}
+
+/// The child name of an account's actor.
+fn child_name(account_id: i64) -> String {
+    format!("account-{account_id}")
+}
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    supervisor: ChildRef<Supervisor>,
+    deps: Arc<AccountDeps>,
+    events: EventLog,
+    actors: Mutex<HashMap<i64, ChildRef<AccountActor>>>,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionManager(..)")
+    }
+}
+
+/// Why an account's actor could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("the session manager is not running")]
+    Unavailable,
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+impl SessionManager {
+    /// The `sessions` supervisor's spec (to add under the root) and the
+    /// manager. Call inside the runtime the actors run on.
+    pub fn new(
+        deps: impl FnOnce(mpsc::UnboundedSender<i64>) -> AccountDeps,
+        events: EventLog,
+        runtime: Arc<SupervisionRuntime>,
+    ) -> (ChildSpec, Self) {
+        let (released_tx, mut released_rx) = mpsc::unbounded_channel();
+        let deps = Arc::new(deps(released_tx));
+        let (spec, _) = SupervisorSpec::new("sessions")
+            .policy(account_policy())
+            .intensity(Intensity::PerChild)
+            .dynamic();
+        let (child_spec, supervisor) = spec.into_child(runtime);
+        let manager = Self {
+            inner: Arc::new(Inner {
+                supervisor,
+                deps,
+                events,
+                actors: Mutex::default(),
+            }),
+        };
+        // Actors that ended for good are removed from the supervisor, so a
+        // restart of the supervisor does not bring them back.
+        let weak = Arc::downgrade(&manager.inner);
+        actix::spawn(async move {
+            while let Some(id) = released_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                SessionManager { inner }.detach(id).await;
+            }
+        });
+        (child_spec, manager)
+    }
+
+    pub fn board(&self) -> &StateBoard {
+        &self.inner.deps.board
+    }
+
+    fn actors(&self) -> std::sync::MutexGuard<'_, HashMap<i64, ChildRef<AccountActor>>> {
+        self.inner
+            .actors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the actors of every account that should run (boot). Sign-ins
+    /// that were waiting for a code cannot survive a restart (the client
+    /// that asked for the code is gone): they become `login_expired`.
+    pub async fn start_all(&self) -> Result<usize, DbErr> {
+        let db = &self.inner.deps.db;
+        account::Entity::update_many()
+            .col_expr(
+                account::Column::State,
+                Expr::value(AccountState::LoginExpired.as_str()),
+            )
+            .filter(account::Column::State.is_in([
+                AccountState::AwaitingCode.as_str(),
+                AccountState::AwaitingPassword.as_str(),
+            ]))
+            .exec(db)
+            .await?;
+        let accounts = account::Entity::find().all(db).await?;
+        let mut started = 0;
+        for a in accounts {
+            let state = AccountState::parse(&a.state).unwrap_or(AccountState::Stopped);
+            self.inner.deps.board.set(a.id, state);
+            if state.starts_at_boot() && self.start(a.id).await.is_ok() {
+                started += 1;
+            }
+        }
+        tracing::info!(accounts = started, "account actors started");
+        Ok(started)
+    }
+
+    /// Starts the account's actor (no-op when it runs already).
+    pub async fn start(&self, account_id: i64) -> Result<(), ManagerError> {
+        let deps = self.inner.deps.clone();
+        let writer = self.inner.events.writer(&account_topic(account_id));
+        let (spec, child) = ChildSpec::new(child_name(account_id), move |cctx| {
+            AccountActor::new(account_id, deps.clone(), writer.clone(), cctx.exit.clone())
+        });
+        let spec = spec.restart(Restart::Transient);
+        // Right after boot the supervisor may still be starting.
+        let supervisor =
+            tokio::time::timeout(Duration::from_secs(5), self.inner.supervisor.ready())
+                .await
+                .map_err(|_| ManagerError::Unavailable)?
+                .map_err(|_| ManagerError::Unavailable)?;
+        match supervisor.send(AddChild(spec)).await {
+            Ok(Ok(())) => {
+                self.actors().insert(account_id, child);
+                Ok(())
+            }
+            Ok(Err(AddChildError::Exists)) => Ok(()),
+            Ok(Err(AddChildError::NotDynamic)) | Err(_) => Err(ManagerError::Unavailable),
+        }
+    }
+
+    /// Stops the account's actor and forgets it (account removed or stopped).
+    async fn detach(&self, account_id: i64) -> bool {
+        self.actors().remove(&account_id);
+        match self.inner.supervisor.addr() {
+            Some(s) => s
+                .send(RemoveChild(child_name(account_id)))
+                .await
+                .unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Stops the account's actor for good and marks it `stopped`.
+    pub async fn stop(&self, account_id: i64) -> bool {
+        self.detach(account_id).await
+    }
+
+    /// The account was removed: stop its actor, forget its state.
+    pub async fn forget(&self, account_id: i64) {
+        self.detach(account_id).await;
+        self.inner.deps.board.remove(account_id);
+        self.inner.events.forget(&account_topic(account_id));
+    }
+
+    fn actor(&self, account_id: i64) -> Result<ChildRef<AccountActor>, CallError> {
+        self.actors().get(&account_id).cloned().ok_or_else(|| {
+            CallError::NotConnected(
+                self.inner
+                    .deps
+                    .board
+                    .get(account_id)
+                    .unwrap_or(AccountState::Stopped),
+            )
+        })
+    }
+
+    /// The state the account's actor last reported, if this node knows it.
+    pub fn state(&self, account_id: i64) -> Option<AccountState> {
+        self.inner.deps.board.get(account_id)
+    }
+
+    pub async fn history(
+        &self,
+        account_id: i64,
+        chat: ChatRef,
+        limit: u32,
+    ) -> Result<Vec<Message>, CallError> {
+        let actor = self.actor(account_id)?;
+        let not_running =
+            || CallError::NotConnected(self.state(account_id).unwrap_or(AccountState::Connecting));
+        actor
+            .send(History { chat, limit })
+            .await
+            .map_err(|_| not_running())?
+    }
+
+    /// Rotates the account's session: through its actor when it runs (so no
+    /// session write races the rotation), directly otherwise.
+    pub async fn rotate(&self, account_id: i64) -> Result<i64, CallError> {
+        if let Ok(actor) = self.actor(account_id)
+            && let Ok(res) = actor.send(Rotate(RotationReason::Manual)).await
+        {
+            return res;
+        }
+        let store = &self.inner.deps.store;
+        let loaded = store
+            .load_active(account_id)
+            .await
+            .map_err(|e| CallError::Internal(e.into()))?
+            .ok_or(CallError::NotConnected(AccountState::Unauthorized))?;
+        let id = store
+            .rotate(account_id, &loaded.plaintext)
+            .await
+            .map_err(|e| CallError::Internal(e.into()))?;
+        self.inner
+            .deps
+            .metrics
+            .rotations
+            .with_label_values(&[RotationReason::Manual.as_str()])
+            .inc();
+        Ok(id)
+    }
+}
