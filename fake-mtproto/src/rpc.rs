@@ -161,9 +161,13 @@ fn parse<T: Deserializable>(body: &[u8]) -> Result<T, Reply> {
 
 /// Answers one method (its bytes, constructor id included).
 pub(crate) async fn dispatch(call: &Call<'_>, method: u32, body: &[u8]) -> Reply {
-    match answer(call, method, body).await {
+    let reply = match answer(call, method, body).await {
         Ok(reply) | Err(reply) => reply,
+    };
+    if matches!(reply, Reply::Drop) {
+        call.account.network_failed().await;
     }
+    reply
 }
 
 async fn answer(call: &Call<'_>, method: u32, body: &[u8]) -> Result<Reply, Reply> {
@@ -171,10 +175,14 @@ async fn answer(call: &Call<'_>, method: u32, body: &[u8]) -> Result<Reply, Repl
     let account = call.account;
     Ok(match method {
         f::help::GetConfig::CONSTRUCTOR_ID => {
-            // Telegram answers this even for keys that cannot sign in; open
-            // the sim connection now so the update log starts early.
-            let _ = account.client().await;
-            Reply::ok(&convert::config(account.dc))
+            // Open the sim connection now so the update log starts early
+            // (the sim's `connect` call, as SimBackend::connect would make).
+            // Telegram answers this even for keys that cannot sign in: those
+            // errors wait for the next API call.
+            match account.client().await {
+                Err(e) if !e.is_session_fatal() => return Err(e.into()),
+                _ => Reply::ok(&convert::config(account.dc)),
+            }
         }
         f::users::GetUsers::CONSTRUCTOR_ID => {
             let req: f::users::GetUsers = parse(body)?;

@@ -299,6 +299,13 @@ impl Feed {
         lock(&self.conns).remove(&conn_id);
     }
 
+    /// Closes the account's TCP connections (the sim's network went down).
+    fn close_connections(&self) {
+        for tx in lock(&self.conns).values() {
+            let _ = tx.send(Out::Close);
+        }
+    }
+
     /// Serializes sends with the logging of what they cause.
     pub(crate) async fn order(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.order.lock().await
@@ -319,6 +326,8 @@ pub(crate) struct Account {
     session: SessionData,
     world: SimWorld,
     sim: tokio::sync::Mutex<Option<SimConn>>,
+    /// Set by [`Account::close`]: no sim connection is opened any more.
+    closed: AtomicBool,
     pub(crate) feed: Arc<Feed>,
     /// File id → part → size, for the sizes `sendMedia` must report to the sim.
     uploads: Mutex<HashMap<i64, BTreeMap<u32, usize>>>,
@@ -340,6 +349,7 @@ impl Account {
             }),
             world,
             sim: tokio::sync::Mutex::new(None),
+            closed: AtomicBool::new(false),
             uploads: Mutex::new(HashMap::new()),
         }
     }
@@ -347,6 +357,9 @@ impl Account {
     /// The account's sim connection, (re)opened if needed.
     pub(crate) async fn client(&self) -> Result<Arc<dyn Client>, TgError> {
         let mut sim = self.sim.lock().await;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(TgError::Network("the fake server shut down".into()));
+        }
         if let Some(conn) = sim.as_ref()
             && !conn.dead.load(Ordering::SeqCst)
         {
@@ -377,9 +390,20 @@ impl Account {
         Ok(conn.client)
     }
 
+    /// A sim call failed with a network error: the sim may have dropped the
+    /// connection, so the next call opens a new one (without waiting for
+    /// the forwarder to notice).
+    pub(crate) async fn network_failed(&self) {
+        if let Some(conn) = self.sim.lock().await.as_ref() {
+            conn.dead.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Closes the sim connection (server shutdown).
     pub(crate) async fn close(&self) {
-        if let Some(conn) = self.sim.lock().await.take() {
+        let mut sim = self.sim.lock().await;
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(conn) = sim.take() {
             conn.client.disconnect().await;
             conn.forwarder.abort();
         }
@@ -419,6 +443,11 @@ async fn forward(
                 closed_done = true;
                 tracing::debug!(%reason, "the sim dropped an account's connection");
                 dead.store(true, Ordering::SeqCst);
+                // A network failure in the sim is one for the client too; a
+                // revocation is not (the next call gets a 401 instead).
+                if matches!(reason, TgError::Network(_)) {
+                    feed.close_connections();
+                }
             }
         }
     }

@@ -260,12 +260,23 @@ async fn saved_messages_history_returns_what_was_sent() {
             .expect("total"),
         3
     );
+
+    // Long enough that grammers gzips the request and the fake gzips the
+    // history answer.
+    let long = "all work and no play ".repeat(150);
+    within(
+        "send",
+        tg.client.send_message(saved_messages(), long.as_str()),
+    )
+    .await
+    .expect("send a gzipped request");
+    assert_eq!(history(&tg.client, saved_messages(), 1).await, [long]);
     tg.quit().await;
 }
 
 #[tokio::test]
 async fn a_dropped_request_fails_and_the_next_call_reconnects() {
-    let (_world, server, data) = setup().await;
+    let (world, server, data) = setup().await;
     let params = ConnectionParams {
         retry_policy: Box::new(NoRetries),
         ..Default::default()
@@ -306,12 +317,24 @@ async fn a_dropped_request_fails_and_the_next_call_reconnects() {
         ["after", "applied"]
     );
     assert_eq!(server.accepted(), 3);
+
+    // The sim's own injected network failure closes the connection too, and
+    // the fake reopens its sim connection behind the next call.
+    world.fail_next_calls(1);
+    let err = within("get_me", tg.client.get_me())
+        .await
+        .expect_err("network failure");
+    assert!(matches!(err, InvocationError::Io(_)), "{err:?}");
+    within("get_me", tg.client.get_me())
+        .await
+        .expect("get_me after the failure");
+    assert_eq!(server.accepted(), 4);
     tg.quit().await;
 }
 
 #[tokio::test]
 async fn grammers_retries_a_lost_answer_with_the_same_random_id_and_nothing_duplicates() {
-    let (_world, server, data) = setup().await;
+    let (world, server, data) = setup().await;
     // Default policy: one I/O error is retried after 1 s, same body.
     let tg = Tg::with_defaults(grammers_session(&server, &data));
     within("get_me", tg.client.get_me()).await.expect("get_me");
@@ -322,6 +345,16 @@ async fn grammers_retries_a_lost_answer_with_the_same_random_id_and_nothing_dupl
     assert_eq!(server.requests().get("messages.sendMessage"), Some(&2));
     assert_eq!(history(&tg.client, saved_messages(), 10).await, ["once"]);
     assert_eq!(sent.id(), 1, "the retry answered with the original message");
+
+    // A sim-wide outage closes the TCP connections; grammers' retry of the
+    // failed call reconnects.
+    let accepted = server.accepted();
+    world.drop_connections();
+    within("the fake to close", server.wait_connections(0)).await;
+    within("get_me", tg.client.get_me())
+        .await
+        .expect("get_me after the outage");
+    assert!(server.accepted() > accepted);
     tg.quit().await;
 }
 
