@@ -67,6 +67,9 @@ fn telegram_backend(settings: &Settings) -> anyhow::Result<(Arc<dyn Backend>, Op
     match settings.telegram.backend {
         TelegramBackend::Sim => {
             let world = SimWorld::default();
+            // The sim forgets its keys when the service restarts; let stored
+            // development sessions keep working.
+            world.adopt_unknown_keys(true);
             Ok((Arc::new(SimBackend::new(world.clone())), Some(world)))
         }
         TelegramBackend::Grammers => {

@@ -102,6 +102,8 @@ struct State {
     uploads: HashMap<(i64, i64), BTreeMap<u32, usize>>,
     /// Calls made, by method (for tests and metrics checks).
     calls: BTreeMap<String, u64>,
+    /// Accept auth keys this world never issued (see [`SimWorld::adopt_unknown_keys`]).
+    adopt_unknown_keys: bool,
 }
 
 /// The simulated world. Cheap to clone; all clones share it.
@@ -171,6 +173,16 @@ impl SimWorld {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The world lives in memory: after a restart of `tgvisor serve` it has
+    /// forgotten the keys it issued. With this on (the service turns it on
+    /// for the sim backend), a key it does not know is taken as a valid
+    /// authorization of the user id the session names, so development
+    /// accounts survive restarts. Tests leave it off: an unknown key is then
+    /// `Unauthorized`, as on Telegram.
+    pub fn adopt_unknown_keys(&self, on: bool) {
+        self.lock().adopt_unknown_keys = on;
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -325,6 +337,32 @@ impl State {
         id
     }
 
+    /// Registers a key this world did not issue (see `adopt_unknown_keys`).
+    fn adopt(&mut self, key: &[u8], user_id: Option<i64>) {
+        let id = match user_id {
+            Some(id) if id > 0 => id,
+            _ => {
+                self.next_user_id += 1;
+                self.next_user_id
+            }
+        };
+        self.next_user_id = self.next_user_id.max(id);
+        self.users.entry(id).or_insert_with(|| SimUser {
+            id,
+            username: None,
+            first_name: format!("Sim {id}"),
+            banned: false,
+        });
+        self.keys.insert(
+            key.to_vec(),
+            KeyEntry {
+                user_id: id,
+                revoked: false,
+                connections: 0,
+            },
+        );
+    }
+
     fn new_session(&mut self, user_id: i64, dc: i32) -> SessionData {
         let mut key = [0u8; 256];
         rand::Rng::fill(&mut rand::rng(), &mut key[..]);
@@ -456,6 +494,9 @@ impl Backend for SimBackend {
         let (tx, rx) = mpsc::channel(UPDATES_CAPACITY);
         let (conn_id, user_id) = {
             let mut state = self.world.lock();
+            if state.adopt_unknown_keys && !state.keys.contains_key(&key) {
+                state.adopt(&key, session.user_id);
+            }
             let entry = state.keys.get_mut(&key).ok_or(TgError::Unauthorized)?;
             if entry.revoked {
                 return Err(TgError::Revoked);

@@ -253,3 +253,20 @@ async fn known_numbers_sign_in_again_and_banned_ones_are_refused() {
         Some(TgError::Banned)
     );
 }
+
+#[tokio::test]
+async fn unknown_keys_are_refused_unless_adopted() {
+    let world = SimWorld::default();
+    let other = SimWorld::default();
+    let session = other.authorize("+9996621234").unwrap();
+    let backend = SimBackend::new(world.clone());
+    let sink: Arc<dyn SessionSink> = Arc::new(NoSink);
+    assert!(matches!(
+        backend.connect(session.clone(), sink.clone()).await,
+        Err(TgError::Unauthorized)
+    ));
+    world.adopt_unknown_keys(true);
+    let conn = backend.connect(session.clone(), sink).await.unwrap();
+    let me = conn.client.get_me().await.unwrap();
+    assert_eq!(Some(me.id), session.user_id);
+}
