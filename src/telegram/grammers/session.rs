@@ -238,6 +238,8 @@ struct Gens {
 struct Written {
     generation: u64,
     failed: bool,
+    /// Write attempts so far.
+    attempts: u64,
 }
 
 /// The session grammers runs on.
@@ -492,7 +494,9 @@ impl TgSession {
             .map(|o| DcEntry {
                 id: o.id,
                 ipv4: (!o.ipv4.ip().is_unspecified()).then_some(o.ipv4),
-                ipv6: (!o.ipv6.ip().is_unspecified()).then_some(o.ipv6),
+                // grammers fills in a v4-mapped address when it has no v6 one.
+                ipv6: (!o.ipv6.ip().is_unspecified() && o.ipv6.ip().to_ipv4_mapped().is_none())
+                    .then_some(o.ipv6),
                 auth_key: o.auth_key.map(AuthKey::new),
             })
             .collect();
@@ -536,12 +540,14 @@ impl TgSession {
     /// Saves everything changed so far and waits for the write.
     pub async fn flush(&self, within: Duration) -> Result<(), FlushError> {
         let target = self.generation();
-        if self.written.borrow().generation >= target && !self.written.borrow().failed {
+        let last = *self.written.borrow();
+        if last.generation >= target && !last.failed {
             return Ok(());
         }
         let mut rx = self.written.subscribe();
         self.request.send_replace(target);
-        let wait = rx.wait_for(|w| w.generation >= target);
+        // A write attempted after this request, covering the target.
+        let wait = rx.wait_for(|w| w.attempts > last.attempts && w.generation >= target);
         match tokio::time::timeout(within, wait).await {
             Err(_) => Err(FlushError::TimedOut),
             Ok(Err(_)) => Err(FlushError::WriterGone),
@@ -603,7 +609,13 @@ async fn writer(
                 true
             }
         };
-        written.send_replace(Written { generation, failed });
+        written.send_modify(|w| {
+            *w = Written {
+                generation,
+                failed,
+                attempts: w.attempts + 1,
+            }
+        });
     }
 }
 
