@@ -835,3 +835,37 @@ impl Client for SimClient {
 
 #[cfg(test)]
 mod tests;
+
+// Used by the fake MTProto server.
+impl SimWorld {
+    /// Every auth key issued so far, with the user it signs in and that
+    /// user's home DC.
+    pub fn issued_keys(&self) -> Vec<(AuthKey, i64, i32)> {
+        let state = self.lock();
+        let dc_of = |user_id: i64| {
+            state
+                .by_phone
+                .iter()
+                .find(|(_, id)| **id == user_id)
+                .and_then(|(phone, _)| parse_sim_phone(phone))
+                .map_or(2, |(dc, _, _)| dc)
+        };
+        state
+            .keys
+            .iter()
+            .filter_map(|(key, entry)| {
+                let bytes: [u8; 256] = key.as_slice().try_into().ok()?;
+                Some((AuthKey::new(bytes), entry.user_id, dc_of(entry.user_id)))
+            })
+            .collect()
+    }
+
+    /// A user's public profile, with no latency, faults or call counting.
+    pub fn profile(&self, user_id: i64) -> Option<Me> {
+        let state = self.lock();
+        state
+            .users
+            .contains_key(&user_id)
+            .then(|| state.me(user_id))
+    }
+}
