@@ -191,12 +191,34 @@ impl Backend for GrammersBackend {
             client.shutdown_pool();
             return Err(e);
         }
+        // Pin the update state now if the session has none. Left to
+        // grammers, `updates.getState` would run lazily on the stream's first
+        // poll, and whatever arrived between this connect and that call
+        // would be skipped as already seen. With a state, the stream starts
+        // with getDifference from it and misses nothing.
+        if !session.has_update_state() {
+            match client
+                .call(&tl::functions::updates::GetState {}, None)
+                .await
+            {
+                Ok(tl::enums::updates::State::State(s)) => {
+                    session.set_initial_update_state(s.pts, s.qts, s.date, s.seq);
+                }
+                Err(e) => {
+                    client.shutdown_pool();
+                    return Err(e);
+                }
+            }
+        }
         session.arm();
 
         let (tx, rx) = mpsc::channel(UPDATES_CAPACITY);
-        let stream = client
-            .client
-            .stream_updates(pool.updates, UpdatesConfiguration { catch_up: true })
+        let stream = session
+            .without_self(
+                client
+                    .client
+                    .stream_updates(pool.updates, UpdatesConfiguration { catch_up: true }),
+            )
             .await
             .map_err(|_| TgError::Other {
                 code: 0,

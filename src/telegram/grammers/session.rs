@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -250,6 +251,8 @@ pub struct TgSession {
     request: watch::Sender<u64>,
     written: watch::Sender<Written>,
     armed: watch::Sender<bool>,
+    /// See [`TgSession::without_self`].
+    hide_self: AtomicBool,
 }
 
 impl fmt::Debug for TgSession {
@@ -351,6 +354,7 @@ impl TgSession {
             request: watch::Sender::new(0),
             written: watch::Sender::new(Written::default()),
             armed: watch::Sender::new(false),
+            hide_self: AtomicBool::new(false),
         })
     }
 
@@ -457,6 +461,39 @@ impl TgSession {
             return Some(p);
         }
         inner.peers.get(id).cloned()
+    }
+
+    /// Whether an update state is known (grammers needs a non-zero pts to
+    /// catch up from it).
+    pub fn has_update_state(&self) -> bool {
+        self.lock().updates.pts != 0
+    }
+
+    /// The state from `updates.getState`, for a session that had none.
+    pub fn set_initial_update_state(&self, pts: i32, qts: i32, date: i32, seq: i32) {
+        self.lock().updates = UpdatesState {
+            pts,
+            qts,
+            date,
+            seq,
+            channels: Vec::new(),
+        };
+        self.state_change();
+    }
+
+    /// Runs `f` while `peer(PeerId::self_user())` answers `None`.
+    ///
+    /// grammers' update receiver asks that once, when it is created: with
+    /// an empty message box (pts 0) and a known self user it would call
+    /// `updates.getState` lazily on its first poll and skip, as already
+    /// seen, everything that arrived since `connect` pinned the state.
+    /// Without a self user it applies every update from the start, which is
+    /// right: `connect` has just fetched (or loaded) the state.
+    pub async fn without_self<T>(&self, f: impl Future<Output = T>) -> T {
+        self.hide_self.store(true, Ordering::SeqCst);
+        let out = f.await;
+        self.hide_self.store(false, Ordering::SeqCst);
+        out
     }
 
     /// Advances the stored update state past an update that has been
@@ -661,7 +698,9 @@ impl Session for TgSession {
             let inner = self.lock();
             let is_self = peer == PeerId::self_user()
                 || (inner.user_id.is_some() && peer.bot_api_dialog_id() == inner.user_id);
-            if is_self {
+            if peer == PeerId::self_user() && self.hide_self.load(Ordering::SeqCst) {
+                None
+            } else if is_self {
                 inner.user_id.map(|id| PeerInfo::User {
                     id,
                     auth: inner.self_hash.map(PeerAuth::from_hash),
