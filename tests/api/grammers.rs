@@ -508,3 +508,22 @@ async fn uploaded_parts_are_sent_as_a_document() {
     );
     within("disconnect", conn.client.disconnect()).await;
 }
+
+#[tokio::test]
+async fn a_slow_answer_is_a_timeout() {
+    let s = setup().await;
+    let backend = GrammersBackend::new(&TelegramSettings {
+        request_timeout_ms: 300,
+        ..settings()
+    });
+    let conn = within("connect", backend.connect(s.data.clone(), s.sink.clone()))
+        .await
+        .expect("connect");
+    s.world.set_latency(Duration::from_secs(3));
+    let err = within("get_me", conn.client.get_me())
+        .await
+        .expect_err("too slow");
+    assert_eq!(err, TgError::Timeout(Duration::from_millis(300)));
+    s.world.set_latency(Duration::ZERO);
+    within("disconnect", conn.client.disconnect()).await;
+}
