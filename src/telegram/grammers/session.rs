@@ -569,7 +569,7 @@ impl TgSession {
             home_dc: inner.home_dc,
             dcs,
             user_id: inner.user_id,
-            // unwrap: plain structs with string keys always serialize.
+            // Plain structs with string keys always serialize: `ok()` drops nothing.
             backend_state: serde_json::to_value(&state).ok(),
         }
     }
