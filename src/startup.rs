@@ -21,6 +21,7 @@ use crate::supervisor::{
     ChildRef, ChildSpec, StopTree, SupervisionRuntime, Supervisor, SupervisorSpec,
 };
 use crate::telegram::Backend;
+use crate::telegram::grammers::GrammersBackend;
 use crate::telegram::sim::{SimBackend, SimWorld};
 use actix::Addr;
 use actix_web::dev::Server;
@@ -73,9 +74,13 @@ fn telegram_backend(settings: &Settings) -> anyhow::Result<(Arc<dyn Backend>, Op
             Ok((Arc::new(SimBackend::new(world.clone())), Some(world)))
         }
         TelegramBackend::Grammers => {
-            anyhow::bail!(
-                "the grammers backend is not built into this version yet; use telegram.backend = \"sim\""
-            )
+            let tg = &settings.telegram;
+            if tg.api_id <= 0 || tg.api_hash.is_none() {
+                anyhow::bail!(
+                    "telegram.backend = \"grammers\" needs telegram.api_id and telegram.api_hash (from https://my.telegram.org)"
+                );
+            }
+            Ok((Arc::new(GrammersBackend::new(tg)), None))
         }
     }
 }

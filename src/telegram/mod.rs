@@ -14,6 +14,7 @@
 //!   [`SessionSink`], which writes them through to the encrypted store.
 
 pub mod error;
+pub mod grammers;
 pub mod metrics;
 pub mod sim;
 

@@ -5,6 +5,7 @@
 mod accounts;
 mod auth;
 mod events;
+mod grammers;
 mod health;
 mod helpers;
 mod http;
