@@ -126,6 +126,8 @@ pub struct TestApp {
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The simulated Telegram this instance talks to (kept across restarts).
     pub world: SimWorld,
+    /// Runs the grammers backend (against a fake MTProto server) instead of the sim.
+    pub grammers: bool,
     pub events: EventLog,
     _data: tempfile::TempDir,
 }
@@ -139,7 +141,23 @@ pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestA
     let data = tempfile::tempdir().expect("temp dir");
     let (db, url) = TestDatabase::create(data.path()).await;
     let figment = customize(test_figment(data.path(), &url));
-    start(figment, url, db, data, SimWorld::default()).await
+    start(figment, url, db, data, SimWorld::default(), false).await
+}
+
+/// An app on the grammers backend, talking real MTProto to a loopback fake
+/// server that serves the returned world.
+pub async fn spawn_grammers_app() -> (TestApp, fake_mtproto::FakeServer) {
+    let world = SimWorld::default();
+    let server = fake_mtproto::FakeServer::start(world.clone())
+        .await
+        .expect("the fake MTProto server starts");
+    let data = tempfile::tempdir().expect("temp dir");
+    let (db, url) = TestDatabase::create(data.path()).await;
+    let figment = test_figment(data.path(), &url)
+        .merge(("telegram.backend", "grammers"))
+        .merge(("telegram.api_id", 1))
+        .merge(("telegram.api_hash", "00000000000000000000000000000000"));
+    (start(figment, url, db, data, world, true).await, server)
 }
 
 async fn start(
@@ -148,10 +166,17 @@ async fn start(
     db: TestDatabase,
     data: tempfile::TempDir,
     world: SimWorld,
+    grammers: bool,
 ) -> TestApp {
     let settings =
         Settings::from_defaults(Environment::Test, figment.clone()).expect("test settings");
-    let backend: Arc<dyn Backend> = Arc::new(SimBackend::new(world.clone()));
+    let backend: Arc<dyn Backend> = if grammers {
+        Arc::new(tgvisor::telegram::grammers::GrammersBackend::new(
+            &settings.telegram,
+        ))
+    } else {
+        Arc::new(SimBackend::new(world.clone()))
+    };
     let app = Application::build_with_backend(settings.clone(), Some(backend))
         .await
         .expect("the application builds");
@@ -173,6 +198,7 @@ async fn start(
         db,
         task: Some(task),
         world,
+        grammers,
         events,
         _data: data,
     }
@@ -229,7 +255,7 @@ impl TestApp {
         // Move the database and directory out; `self` is dropped empty.
         let db = std::mem::replace(&mut self.db, TestDatabase::Sqlite);
         let data = std::mem::replace(&mut self._data, tempfile::tempdir().expect("temp dir"));
-        start(figment, url, db, data, self.world.clone()).await
+        start(figment, url, db, data, self.world.clone(), self.grammers).await
     }
 
     /// Waits for the first event on `topic` matching `pred`, stored or yet
@@ -266,6 +292,17 @@ impl TestApp {
             e.offset > after && e.kind == "account.state" && e.data["state"] == state
         })
         .await
+    }
+
+    /// Like [`TestApp::restart`], running `between` while the service is down.
+    pub async fn restart_after(mut self, between: impl FnOnce()) -> TestApp {
+        self.halt().await;
+        between();
+        let figment = self.figment.clone();
+        let url = self.database_url.clone();
+        let db = std::mem::replace(&mut self.db, TestDatabase::Sqlite);
+        let data = std::mem::replace(&mut self._data, tempfile::tempdir().expect("temp dir"));
+        start(figment, url, db, data, self.world.clone(), self.grammers).await
     }
 
     /// A direct connection to this instance's database.

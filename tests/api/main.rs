@@ -6,6 +6,7 @@ mod accounts;
 mod auth;
 mod events;
 mod grammers;
+mod grammers_accounts;
 mod health;
 mod helpers;
 mod http;
