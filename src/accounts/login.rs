@@ -199,6 +199,11 @@ impl LoginService {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Drops the account's pending sign-in, if any (the account was removed).
+    pub fn cancel(&self, account_id: i64) {
+        self.table().remove(&account_id);
+    }
+
     /// How many sign-ins wait on this node.
     pub fn pending_count(&self) -> usize {
         self.table().len()

@@ -13,7 +13,7 @@ use crate::events::{EventLog, account_topic};
 use crate::security::validation::ChatRef;
 use crate::supervisor::{
     AddChild, AddChildError, Backoff, ChildRef, ChildSpec, Intensity, RemoveChild, Restart,
-    SupervisionPolicy, SupervisionRuntime, Supervisor, SupervisorSpec,
+    SupervisionEventKind, SupervisionPolicy, SupervisionRuntime, Supervisor, SupervisorSpec,
 };
 use crate::telegram::Message;
 use sea_orm::sea_query::Expr;
@@ -89,6 +89,7 @@ impl SessionManager {
             .policy(account_policy())
             .intensity(Intensity::PerChild)
             .dynamic();
+        let mut supervision = runtime.subscribe();
         let (child_spec, supervisor) = spec.into_child(runtime);
         let manager = Self {
             inner: Arc::new(Inner {
@@ -105,6 +106,44 @@ impl SessionManager {
             while let Some(id) = released_rx.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 SessionManager { inner }.detach(id).await;
+            }
+        });
+        // An account whose actor crashed too often is given up alone: say so
+        // in its state (and event) rather than leaving it `connecting`.
+        let weak = Arc::downgrade(&manager.inner);
+        actix::spawn(async move {
+            loop {
+                let event = match supervision.recv().await {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let SupervisionEventKind::GaveUp { cause, .. } = &event.kind else {
+                    continue;
+                };
+                let Some(id) = event
+                    .actor
+                    .rsplit_once("/account-")
+                    .and_then(|(_, id)| id.parse::<i64>().ok())
+                else {
+                    continue;
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                inner.deps.board.set(id, AccountState::Failed);
+                let writer = inner.events.writer(&account_topic(id));
+                let data = serde_json::json!({
+                    "account_id": id,
+                    "state": AccountState::Failed,
+                    "reason": "crashed too often",
+                    "detail": cause,
+                });
+                if writer
+                    .publish_state(id, AccountState::Failed.as_str(), data)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(account_id = id, "state event dropped: writer stopped");
+                }
             }
         });
         (child_spec, manager)

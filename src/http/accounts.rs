@@ -110,7 +110,9 @@ pub async fn remove(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     state.accounts.remove(caller.0.user_id, *id, ip.0).await?;
-    // Removed (and owned): stop its client, then drop its events.
+    // Removed (and owned): drop a pending sign-in, stop its client, then
+    // drop its events.
+    state.logins.cancel(*id);
     state.sessions.forget(*id).await;
     if let Err(e) = crate::accounts::delete_events(&state.db, *id).await {
         tracing::warn!(account_id = *id, error = %e, "deleting a removed account's events failed");
