@@ -162,7 +162,12 @@ impl Application {
                 session_error_threshold: tg.session_error_threshold,
                 released,
             };
-            SessionManager::new(deps, events.clone(), supervision.clone())
+            SessionManager::new(
+                deps,
+                events.clone(),
+                supervision.clone(),
+                &tg.account_restarts,
+            )
         };
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())

@@ -8,6 +8,7 @@
 
 use super::actor::{AccountActor, AccountDeps, CallError, History, Rotate, RotationReason};
 use super::state::{AccountState, StateBoard};
+use crate::config::AccountRestartSettings;
 use crate::entities::account;
 use crate::events::{EventLog, account_topic};
 use crate::security::validation::ChatRef;
@@ -23,18 +24,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Restarts of one account's actor: more than 10 within 10 minutes gives
-/// that account up. With the backoff below (1 s doubling to 60 s) an account
-/// whose connection keeps dying settles at one attempt a minute and is never
-/// given up for a plain outage; a crash loop is.
-fn account_policy() -> SupervisionPolicy {
+/// The supervision policy of account actors (`telegram.account_restarts`).
+fn account_policy(cfg: &AccountRestartSettings) -> SupervisionPolicy {
     SupervisionPolicy {
-        max_restarts: 10,
-        period: Duration::from_secs(600),
+        max_restarts: cfg.max_restarts,
+        period: Duration::from_millis(cfg.period_ms),
         backoff: Backoff {
-            base: Duration::from_secs(1),
+            base: Duration::from_millis(cfg.backoff_base_ms),
             factor: 2.0,
-            cap: Duration::from_secs(60),
+            cap: Duration::from_millis(cfg.backoff_cap_ms.max(cfg.backoff_base_ms)),
             jitter: 0.2,
         },
         reset_after: Duration::from_secs(300),
@@ -82,11 +80,12 @@ impl SessionManager {
         deps: impl FnOnce(mpsc::UnboundedSender<i64>) -> AccountDeps,
         events: EventLog,
         runtime: Arc<SupervisionRuntime>,
+        restarts: &AccountRestartSettings,
     ) -> (ChildSpec, Self) {
         let (released_tx, mut released_rx) = mpsc::unbounded_channel();
         let deps = Arc::new(deps(released_tx));
         let (spec, _) = SupervisorSpec::new("sessions")
-            .policy(account_policy())
+            .policy(account_policy(restarts))
             .intensity(Intensity::PerChild)
             .dynamic();
         let mut supervision = runtime.subscribe();

@@ -211,6 +211,18 @@ pub struct TelegramSettings {
     pub max_pending_logins_per_user: u32,
     /// Wrong codes or passwords accepted per sign-in before it is dropped.
     pub login_attempts: u32,
+    /// Restarts of one account's actor: more than `max_restarts` within
+    /// `period_ms` give that account up (`failed`).
+    pub account_restarts: AccountRestartSettings,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRestartSettings {
+    pub max_restarts: u32,
+    pub period_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

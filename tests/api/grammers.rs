@@ -47,6 +47,12 @@ fn settings() -> TelegramSettings {
         max_pending_logins: 10,
         max_pending_logins_per_user: 2,
         login_attempts: 3,
+        account_restarts: tgvisor::config::AccountRestartSettings {
+            max_restarts: 10,
+            period_ms: 600_000,
+            backoff_base_ms: 1000,
+            backoff_cap_ms: 60_000,
+        },
     }
 }
 

@@ -458,3 +458,48 @@ async fn history_rejects_bad_input_with_stable_codes() {
         (404, Some("chat_not_found"))
     );
 }
+
+#[actix_web::test]
+async fn an_account_that_keeps_crashing_is_given_up_alone_as_failed() {
+    let app = spawn_app_with(|f| {
+        f.merge(("telegram.account_restarts.max_restarts", 2))
+            .merge(("telegram.account_restarts.backoff_base_ms", 10))
+            .merge(("telegram.account_restarts.backoff_cap_ms", 10))
+    })
+    .await;
+    let (_, token) = app.user("alice").await;
+    let steady = signed_in(&app, &token, "+9996621111").await;
+    let flaky = signed_in(&app, &token, "+9996621112").await;
+    let path = format!("root/sessions/account-{flaky}");
+
+    // Three crashes in a row: two restarts are allowed, the third gives up.
+    let mut last = app.wait_state(flaky, "connected", 0).await.offset;
+    for _ in 0..2 {
+        assert!(
+            app.supervision
+                .inject_panic(&path, "bug in the account actor")
+        );
+        last = app.wait_state(flaky, "connected", last).await.offset;
+    }
+    assert!(
+        app.supervision
+            .inject_panic(&path, "bug in the account actor")
+    );
+    let failed = app.wait_state(flaky, "failed", last).await;
+    assert_eq!(failed.data["reason"], "crashed too often");
+    let account: Value = app
+        .get_auth(&format!("/api/v1/accounts/{flaky}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["state"], "failed");
+
+    // Its neighbour carries on.
+    app.world
+        .deliver_from(ECHO_USER_ID, "+9996621111", "still fine")
+        .unwrap();
+    app.wait_event(&format!("account:{steady}"), |e| e.kind == "message.new")
+        .await;
+    assert!(app.supervision.root_failure().is_none());
+}
