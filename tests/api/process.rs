@@ -216,7 +216,9 @@ async fn seed_accounts(conn: &sea_orm::DatabaseConnection, n: usize) -> Vec<i64>
     let now = chrono::Utc::now().fixed_offset();
     let owner = user::ActiveModel {
         username: Set("seed".into()),
+        username_key: Set("seed".into()),
         email: Set("seed@example.com".into()),
+        email_key: Set("seed@example.com".into()),
         password_hash: Set("x".into()),
         role: Set("user".into()),
         token_version: Set(0),
