@@ -139,17 +139,7 @@ impl StoreSink {
     /// key), deactivating the old one in the same transaction.
     async fn rotate(&self) -> Result<i64, CallError> {
         let mut current = self.session_id.lock().await;
-        let loaded = self
-            .store
-            .load_active(self.account_id)
-            .await
-            .map_err(|e| CallError::Internal(e.into()))?
-            .ok_or(CallError::Telegram(TgError::Unauthorized))?;
-        let id = self
-            .store
-            .rotate(self.account_id, &loaded.plaintext)
-            .await
-            .map_err(|e| CallError::Internal(e.into()))?;
+        let id = rotate_active(&self.store, self.account_id).await?;
         *current = id;
         Ok(id)
     }
@@ -225,14 +215,7 @@ impl AccountActor {
                 "account state changed"
             );
         }
-        let mut data = serde_json::json!({
-            "account_id": self.id,
-            "state": state,
-            "previous": previous,
-        });
-        if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), detail) {
-            obj.extend(extra);
-        }
+        let data = super::state::state_event(self.id, state, Some(previous), detail);
         let queued = self.writer.try_publish_state(self.id, state.as_str(), data);
         self.settle(queued);
     }
@@ -577,17 +560,7 @@ impl AccountActor {
             match sink {
                 // Connected: through the sink, so no write races the rotation.
                 Some(sink) => sink.rotate().await,
-                None => {
-                    let loaded = store
-                        .load_active(id)
-                        .await
-                        .map_err(|e| CallError::Internal(e.into()))?
-                        .ok_or(CallError::Telegram(TgError::Unauthorized))?;
-                    store
-                        .rotate(id, &loaded.plaintext)
-                        .await
-                        .map_err(|e| CallError::Internal(e.into()))
-                }
+                None => rotate_active(&store, id).await,
             }
         };
         actix::fut::wrap_future(fut).map(move |res: Result<i64, CallError>, act: &mut Self, _| {
@@ -727,6 +700,15 @@ impl Handler<GetState> for AccountActor {
     fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.state)
     }
+}
+
+/// [`SessionStore::rotate_active`]; an account without a session is `Unauthorized`.
+pub(super) async fn rotate_active(store: &SessionStore, account_id: i64) -> Result<i64, CallError> {
+    store
+        .rotate_active(account_id)
+        .await
+        .map_err(|e| CallError::Internal(e.into()))?
+        .ok_or(CallError::Telegram(TgError::Unauthorized))
 }
 
 /// Writes each update as an event on the account's topic, in order.

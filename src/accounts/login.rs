@@ -281,15 +281,19 @@ impl LoginService {
                 }
             }
         };
-        let generation = self.insert(account_id, owner, Step::Code(pending));
+        self.insert(account_id, owner, Step::Code(pending));
         self.set_state(
             account_id,
             AccountState::AwaitingCode,
             serde_json::json!({}),
         )
         .await;
-        tracing::info!(account_id, phone = %phone.masked(), "sign-in started: code sent");
-        let _ = (ip, generation);
+        tracing::info!(
+            account_id,
+            phone = %phone.masked(),
+            client_ip = ?ip,
+            "sign-in started: code sent"
+        );
         Ok(LoginProgress {
             account: self.inner.accounts.get(owner, account_id).await?,
             next_step: NextStep::Code,
@@ -360,7 +364,7 @@ impl LoginService {
         }
     }
 
-    fn insert(&self, account_id: i64, owner: i64, step: Step) -> u64 {
+    fn insert(&self, account_id: i64, owner: i64, step: Step) {
         let generation = {
             let mut g = self
                 .inner
@@ -386,7 +390,6 @@ impl LoginService {
             tokio::time::sleep(ttl).await;
             this.expire(account_id, generation).await;
         });
-        generation
     }
 
     async fn expire(&self, account_id: i64, generation: u64) {
@@ -632,16 +635,8 @@ impl LoginService {
     /// The sign-in writes its states on the account's topic through the
     /// topic's one writer (no actor runs yet), and waits until they are stored.
     async fn set_state(&self, account_id: i64, state: AccountState, detail: serde_json::Value) {
-        let previous = self.inner.manager.state(account_id);
-        self.inner.manager.board().set(account_id, state);
-        let mut data = serde_json::json!({
-            "account_id": account_id,
-            "state": state,
-            "previous": previous,
-        });
-        if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), detail) {
-            obj.extend(extra);
-        }
+        let previous = self.inner.manager.board().set(account_id, state);
+        let data = super::state::state_event(account_id, state, previous, detail);
         let writer = self.inner.events.writer(&account_topic(account_id));
         // Waits for the commit: the answer to this step reads the row back.
         if writer

@@ -16,7 +16,7 @@ use crate::supervisor::{
     AddChild, AddChildError, Backoff, ChildRef, ChildSpec, Intensity, RemoveChild, Restart,
     SupervisionEventKind, SupervisionPolicy, SupervisionRuntime, Supervisor, SupervisorSpec,
 };
-use crate::telegram::Message;
+use crate::telegram::{Message, TgError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
@@ -128,14 +128,14 @@ impl SessionManager {
                     continue;
                 };
                 let Some(inner) = weak.upgrade() else { return };
-                inner.deps.board.set(id, AccountState::Failed);
+                let previous = inner.deps.board.set(id, AccountState::Failed);
                 let writer = inner.events.writer(&account_topic(id));
-                let data = serde_json::json!({
-                    "account_id": id,
-                    "state": AccountState::Failed,
-                    "reason": "crashed too often",
-                    "detail": cause,
-                });
+                let data = super::state::state_event(
+                    id,
+                    AccountState::Failed,
+                    previous,
+                    serde_json::json!({ "reason": "crashed too often", "detail": cause }),
+                );
                 if writer
                     .publish_state(id, AccountState::Failed.as_str(), data)
                     .await
@@ -224,11 +224,6 @@ impl SessionManager {
         }
     }
 
-    /// Stops the account's actor for good and marks it `stopped`.
-    pub async fn stop(&self, account_id: i64) -> bool {
-        self.detach(account_id).await
-    }
-
     /// The account was removed: stop its actor, forget its state.
     pub async fn forget(&self, account_id: i64) {
         self.detach(account_id).await;
@@ -276,16 +271,14 @@ impl SessionManager {
         {
             return res;
         }
-        let store = &self.inner.deps.store;
-        let loaded = store
-            .load_active(account_id)
+        let id = super::actor::rotate_active(&self.inner.deps.store, account_id)
             .await
-            .map_err(|e| CallError::Internal(e.into()))?
-            .ok_or(CallError::NotConnected(AccountState::Unauthorized))?;
-        let id = store
-            .rotate(account_id, &loaded.plaintext)
-            .await
-            .map_err(|e| CallError::Internal(e.into()))?;
+            .map_err(|e| match e {
+                CallError::Telegram(TgError::Unauthorized) => {
+                    CallError::NotConnected(AccountState::Unauthorized)
+                }
+                other => other,
+            })?;
         self.inner
             .deps
             .metrics

@@ -167,6 +167,16 @@ impl SessionStore {
         Ok(id)
     }
 
+    /// Re-seals the account's active session into a new row (fresh nonce,
+    /// active key), deactivating the old one in the same transaction.
+    /// `None` when the account has no active session.
+    pub async fn rotate_active(&self, account_id: i64) -> Result<Option<i64>, SessionStoreError> {
+        let Some(loaded) = self.load_active(account_id).await? else {
+            return Ok(None);
+        };
+        self.rotate(account_id, &loaded.plaintext).await.map(Some)
+    }
+
     /// Decrypts the account's active session, if it has one.
     pub async fn load_active(
         &self,

@@ -207,11 +207,7 @@ impl Client for Instrumented {
         total_parts: Option<u32>,
         bytes: &[u8],
     ) -> Result<(), TgError> {
-        let method = if total_parts.is_some() {
-            "upload.saveBigFilePart"
-        } else {
-            "upload.saveFilePart"
-        };
+        let method = super::part_method(total_parts);
         self.timed(
             method,
             self.inner.save_file_part(file_id, part, total_parts, bytes),

@@ -142,6 +142,16 @@ pub const BIG_FILE_THRESHOLD: u64 = 10 * 1024 * 1024;
 /// Part size tgvisor uploads with.
 pub const PART_SIZE: usize = 512 * 1024;
 
+/// Telegram's method for one file part: big files (`total_parts` given) use
+/// `saveBigFilePart`.
+pub fn part_method(total_parts: Option<u32>) -> &'static str {
+    if total_parts.is_some() {
+        "upload.saveBigFilePart"
+    } else {
+        "upload.saveFilePart"
+    }
+}
+
 /// Where a client writes session changes (through to the encrypted store).
 #[async_trait]
 pub trait SessionSink: Send + Sync {

@@ -778,11 +778,7 @@ impl Client for SimClient {
         total_parts: Option<u32>,
         bytes: &[u8],
     ) -> Result<(), TgError> {
-        let method = if total_parts.is_some() {
-            "upload.saveBigFilePart"
-        } else {
-            "upload.saveFilePart"
-        };
+        let method = super::part_method(total_parts);
         self.world.call(Some(self.conn_id), method, None).await?;
         let mut state = self.world.lock();
         if state.failing_parts > 0 {

@@ -248,8 +248,22 @@ impl TestApp {
 
     /// Stops this instance and starts another on the same database and data
     /// directory, with `customize` applied on top of this one's configuration.
-    pub async fn restart(mut self, customize: impl FnOnce(Figment) -> Figment) -> TestApp {
+    pub async fn restart(self, customize: impl FnOnce(Figment) -> Figment) -> TestApp {
+        self.restart_with(customize, || {}).await
+    }
+
+    /// Like [`TestApp::restart`], running `between` while the service is down.
+    pub async fn restart_after(self, between: impl FnOnce()) -> TestApp {
+        self.restart_with(|f| f, between).await
+    }
+
+    async fn restart_with(
+        mut self,
+        customize: impl FnOnce(Figment) -> Figment,
+        between: impl FnOnce(),
+    ) -> TestApp {
         self.halt().await;
+        between();
         let figment = customize(self.figment.clone());
         let url = self.database_url.clone();
         // Move the database and directory out; `self` is dropped empty.
@@ -292,17 +306,6 @@ impl TestApp {
             e.offset > after && e.kind == "account.state" && e.data["state"] == state
         })
         .await
-    }
-
-    /// Like [`TestApp::restart`], running `between` while the service is down.
-    pub async fn restart_after(mut self, between: impl FnOnce()) -> TestApp {
-        self.halt().await;
-        between();
-        let figment = self.figment.clone();
-        let url = self.database_url.clone();
-        let db = std::mem::replace(&mut self.db, TestDatabase::Sqlite);
-        let data = std::mem::replace(&mut self._data, tempfile::tempdir().expect("temp dir"));
-        start(figment, url, db, data, self.world.clone(), self.grammers).await
     }
 
     /// A direct connection to this instance's database.

@@ -46,6 +46,14 @@ async fn signed_in(app: &TestApp, token: &str, phone: &str) -> i64 {
     id
 }
 
+async fn account(app: &TestApp, token: &str, id: i64) -> Value {
+    app.get_auth(&format!("/api/v1/accounts/{id}"), token)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn error_of(res: reqwest::Response) -> (u16, Value) {
     let status = res.status().as_u16();
     let body: Value = res.json().await.unwrap();
@@ -58,18 +66,10 @@ async fn a_new_user_signs_in_reads_history_and_receives_updates_as_events() {
     let (_, token) = app.user("alice").await;
 
     let id = signed_in(&app, &token, PHONE).await;
-    let account: Value = app
-        .get_auth(&format!("/api/v1/accounts/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(account["state"], "connected");
-    assert_eq!(
-        account["telegram_user_id"].as_i64(),
-        app.world.user_id(PHONE)
-    );
-    assert!(account["session"]["id"].is_i64());
+    let acct: Value = account(&app, &token, id).await;
+    assert_eq!(acct["state"], "connected");
+    assert_eq!(acct["telegram_user_id"].as_i64(), app.world.user_id(PHONE));
+    assert!(acct["session"]["id"].is_i64());
 
     // Saved Messages, through the account's client.
     let res = app
@@ -287,13 +287,8 @@ async fn a_revoked_session_ends_in_revoked_with_an_alert_not_a_restart_loop() {
     assert_eq!(status, 409);
     assert_eq!(err["code"], "account_not_connected");
     assert_eq!(err["state"], "revoked");
-    let account: Value = app
-        .get_auth(&format!("/api/v1/accounts/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(account["state"], "revoked");
+    let acct: Value = account(&app, &token, id).await;
+    assert_eq!(acct["state"], "revoked");
     // The actor ended normally and was removed: never restarted.
     let path = format!("root/sessions/account-{id}");
     assert!(
@@ -371,13 +366,8 @@ async fn a_restart_reconnects_accounts_and_expires_waiting_sign_ins() {
         .wait_event(&format!("account:{connected}"), |_| true)
         .await;
     app.wait_state(connected, "connected", last.offset).await;
-    let account: Value = app
-        .get_auth(&format!("/api/v1/accounts/{pending}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(account["state"], "login_expired");
+    let acct: Value = account(&app, &token, pending).await;
+    assert_eq!(acct["state"], "login_expired");
     let (status, err) = error_of(submit_code(&app, &token, pending, "22222").await).await;
     assert_eq!(
         (status, err["code"].as_str()),
@@ -391,12 +381,7 @@ async fn rotating_a_session_moves_it_to_a_new_row_and_the_client_keeps_working()
     let (_, token) = app.user("alice").await;
     let (_, mallory) = app.user("mallory").await;
     let id = signed_in(&app, &token, PHONE).await;
-    let before: Value = app
-        .get_auth(&format!("/api/v1/accounts/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let before: Value = account(&app, &token, id).await;
 
     let path = format!("/api/v1/accounts/{id}/sessions/rotate");
     let res = app.post_json(&path, Some(&mallory), &json!({})).await;
@@ -406,12 +391,7 @@ async fn rotating_a_session_moves_it_to_a_new_row_and_the_client_keeps_working()
     let rotated: Value = res.json().await.unwrap();
     assert_ne!(rotated["session_id"], before["session"]["id"]);
 
-    let after: Value = app
-        .get_auth(&format!("/api/v1/accounts/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let after: Value = account(&app, &token, id).await;
     assert_eq!(after["session"]["id"], rotated["session_id"]);
     let event = app
         .wait_event(&format!("account:{id}"), |e| e.kind == "session.rotated")
@@ -487,13 +467,8 @@ async fn an_account_that_keeps_crashing_is_given_up_alone_as_failed() {
     );
     let failed = app.wait_state(flaky, "failed", last).await;
     assert_eq!(failed.data["reason"], "crashed too often");
-    let account: Value = app
-        .get_auth(&format!("/api/v1/accounts/{flaky}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(account["state"], "failed");
+    let acct: Value = account(&app, &token, flaky).await;
+    assert_eq!(acct["state"], "failed");
 
     // Its neighbour carries on.
     app.world
