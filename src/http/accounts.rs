@@ -114,6 +114,7 @@ pub async fn remove(
     // drop its events.
     state.logins.cancel(*id);
     state.sessions.forget(*id).await;
+    state.limiter.forget_account(*id);
     if let Err(e) = crate::accounts::delete_events(&state.db, *id).await {
         tracing::warn!(account_id = *id, error = %e, "deleting a removed account's events failed");
     }

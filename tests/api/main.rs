@@ -10,6 +10,7 @@ mod grammers_accounts;
 mod health;
 mod helpers;
 mod http;
+mod limits;
 mod logs;
 mod metrics;
 mod openapi;
