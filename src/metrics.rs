@@ -24,6 +24,7 @@ pub struct Metrics {
     pub db: DbMetrics,
     pub telegram: crate::telegram::metrics::TelegramMetrics,
     pub rate_limits: crate::ratelimit::RateLimitMetrics,
+    pub outbox: crate::outbox::OutboxMetrics,
 }
 
 /// Database pool and health metrics, sampled by the Database actor.
@@ -106,6 +107,7 @@ impl Metrics {
         ))?;
         let telegram = crate::telegram::metrics::TelegramMetrics::new(&registry)?;
         let rate_limits = crate::ratelimit::RateLimitMetrics::new(&registry)?;
+        let outbox = crate::outbox::OutboxMetrics::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
@@ -114,6 +116,7 @@ impl Metrics {
             db,
             telegram,
             rate_limits,
+            outbox,
         })
     }
 

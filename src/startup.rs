@@ -156,6 +156,8 @@ impl Application {
             None => telegram_backend(&settings)?,
         };
         tracing::info!(backend = backend.name(), "telegram backend");
+        let outbox =
+            crate::outbox::Outbox::new(db.clone(), &settings.outbox, metrics.outbox.clone());
         let tg = &settings.telegram;
         let (sessions_spec, sessions) = {
             let deps = |released| AccountDeps {
@@ -171,6 +173,9 @@ impl Application {
                 update_sync_interval: Duration::from_millis(tg.update_state_sync_interval_ms),
                 max_session_age: Duration::from_millis(tg.max_session_age_ms),
                 session_error_threshold: tg.session_error_threshold,
+                outbox: outbox.clone(),
+                limiter: limiter.clone(),
+                peer_cache_ttl: Duration::from_millis(settings.cache.default_ttl_ms),
                 released,
             };
             SessionManager::new(
@@ -220,6 +225,7 @@ impl Application {
             logins,
             events: events.clone(),
             limiter: limiter.clone(),
+            outbox: outbox.clone(),
             started_at: Instant::now(),
         });
         let json_cfg = web::JsonConfig::default()

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod limits;
+mod messages;
 mod metrics;
 mod middleware;
 pub mod openapi;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub events: crate::events::EventLog,
     /// Keyed rate limits and flood-wait blocks (API, Telegram, WebSocket).
     pub limiter: crate::ratelimit::RateLimiter,
+    pub outbox: crate::outbox::Outbox,
     pub started_at: Instant,
 }
 
@@ -112,6 +114,16 @@ fn declare_routes(t: &mut RouteTable) {
             Method::POST,
             "/api/v1/accounts/{id}/sessions/rotate",
             accounts::rotate_session,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/accounts/{id}/messages",
+            messages::send,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/accounts/{id}/messages/{message_id}",
+            messages::get,
         )
         .add(
             Method::GET,

@@ -2,7 +2,7 @@
 //! handlers' annotations and types. A test checks that it lists exactly the
 //! routes [`super::registered_routes`] registers.
 
-use super::{accounts, admin, auth, error, health, limits, metrics};
+use super::{accounts, admin, auth, error, health, limits, messages, metrics};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -27,6 +27,8 @@ use utoipa::{Modify, OpenApi};
         accounts::rotate_session,
         accounts::history,
         limits::account_limits,
+        messages::send,
+        messages::get,
         admin::audit,
         openapi_json,
         health::health,

@@ -14,6 +14,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod openapi;
+mod outbox;
 mod process;
 mod sessions;
 mod supervision;
