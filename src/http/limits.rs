@@ -52,18 +52,42 @@ pub async fn account_limits(
     }))
 }
 
-/// `/health/rate-limits`.
+/// One limit's keys, counted (the health route is public: no ids).
+#[derive(Default, Serialize, ToSchema)]
+pub struct LimitSummary {
+    /// Keys with grants in their window or a block.
+    pub active_keys: usize,
+    /// Keys with no slot left in their window now.
+    pub exhausted_keys: usize,
+    /// Keys under a flood-wait block now.
+    pub blocked_keys: usize,
+    /// Decisions refused since the start (over the rate or blocked).
+    pub throttled: u64,
+}
+
+/// The seed's `metrics`: summaries by area, then by limit.
+#[derive(Default, Serialize, ToSchema)]
+pub struct RateLimitAreas {
+    pub telegram: std::collections::BTreeMap<String, LimitSummary>,
+    pub api: std::collections::BTreeMap<String, LimitSummary>,
+    pub websocket: std::collections::BTreeMap<String, LimitSummary>,
+}
+
+/// `/health/rate-limits`, in the seed's shape.
 #[derive(Serialize, ToSchema)]
 pub struct RateLimitHealth {
-    /// `healthy`, `degraded` (flood waits in the last hour above the
-    /// warning level) or `unhealthy` (above the critical level).
+    /// `healthy`, `degraded` (flood waits in the last hour above
+    /// `thresholds.telegram.flood_wait.warning`) or `unhealthy` (above critical).
     #[schema(value_type = String)]
     pub status: Status,
+    pub metrics: RateLimitAreas,
+    /// Decisions refused since the start, all limits.
+    pub throttled: u64,
     /// Keys under a flood-wait block now.
     pub blocked_keys: usize,
     /// Flood waits met by all accounts in the last hour.
     pub flood_waits_last_hour: usize,
-    pub keys: Vec<KeyState>,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
 }
 
 #[utoipa::path(
@@ -71,11 +95,12 @@ pub struct RateLimitHealth {
     path = "/health/rate-limits",
     tag = "meta",
     responses(
-        (status = 200, description = "Healthy or degraded", body = RateLimitHealth),
-        (status = 503, description = "Unhealthy: flood waits in the last hour above the critical level", body = RateLimitHealth),
+        (status = 200, description = "Healthy", body = RateLimitHealth),
+        (status = 503, description = "Degraded or unhealthy: flood waits in the last hour above the warning or critical level", body = RateLimitHealth),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    use crate::ratelimit::Limit;
     let keys = state.limiter.snapshot(None);
     let floods = state.limiter.flood_waits_last_hour();
     let levels = &state.settings.thresholds.telegram.flood_wait;
@@ -85,15 +110,43 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         n if n > levels.warning => Status::Degraded,
         _ => Status::Healthy,
     };
+    let decisions = &state.limiter.metrics().decisions;
+    let mut metrics = RateLimitAreas::default();
+    let mut throttled_total = 0;
+    for limit in Limit::ALL {
+        let of_limit = keys.iter().filter(|k| k.limit == limit);
+        let throttled = ["throttled", "blocked"]
+            .iter()
+            .map(|r| decisions.with_label_values(&[limit.as_str(), r]).get())
+            .sum();
+        throttled_total += throttled;
+        let summary = LimitSummary {
+            active_keys: of_limit.clone().count(),
+            exhausted_keys: of_limit.clone().filter(|k| k.remaining == 0).count(),
+            blocked_keys: of_limit.filter(|k| k.blocked_until.is_some()).count(),
+            throttled,
+        };
+        let area = match limit {
+            Limit::AccountMessages
+            | Limit::ChatMessages
+            | Limit::MediaUploads
+            | Limit::ChannelInvites => &mut metrics.telegram,
+            Limit::ApiStandard | Limit::ApiAuth => &mut metrics.api,
+            Limit::WsMessages => &mut metrics.websocket,
+        };
+        area.insert(limit.as_str().to_owned(), summary);
+    }
     let body = RateLimitHealth {
         status,
+        metrics,
+        throttled: throttled_total,
         blocked_keys: keys.iter().filter(|k| k.blocked_until.is_some()).count(),
         flood_waits_last_hour: floods,
-        keys,
+        timestamp: chrono::Utc::now(),
     };
-    if status == Status::Unhealthy {
-        HttpResponse::ServiceUnavailable().json(body)
-    } else {
+    if status == Status::Healthy {
         HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
