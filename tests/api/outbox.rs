@@ -163,6 +163,7 @@ async fn a_message_is_delivered_once_with_its_status_and_echo_answers_as_an_even
     );
     assert!(metrics.contains("tgvisor_outbox_idempotent_replays_total 1\n"));
     assert!(metrics.contains("tgvisor_outbox_messages_total{status=\"sent\"} 1\n"));
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -203,6 +204,7 @@ async fn keys_are_per_user_and_concurrent_retries_make_one_message() {
 
     let alice_tg = app.world.user_id(PHONE).unwrap();
     assert_eq!(outgoing_texts(&app, alice_tg), ["exactly once"]);
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -346,6 +348,7 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_queued() {
         metrics.contains("tgvisor_outbox_accepted_total 0\n"),
         "nothing was queued"
     );
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -367,6 +370,7 @@ async fn an_account_that_needs_its_owner_refuses_messages() {
     assert_eq!(status, 409);
     assert_eq!(err["code"], "account_unavailable");
     assert_eq!(err["state"], "revoked");
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -427,4 +431,79 @@ async fn history_pages_back_with_before() {
         )
         .await;
     assert_eq!(res.status().as_u16(), 400);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limited() {
+    use tgvisor::telegram::sim::{FloodRule, FloodTarget};
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let id = connected_account(&app, &token, PHONE).await;
+    app.world.inject_flood(FloodRule {
+        target: FloodTarget::Method("messages.sendMessage".into()),
+        seconds: 600,
+        times: 1,
+    });
+    let res = send(
+        &app,
+        &token,
+        id,
+        &json!({ "chat": "me", "text": "later" }),
+        None,
+    )
+    .await;
+    let message_id = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+
+    let queued = wait_status(&app, id, message_id, "queued").await;
+    assert_eq!(queued["error"], "flood_wait");
+    assert_eq!(queued["flood_wait"]["seconds"], 600);
+    assert_eq!(queued["flood_wait"]["scope"]["kind"], "account");
+    let state = app.wait_state(id, "flood_limited", 0).await;
+    assert_eq!(state.data["seconds"], 600);
+
+    let view: Value = app
+        .get_auth(
+            &format!("/api/v1/accounts/{id}/messages/{message_id}"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["status"], "queued");
+    assert_eq!(view["flood_waits"], 1);
+    assert_eq!(view["last_error"], "flood_wait");
+    assert!(view["next_attempt_at"].is_string());
+
+    // The account's limits show the block and the flood wait.
+    let limits: Value = app
+        .get_auth(&format!("/api/v1/accounts/{id}/limits"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(limits["flood_waits_last_hour"], 1);
+    assert_eq!(limits["flood_waits"][0]["method"], "messages.sendMessage");
+    let account_key = limits["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["limit"] == "account_messages")
+        .expect("the account key");
+    assert!(account_key["blocked_for_ms"].as_u64().unwrap() > 590_000);
+    // Still accepted meanwhile: nothing is dropped.
+    let res = send(
+        &app,
+        &token,
+        id,
+        &json!({ "chat": "me", "text": "also later" }),
+        None,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(app.world.calls()["messages.sendMessage"], 1);
+    app.stop().await;
 }
