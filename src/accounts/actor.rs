@@ -399,6 +399,13 @@ impl AccountActor {
             AccountState::Connected,
             serde_json::json!({ "telegram_user_id": me.id, "dc": home_dc }),
         );
+        // A flood wait met before a reconnect still holds (the limiter
+        // outlives this actor): say so again.
+        let account_key = crate::ratelimit::Key::account_messages(self.id);
+        if let Some(until) = self.deps.limiter.blocked_until(&account_key) {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            self.flood_limited_for(left, ctx);
+        }
     }
 
     fn on_connect_failed(&mut self, err: CallError, ctx: &mut Context<Self>) {
@@ -483,11 +490,17 @@ impl AccountActor {
         if !matches!(scope, crate::telegram::FloodScope::Account) {
             return; // a per-chat wait does not stop the account
         }
-        let seconds = *seconds;
-        let wait = Duration::from_secs(u64::from(seconds));
+        let wait = Duration::from_secs(u64::from(*seconds));
+        self.flood_limited_for(wait, ctx);
+    }
+
+    /// Shows the account as `flood_limited` for `wait` when that is longer
+    /// than the short threshold (shorter waits are waited out silently).
+    fn flood_limited_for(&mut self, wait: Duration, ctx: &mut Context<Self>) {
         if wait <= self.deps.limiter.short_wait_threshold() {
             return;
         }
+        let seconds = wait.as_secs();
         let ends = tokio::time::Instant::now() + wait;
         if self.state == AccountState::FloodLimited && self.flood_until.is_some_and(|t| t >= ends) {
             return; // already limited at least that long
@@ -495,7 +508,7 @@ impl AccountActor {
         self.flood_until = Some(ends);
         self.flood_generation += 1;
         let generation = self.flood_generation;
-        let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(seconds));
+        let until = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
         self.set_state(
             AccountState::FloodLimited,
             serde_json::json!({ "seconds": seconds, "until": until }),

@@ -31,8 +31,12 @@ pub async fn connect(
         // Statements are logged by our own slow-query accounting, never with values.
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
+            // FULL: every commit is on disk before it returns, so a 202 from
+            // the outbox survives a power cut too, not only a crash (NORMAL
+            // in WAL mode may lose the last commits). The outbox's group
+            // commit keeps that to one fsync per batch.
             o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
         });

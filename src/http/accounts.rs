@@ -109,11 +109,13 @@ pub async fn remove(
     caller: Authenticated,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    state.accounts.remove(caller.0.user_id, *id, ip.0).await?;
-    // Removed (and owned): drop a pending sign-in, stop its client, then
-    // drop its events.
+    // Owned: stop its client first (so nothing is sent or written for it
+    // once its rows are gone), drop a pending sign-in, then remove it and
+    // its events.
+    state.accounts.owned(caller.0.user_id, *id).await?;
     state.logins.cancel(*id);
     state.sessions.forget(*id).await;
+    state.accounts.remove(caller.0.user_id, *id, ip.0).await?;
     state.limiter.forget_account(*id);
     state.outbox.forget(*id);
     if let Err(e) = crate::accounts::delete_events(&state.db, *id).await {

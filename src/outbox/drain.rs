@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -79,8 +79,8 @@ pub async fn resolve(
     }
 }
 
-/// How many undelivered rows one look at the table takes.
-const SCAN: u64 = 512;
+/// At most this many chats are considered per step (the oldest heads).
+const MAX_HEADS: u64 = 1024;
 /// Pause after a database error before looking again.
 const DB_RETRY: Duration = Duration::from_secs(1);
 
@@ -164,18 +164,20 @@ impl RowUpdate {
 /// Where the drain reads and records the account's messages.
 #[async_trait]
 pub trait DrainStore: Send + Sync {
-    /// Undelivered rows (queued or sending), oldest first.
-    async fn pending(&self, account_id: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr>;
+    /// The head of each chat: its oldest undelivered row (queued or
+    /// sending), oldest heads first, at most `limit`.
+    async fn heads(&self, account_id: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr>;
     async fn set_chat_id(&self, id: i64, chat_id: i64) -> Result<(), DbErr>;
     /// Writes a row's transition and its `message.status` event together
-    /// and waits until both are stored.
+    /// and waits until both are stored. `Ok(false)`: the row is gone (its
+    /// account was removed).
     async fn transition(
         &self,
         id: i64,
         status: Status,
         update: RowUpdate,
         event: serde_json::Value,
-    ) -> Result<(), WriterClosed>;
+    ) -> Result<bool, WriterClosed>;
 }
 
 /// The database, with transitions through the account topic's writer (so
@@ -187,8 +189,8 @@ pub struct DbStore {
 
 #[async_trait]
 impl DrainStore for DbStore {
-    async fn pending(&self, account_id: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr> {
-        super::pending(&self.db, account_id, limit).await
+    async fn heads(&self, account_id: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr> {
+        super::heads(&self.db, account_id, limit).await
     }
 
     async fn set_chat_id(&self, id: i64, chat_id: i64) -> Result<(), DbErr> {
@@ -209,23 +211,28 @@ impl DrainStore for DbStore {
         status: Status,
         update: RowUpdate,
         event: serde_json::Value,
-    ) -> Result<(), WriterClosed> {
+    ) -> Result<bool, WriterClosed> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let found = Arc::new(AtomicBool::new(false));
+        let seen = found.clone();
         let side: SideWrite = Arc::new(move |txn| {
             let model = update.active_model(status);
+            let seen = seen.clone();
             Box::pin(async move {
                 // A row that is gone (its account was removed) updates nothing.
-                outbox::Entity::update_many()
+                let res = outbox::Entity::update_many()
                     .set(model)
                     .filter(outbox::Column::Id.eq(id))
                     .exec(txn)
                     .await?;
+                seen.store(res.rows_affected > 0, Ordering::Relaxed);
                 Ok(())
             })
         });
         self.writer
             .commit_with("message.status", event, side)
-            .await
-            .map(drop)
+            .await?;
+        Ok(found.load(Ordering::Relaxed))
     }
 }
 
@@ -308,7 +315,7 @@ impl Drain {
     }
 
     async fn step(&self, run: &mut Run) -> Result<Flow, DbErr> {
-        let rows = self.store.pending(self.account_id, SCAN).await?;
+        let rows = self.store.heads(self.account_id, MAX_HEADS).await?;
         if rows.is_empty() {
             run.not_before.clear();
             self.signal.notified().await;
@@ -316,12 +323,8 @@ impl Drain {
         }
         // The head of each chat, and when each may go.
         let now = Instant::now();
-        let mut chats = HashSet::new();
         let mut best: Option<(Instant, &outbox::Model)> = None;
         for row in &rows {
-            if !chats.insert(row.chat.as_str()) {
-                continue;
-            }
             let at = self
                 .limiter
                 .ready_at(&self.keys(self.chat_id(row)))
@@ -363,14 +366,7 @@ impl Drain {
             Ok(p) => p,
             Err(e) => {
                 return Ok(self
-                    .failed(
-                        &row,
-                        row.attempts + 1,
-                        None,
-                        e,
-                        "contacts.resolveUsername",
-                        run,
-                    )
+                    .failed(&row, None, e, "contacts.resolveUsername", run)
                     .await);
             }
         };
@@ -381,24 +377,27 @@ impl Drain {
             }
             return Ok(Flow::Continue);
         }
+        // `attempts` counts tries that got an answer: one cut short by a
+        // crash or a stop is not held against the message.
         let attempts = row.attempts + 1;
         let sending = RowUpdate {
-            attempts: Some(attempts),
             chat_id: Some(peer.id),
             ..Default::default()
         };
         let event = self.event(
             &row,
             Status::Sending,
-            serde_json::json!({ "attempts": attempts, "chat_id": peer.id }),
+            serde_json::json!({ "attempt": attempts, "chat_id": peer.id }),
         );
-        if self
+        match self
             .store
             .transition(row.id, Status::Sending, sending, event)
             .await
-            .is_err()
         {
-            return Ok(Flow::Stop);
+            Ok(true) => {}
+            // The account was removed meanwhile: nothing to send.
+            Ok(false) => return Ok(Flow::Continue),
+            Err(WriterClosed) => return Ok(Flow::Stop),
         }
         let opts = SendOptions {
             reply_to: row.reply_to,
@@ -410,23 +409,16 @@ impl Drain {
             .unwrap_or(Err(TgError::Timeout(timeout)));
         let telegram_id = match sent {
             Ok(m) => Some(m.id),
-            // An earlier attempt went through; its answer was lost.
-            Err(e) if e.is_random_id_duplicate() => None,
+            // Telegram has it, but its id is not in the answer: an earlier
+            // attempt went through (its answer was lost), or the answer had
+            // another shape.
+            Err(e) if e.is_random_id_duplicate() || e.is_sent_without_message() => None,
             Err(e) => {
                 return Ok(self
-                    .failed(&row, attempts, Some(&peer), e, "messages.sendMessage", run)
+                    .failed(&row, Some(&peer), e, "messages.sendMessage", run)
                     .await);
             }
         };
-        self.metrics.finished.with_label_values(&["sent"]).inc();
-        self.metrics.depth.dec();
-        let accepted = row.created_at.with_timezone(&Utc);
-        self.metrics.delivery.observe(
-            (Utc::now() - accepted)
-                .to_std()
-                .unwrap_or_default()
-                .as_secs_f64(),
-        );
         let update = RowUpdate {
             attempts: Some(attempts),
             telegram_message_id: Some(telegram_id),
@@ -442,24 +434,39 @@ impl Drain {
             obj.insert("telegram_message_id".into(), id.into());
         }
         let event = self.event(&row, Status::Sent, detail);
-        Ok(self.write(row.id, Status::Sent, update, event).await)
+        let flow = self.write(row.id, Status::Sent, update, event).await;
+        if flow == Flow::Continue {
+            self.metrics.finished.with_label_values(&["sent"]).inc();
+            self.metrics.depth.dec();
+            let accepted = row.created_at.with_timezone(&Utc);
+            self.metrics.delivery.observe(
+                (Utc::now() - accepted)
+                    .to_std()
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+            );
+        }
+        Ok(flow)
     }
 
     /// Decides what a failed try means for the message.
+    /// `peer` is None when resolving the chat failed: a flood wait is then
+    /// about resolving, a method of its own, and only this row waits.
     async fn failed(
         &self,
         row: &outbox::Model,
-        attempts: i32,
         peer: Option<&Peer>,
         err: TgError,
         method: &str,
         run: &mut Run,
     ) -> Flow {
         let code = err.code();
+        let attempts = row.attempts + 1;
         if let TgError::FloodWait { seconds, scope } = &err {
             let wait = Duration::from_secs(u64::from(*seconds));
             match (scope, peer) {
-                (FloodScope::Account, _) => {
+                (_, None) => {}
+                (FloodScope::Account, Some(_)) => {
                     self.limiter
                         .block(&Key::account_messages(self.account_id), wait, method);
                     if wait > self.limiter.short_wait_threshold() {
@@ -470,8 +477,6 @@ impl Drain {
                     self.limiter
                         .block(&Key::chat_messages(self.account_id, peer.id), wait, method);
                 }
-                // The chat is not resolved yet: only this row's own wait applies.
-                (FloodScope::Chat { .. }, None) => {}
             }
             // The row itself waits too (the stored `next_attempt_at` is for
             // readers and for the next run after a restart).
@@ -509,15 +514,15 @@ impl Drain {
         }
         if err.is_session_fatal() {
             // Not the message's fault: it waits for the account to come back.
+            // No attempt is counted against the message.
             let update = RowUpdate {
-                attempts: Some(attempts),
                 last_error: Some(Some(code.to_owned())),
                 ..Default::default()
             };
             let event = self.event(
                 row,
                 Status::Queued,
-                serde_json::json!({ "attempts": attempts, "error": code }),
+                serde_json::json!({ "attempts": row.attempts, "error": code }),
             );
             let _ = self.write(row.id, Status::Queued, update, event).await;
             self.observer.account_error(err);
@@ -588,8 +593,6 @@ impl Drain {
             attempts,
             "message failed"
         );
-        self.metrics.finished.with_label_values(&["failed"]).inc();
-        self.metrics.depth.dec();
         let update = RowUpdate {
             attempts: Some(attempts),
             last_error: Some(Some(code.to_owned())),
@@ -601,7 +604,12 @@ impl Drain {
             obj.insert("telegram_error".into(), name.into());
         }
         let event = self.event(row, Status::Failed, detail);
-        self.write(row.id, Status::Failed, update, event).await
+        let flow = self.write(row.id, Status::Failed, update, event).await;
+        if flow == Flow::Continue {
+            self.metrics.finished.with_label_values(&["failed"]).inc();
+            self.metrics.depth.dec();
+        }
+        flow
     }
 
     async fn write(
@@ -612,7 +620,7 @@ impl Drain {
         event: serde_json::Value,
     ) -> Flow {
         match self.store.transition(id, status, update, event).await {
-            Ok(()) => Flow::Continue,
+            Ok(_) => Flow::Continue,
             // Shutting down: the row keeps its previous status and is tried
             // again after the restart (same random_id).
             Err(WriterClosed) => Flow::Stop,

@@ -121,6 +121,18 @@ pub fn validate_text(text: &str) -> Result<(), ValidationError> {
     if text.trim().is_empty() {
         return Err(ValidationError::new(F, "empty", "is required"));
     }
+    // NUL cannot be stored (PostgreSQL text) nor sent; other control
+    // characters but tab and line breaks have no place in a message.
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ValidationError::new(
+            F,
+            "invalid_characters",
+            "must not contain control characters (tab and line breaks are fine)",
+        ));
+    }
     if text.encode_utf16().count() > MAX_TEXT_UTF16 {
         return Err(ValidationError::new(
             F,
@@ -486,16 +498,26 @@ pub async fn prune_finished(db: &DatabaseConnection, retention: Duration) -> Res
     Ok(res.rows_affected)
 }
 
-/// An account's undelivered rows, oldest first.
-pub async fn pending(
+/// The head of each of an account's chats: its oldest undelivered row,
+/// oldest heads first. One row per chat, however long the queues behind.
+pub async fn heads(
     db: &DatabaseConnection,
     account_id: i64,
     limit: u64,
 ) -> Result<Vec<outbox::Model>, DbErr> {
     use sea_orm::QueryOrder;
+    use sea_orm::sea_query::{Expr, Func, Query};
+    let first_of_each_chat = Query::select()
+        .expr(Func::min(Expr::col(outbox::Column::Id)))
+        .from(outbox::Entity)
+        .and_where(outbox::Column::AccountId.eq(account_id))
+        .and_where(
+            outbox::Column::Status.is_in([Status::Queued.as_str(), Status::Sending.as_str()]),
+        )
+        .group_by_col(outbox::Column::Chat)
+        .to_owned();
     outbox::Entity::find()
-        .filter(outbox::Column::AccountId.eq(account_id))
-        .filter(outbox::Column::Status.is_in([Status::Queued.as_str(), Status::Sending.as_str()]))
+        .filter(outbox::Column::Id.in_subquery(first_of_each_chat))
         .order_by_asc(outbox::Column::Id)
         .limit(limit)
         .all(db)
@@ -511,6 +533,15 @@ mod tests {
         assert!(validate_text("hi").is_ok());
         assert_eq!(validate_text("").unwrap_err().code, "empty");
         assert_eq!(validate_text(" \n\t").unwrap_err().code, "empty");
+        assert_eq!(
+            validate_text("a\0b").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(
+            validate_text("bell\u{7}").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert!(validate_text("line one\r\n\tline two").is_ok());
         assert!(validate_text(&"a".repeat(4096)).is_ok());
         assert_eq!(
             validate_text(&"a".repeat(4097)).unwrap_err().code,

@@ -71,13 +71,40 @@ pub(super) async fn run(
     }
 }
 
-/// Answers for `batch`, in order. A database failure answers every request
-/// with an error: none of them was written.
+/// Answers for `batch`, in order. When a batch fails for another reason
+/// than a race, its requests are tried one by one, so one bad request
+/// cannot fail its neighbours; what fails alone was not written.
 async fn commit(db: &DatabaseConnection, batch: &[Request]) -> Vec<Result<Accepted, EnqueueError>> {
+    match commit_racing(db, batch).await {
+        Ok(answers) => answers,
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(error = %e, rows = batch.len(), "an outbox batch failed; writing its rows one by one");
+            let mut answers = Vec::with_capacity(batch.len());
+            for one in batch.chunks(1) {
+                answers.extend(match commit_racing(db, one).await {
+                    Ok(a) => a,
+                    Err(e) => vec![Err(failed(&e))],
+                });
+            }
+            answers
+        }
+        Err(e) => vec![Err(failed(&e))],
+    }
+}
+
+fn failed(e: &DbErr) -> EnqueueError {
+    tracing::error!(error = %e, "writing to the outbox failed");
+    EnqueueError::Internal(DbErr::Custom(e.to_string()))
+}
+
+/// [`try_commit`], decided again after a lost race.
+async fn commit_racing(
+    db: &DatabaseConnection,
+    batch: &[Request],
+) -> Result<Vec<Result<Accepted, EnqueueError>>, DbErr> {
     let mut attempt = 0;
     loop {
         match try_commit(db, batch).await {
-            Ok(answers) => return answers,
             Err(e)
                 if attempt < CONFLICT_RETRIES
                     && matches!(
@@ -90,14 +117,7 @@ async fn commit(db: &DatabaseConnection, batch: &[Request]) -> Vec<Result<Accept
             {
                 attempt += 1;
             }
-            Err(e) => {
-                tracing::error!(error = %e, rows = batch.len(), "writing to the outbox failed");
-                let text = e.to_string();
-                return batch
-                    .iter()
-                    .map(|_| Err(EnqueueError::Internal(DbErr::Custom(text.clone()))))
-                    .collect();
-            }
+            other => return other,
         }
     }
 }
@@ -126,7 +146,10 @@ async fn try_commit(
         .collect();
     let mut existing: HashMap<(i64, String), outbox::Model> = HashMap::new();
     if !keys.is_empty() {
+        // The user filter lets the (user_id, idempotency_key) index serve it.
+        let users: BTreeSet<i64> = batch.iter().map(|r| r.msg.user_id).collect();
         for row in outbox::Entity::find()
+            .filter(outbox::Column::UserId.is_in(users))
             .filter(outbox::Column::IdempotencyKey.is_in(keys))
             .all(db)
             .await?
@@ -148,28 +171,29 @@ async fn try_commit(
     let mut random_ids = HashSet::new();
     for (i, r) in batch.iter().enumerate() {
         let m = &r.msg;
-        match accounts.get(&m.account_id) {
-            Some((owner, _)) if *owner != m.user_id => {
+        let state = match accounts.get(&m.account_id) {
+            Some((owner, state)) if *owner == m.user_id => {
+                AccountState::parse(state).unwrap_or(AccountState::Failed)
+            }
+            _ => {
                 answers[i] = Some(Err(EnqueueError::NotFound));
                 continue;
             }
-            None => {
-                answers[i] = Some(Err(EnqueueError::NotFound));
-                continue;
-            }
-            Some((_, state)) => {
-                let state = AccountState::parse(state).unwrap_or(AccountState::Failed);
-                if !state.accepts_messages() {
-                    answers[i] = Some(Err(EnqueueError::Unavailable(state)));
-                    continue;
-                }
-            }
+        };
+        // A retry of an accepted request answers it whatever the account's
+        // state now: the original is stored and will go when it can.
+        let key = m.idempotency_key.as_ref().map(|k| k.as_str());
+        if let Some(key) = key
+            && let Some(row) = existing.get(&(m.user_id, key.to_owned()))
+        {
+            answers[i] = Some(replay(row.id, &row.status, &row.request_hash, &r.hash));
+            continue;
+        }
+        if !state.accepts_messages() {
+            answers[i] = Some(Err(EnqueueError::Unavailable(state)));
+            continue;
         }
         if let Some(key) = &m.idempotency_key {
-            if let Some(row) = existing.get(&(m.user_id, key.as_str().to_owned())) {
-                answers[i] = Some(replay(row.id, &row.status, &row.request_hash, &r.hash));
-                continue;
-            }
             if let Some(&first) = first_of_key.get(&(m.user_id, key.as_str())) {
                 repeats.push((i, first));
                 continue;

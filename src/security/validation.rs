@@ -391,7 +391,8 @@ impl ChatRef {
             let msg = "usernames start with a letter";
             return Err(ValidationError::new(F, "invalid_username", msg));
         }
-        Ok(Self::Username(name.to_owned()))
+        // Telegram usernames are case-insensitive: one spelling per chat.
+        Ok(Self::Username(name.to_ascii_lowercase()))
     }
 }
 
@@ -653,7 +654,8 @@ mod tests {
         );
         assert_eq!(
             ChatRef::parse("@Tg_Bot_2").unwrap(),
-            ChatRef::Username("Tg_Bot_2".into())
+            ChatRef::Username("tg_bot_2".into()),
+            "usernames are case-insensitive: one spelling"
         );
         assert_eq!(ChatRef::parse("12345").unwrap(), ChatRef::Id(12345));
         assert_eq!(

@@ -90,12 +90,21 @@ impl TgError {
             self,
             Self::FloodWait { .. } | Self::Network(_) | Self::Timeout(_)
         ) || matches!(self, Self::Other { code, .. } if *code >= 500)
+            // An answer we could not read: the call may or may not have
+            // happened, and a retry (same random_id) is how to find out.
+            || matches!(self, Self::Other { name, .. } if name == "BAD_RESPONSE")
     }
 
     /// Telegram already has a message with this random id: an earlier
     /// attempt of the same send went through (its answer was lost).
     pub fn is_random_id_duplicate(&self) -> bool {
         matches!(self, Self::Other { name, .. } if name == "RANDOM_ID_DUPLICATE")
+    }
+
+    /// A send Telegram accepted whose answer did not carry the new message
+    /// in a shape we read: it was sent, its id is unknown.
+    pub fn is_sent_without_message(&self) -> bool {
+        matches!(self, Self::Other { name, .. } if name == "SENT_MESSAGE_NOT_FOUND")
     }
 
     /// The session can no longer be used as it is.

@@ -91,7 +91,7 @@ async fn a_message_is_delivered_once_with_its_status_and_echo_answers_as_an_even
 
     // queued -> sending -> sent, each an event on the account's topic.
     let sending = wait_status(&app, id, message_id, "sending").await;
-    assert_eq!(sending["attempts"], 1);
+    assert_eq!(sending["attempt"], 1);
     let sent = wait_status(&app, id, message_id, "sent").await;
     let telegram_id = sent["telegram_message_id"].as_i64().unwrap();
     assert_eq!(sent["chat_id"], ECHO_USER_ID);
@@ -505,5 +505,32 @@ async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limi
     .await;
     assert_eq!(res.status().as_u16(), 202);
     assert_eq!(app.world.calls()["messages.sendMessage"], 1);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_retry_is_answered_even_when_the_account_went_down_meanwhile() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let id = connected_account(&app, &token, PHONE).await;
+    let body = json!({ "chat": "me", "text": "before the revocation" });
+    let first = send(&app, &token, id, &body, Some("k-1")).await;
+    let message_id = first.json::<Value>().await.unwrap()["message_id"].clone();
+    app.world.revoke_sessions(PHONE);
+    app.wait_state(id, "revoked", 0).await;
+    // The client never saw the first 202 and retries: the original answers.
+    let retry = send(&app, &token, id, &body, Some("k-1")).await;
+    assert_eq!(retry.status().as_u16(), 202);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        retry.json::<Value>().await.unwrap()["message_id"],
+        message_id
+    );
+    // A new message is refused.
+    let (status, err) = error_of(send(&app, &token, id, &body, Some("k-2")).await).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (409, Some("account_unavailable"))
+    );
     app.stop().await;
 }

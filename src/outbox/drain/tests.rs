@@ -93,13 +93,15 @@ impl MemStore {
 
 #[async_trait]
 impl DrainStore for MemStore {
-    async fn pending(&self, _: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr> {
+    async fn heads(&self, _: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr> {
+        let mut seen = std::collections::HashSet::new();
         Ok(self
             .rows
             .lock()
             .unwrap()
             .iter()
             .filter(|r| Status::parse(&r.status).unwrap().pending())
+            .filter(|r| seen.insert(r.chat.clone()))
             .take(limit as usize)
             .cloned()
             .collect())
@@ -116,13 +118,13 @@ impl DrainStore for MemStore {
         status: Status,
         update: RowUpdate,
         event: serde_json::Value,
-    ) -> Result<(), WriterClosed> {
+    ) -> Result<bool, WriterClosed> {
         assert_eq!(event["message_id"], id);
         assert_eq!(event["status"], status.as_str());
         update.apply(status, &mut self.rows.lock().unwrap()[(id - 1) as usize]);
         self.log.lock().unwrap().push((Instant::now(), id, status));
         self.changed.notify_waiters();
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -199,6 +201,16 @@ async fn rig(max_attempts: u32, before: impl FnOnce(&MemStore, &SimWorld)) -> Ri
         _conn: conn,
         task,
     }
+}
+
+/// Telegram's id of the message with `text` in the echo chat.
+fn texts_ids(rig: &Rig, text: &str) -> i32 {
+    rig.world
+        .dialog(PHONE, ECHO_USER_ID)
+        .into_iter()
+        .find(|m| m.outgoing && m.text == text)
+        .expect("sent")
+        .id
 }
 
 /// The most grants inside any window of `window` in `times`.
@@ -311,6 +323,10 @@ async fn a_300s_flood_wait_on_one_chat_does_not_stop_the_others() {
     assert_eq!(order, [2, 3, 1, 4], "a chat's messages keep their order");
     let first = rig.store.row(1);
     assert_eq!((first.flood_waits, first.attempts), (1, 2));
+    assert_eq!(
+        first.telegram_message_id,
+        Some(texts_ids(&rig, "first to echo"))
+    );
     assert!(
         rig.observer.0.lock().unwrap().is_empty(),
         "a chat's wait is not the account's"
@@ -451,4 +467,109 @@ async fn a_retry_after_a_lost_answer_does_not_send_twice() {
     let user = rig.world.user_id(PHONE).unwrap();
     let notes = rig.world.dialog(PHONE, user);
     assert_eq!(notes.iter().filter(|m| m.text == "once").count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_queue_in_one_chat_does_not_starve_the_others() {
+    let start = Instant::now();
+    let rig = rig(8, |store, world| {
+        world.inject_flood(FloodRule {
+            target: FloodTarget::Chat(ECHO_USER_ID),
+            seconds: 3600,
+            times: 1,
+        });
+        // Far more than one look at the table would take in.
+        for i in 0..2000 {
+            store.add("@echo", &format!("e{i}"));
+        }
+        store.add("me", "not stuck behind them");
+    })
+    .await;
+    // Wait (virtually) until the note is sent, well before the hour is up.
+    loop {
+        let changed = rig.store.changed.notified();
+        if rig.store.row(2001).status == "sent" {
+            break;
+        }
+        changed.await;
+    }
+    assert!(rig.store.sent_at()[&2001] < start + Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_wait_on_resolving_holds_only_that_chat() {
+    let start = Instant::now();
+    let rig = rig(8, |store, world| {
+        // The first call is resolving @echo.
+        world.inject_flood(FloodRule {
+            target: FloodTarget::Method("contacts.resolveUsername".into()),
+            seconds: 3600,
+            times: 1,
+        });
+        store.add("@echo", "waits for the resolve");
+        store.add("me", "goes at once");
+    })
+    .await;
+    loop {
+        let changed = rig.store.changed.notified();
+        if rig.store.row(2).status == "sent" {
+            break;
+        }
+        changed.await;
+    }
+    assert!(rig.store.sent_at()[&2] < start + Duration::from_secs(1));
+    assert!(
+        rig.observer.0.lock().unwrap().is_empty(),
+        "a resolve wait is not the account's flood wait"
+    );
+    assert!(
+        rig.limiter
+            .blocked_until(&Key::account_messages(ACCOUNT))
+            .is_none(),
+        "sending is not blocked"
+    );
+    rig.store.settled().await;
+    assert!(rig.store.sent_at()[&1] >= start + Duration::from_secs(3600));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_that_fails_in_transit_is_retried_with_the_same_random_id() {
+    let rig = rig(8, |store, world| {
+        store.add("me", "resolved first");
+        // Resolve "me" succeeds; the send breaks once (the connection stays
+        // up in this client, so the retry goes through).
+        world.inject_flood(FloodRule {
+            target: FloodTarget::Method("messages.sendMessage".into()),
+            seconds: 2,
+            times: 1,
+        });
+    })
+    .await;
+    rig.store.settled().await;
+    let row = rig.store.row(1);
+    assert_eq!(row.status, "sent");
+    assert_eq!((row.attempts, row.flood_waits), (2, 1));
+    let user = rig.world.user_id(PHONE).unwrap();
+    let notes = rig.world.dialog(PHONE, user);
+    assert_eq!(
+        notes.iter().filter(|m| m.text == "resolved first").count(),
+        1
+    );
+    let statuses: Vec<Status> = rig
+        .store
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, s)| *s)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            Status::Sending,
+            Status::Queued,
+            Status::Sending,
+            Status::Sent
+        ]
+    );
 }
