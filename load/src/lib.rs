@@ -25,7 +25,9 @@ pub const EXIT_FATAL: u8 = 2;
 /// (nothing was measured).
 pub async fn send(args: &cli::SendArgs) -> anyhow::Result<report::Report> {
     let api = api::Api::new(&args.url, args.clients, args.timeout)?;
-    let fixture = setup::prepare(&api, args).await?;
+    let fixture = setup::prepare(&api, args)
+        .await
+        .map_err(hint_at_api_limit)?;
     let plan = load::Plan {
         accounts: fixture.accounts.iter().map(|a| a.id).collect(),
         chats: fixture.chats.clone(),
@@ -46,4 +48,48 @@ pub async fn send(args: &cli::SendArgs) -> anyhow::Result<report::Report> {
     }
     let stats = outcome?;
     Ok(report::Report::new(args, &plan, &stats))
+}
+
+/// A 429 during setup is the per-user API limit: say which setting raises it.
+fn hint_at_api_limit(e: anyhow::Error) -> anyhow::Error {
+    let limited = e.chain().any(|c| {
+        c.downcast_ref::<api::Failure>()
+            .is_some_and(|f| f.status() == Some(429))
+    });
+    if limited {
+        e.context(
+            "the service's per-user API limit refused setup requests; start it with \
+             TGVISOR__RATE_LIMITS__API__STANDARD__MAX=100000000 for a benchmark",
+        )
+    } else {
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn a_429_in_setup_names_the_limit_to_raise() {
+        let limited: anyhow::Result<()> = Err(api::Failure::Status {
+            status: 429,
+            code: "rate_limited".to_owned(),
+            message: "too many requests".to_owned(),
+        })
+        .context("reading account 7");
+        let message = format!("{:#}", hint_at_api_limit(limited.unwrap_err()));
+        assert!(
+            message.contains("TGVISOR__RATE_LIMITS__API__STANDARD__MAX"),
+            "{message}"
+        );
+        assert!(message.contains("HTTP 429 rate_limited"), "{message}");
+
+        let other = anyhow::anyhow!("HTTP 500 internal");
+        assert_eq!(
+            format!("{:#}", hint_at_api_limit(other)),
+            "HTTP 500 internal"
+        );
+    }
 }
