@@ -16,8 +16,8 @@ use crate::entities::{account, event};
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -103,12 +103,38 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 #[error("the event writer for this topic has stopped")]
 pub struct WriterClosed;
 
+/// A write committed in the same transaction as an event (the change the
+/// event announces: an account's state, an outbox row's status). It may run
+/// more than once (the writer retries a failed transaction), so it must be
+/// idempotent, and it must not fail for a row that is gone.
+pub type SideWrite =
+    Arc<dyn for<'a> Fn(&'a DatabaseTransaction) -> BoxFuture<'a, Result<(), DbErr>> + Send + Sync>;
+
 struct Append {
     kind: String,
     data: serde_json::Value,
-    /// Also set `accounts.state` of this account, in the same transaction.
-    account_state: Option<(i64, String)>,
+    side: Option<SideWrite>,
     done: Option<oneshot::Sender<StoredEvent>>,
+}
+
+/// Sets `accounts.state`.
+fn account_state_write(account_id: i64, state: &str) -> SideWrite {
+    let state = state.to_owned();
+    Arc::new(move |txn| {
+        let state = state.clone();
+        Box::pin(async move {
+            account::Entity::update_many()
+                .col_expr(account::Column::State, Expr::value(state))
+                .col_expr(
+                    account::Column::UpdatedAt,
+                    Expr::value(chrono::Utc::now().fixed_offset()),
+                )
+                .filter(account::Column::Id.eq(account_id))
+                .exec(txn)
+                .await?;
+            Ok(())
+        })
+    })
 }
 
 /// The durable log plus the live bus; cheap to clone.
@@ -221,7 +247,7 @@ impl TopicWriter {
         self.send(
             "account.state",
             data,
-            Some((account_id, state.to_owned())),
+            Some(account_state_write(account_id, state)),
             None,
         )
         .await
@@ -244,19 +270,23 @@ impl TopicWriter {
         state: &str,
         data: serde_json::Value,
     ) -> Result<(), BoxFuture<'static, Result<(), WriterClosed>>> {
-        self.try_send("account.state", data, Some((account_id, state.to_owned())))
+        self.try_send(
+            "account.state",
+            data,
+            Some(account_state_write(account_id, state)),
+        )
     }
 
     fn try_send(
         &self,
         kind: &str,
         data: serde_json::Value,
-        account_state: Option<(i64, String)>,
+        side: Option<SideWrite>,
     ) -> Result<(), BoxFuture<'static, Result<(), WriterClosed>>> {
         let item = Append {
             kind: kind.to_owned(),
             data,
-            account_state,
+            side,
             done: None,
         };
         match self.tx.try_send(item) {
@@ -279,14 +309,24 @@ impl TopicWriter {
         state: &str,
         data: serde_json::Value,
     ) -> Result<StoredEvent, WriterClosed> {
-        let (tx, rx) = oneshot::channel();
-        self.send(
+        self.commit_with(
             "account.state",
             data,
-            Some((account_id, state.to_owned())),
-            Some(tx),
+            account_state_write(account_id, state),
         )
-        .await?;
+        .await
+    }
+
+    /// Appends an event and `side` in one transaction, waiting until both
+    /// are stored.
+    pub async fn commit_with(
+        &self,
+        kind: &str,
+        data: serde_json::Value,
+        side: SideWrite,
+    ) -> Result<StoredEvent, WriterClosed> {
+        let (tx, rx) = oneshot::channel();
+        self.send(kind, data, Some(side), Some(tx)).await?;
         rx.await.map_err(|_| WriterClosed)
     }
 
@@ -305,14 +345,14 @@ impl TopicWriter {
         &self,
         kind: &str,
         data: serde_json::Value,
-        account_state: Option<(i64, String)>,
+        side: Option<SideWrite>,
         done: Option<oneshot::Sender<StoredEvent>>,
     ) -> Result<(), WriterClosed> {
         self.tx
             .send(Append {
                 kind: kind.to_owned(),
                 data,
-                account_state,
+                side,
                 done,
             })
             .await
@@ -359,19 +399,11 @@ async fn write_one(
     topic: &str,
     item: &Append,
 ) -> Result<StoredEvent, DbErr> {
-    let Some((account_id, state)) = &item.account_state else {
+    let Some(side) = &item.side else {
         return append(db, topic, &item.kind, item.data.clone()).await;
     };
     let txn = db.begin().await?;
-    account::Entity::update_many()
-        .col_expr(account::Column::State, Expr::value(state.as_str()))
-        .col_expr(
-            account::Column::UpdatedAt,
-            Expr::value(chrono::Utc::now().fixed_offset()),
-        )
-        .filter(account::Column::Id.eq(*account_id))
-        .exec(&txn)
-        .await?;
+    side(&txn).await?;
     let event = append(&txn, topic, &item.kind, item.data.clone()).await?;
     txn.commit().await?;
     Ok(event)

@@ -12,6 +12,8 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod ops;
+pub mod outbox;
+pub mod ratelimit;
 pub mod security;
 pub mod sessions;
 pub mod startup;

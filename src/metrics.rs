@@ -23,6 +23,8 @@ pub struct Metrics {
     pub http_in_flight: IntGauge,
     pub db: DbMetrics,
     pub telegram: crate::telegram::metrics::TelegramMetrics,
+    pub rate_limits: crate::ratelimit::RateLimitMetrics,
+    pub outbox: crate::outbox::OutboxMetrics,
 }
 
 /// Database pool and health metrics, sampled by the Database actor.
@@ -104,6 +106,8 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         let telegram = crate::telegram::metrics::TelegramMetrics::new(&registry)?;
+        let rate_limits = crate::ratelimit::RateLimitMetrics::new(&registry)?;
+        let outbox = crate::outbox::OutboxMetrics::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
@@ -111,6 +115,8 @@ impl Metrics {
             http_in_flight,
             db,
             telegram,
+            rate_limits,
+            outbox,
         })
     }
 

@@ -16,6 +16,7 @@ use crate::config::TelegramBackend;
 use crate::events::EventLog;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::ratelimit::{RateLimiter, RateLimiterActor};
 use crate::sessions::SessionStore;
 use crate::supervisor::{
     ChildRef, ChildSpec, StopTree, SupervisionRuntime, Supervisor, SupervisorSpec,
@@ -57,6 +58,7 @@ pub struct Application {
     settings: Arc<Settings>,
     sessions: SessionManager,
     events: EventLog,
+    limiter: RateLimiter,
     sim_world: Option<SimWorld>,
 }
 
@@ -137,6 +139,15 @@ impl Application {
                 )
             })
         };
+        // Created once: it outlives restarts of its housekeeping actor,
+        // which holds a clone.
+        let limiter = RateLimiter::new(&settings.rate_limits, metrics.rate_limits.clone());
+        let (limiter_spec, _) = {
+            let limiter = limiter.clone();
+            ChildSpec::new("rate-limiter", move |_| {
+                RateLimiterActor::new(limiter.clone())
+            })
+        };
         let security = crate::security::SecurityContext::from_settings(&settings)?;
         let store = SessionStore::new(db.clone(), security.session_keys.clone());
         let events = EventLog::new(db.clone(), EVENT_BUS_CAPACITY);
@@ -145,6 +156,8 @@ impl Application {
             None => telegram_backend(&settings)?,
         };
         tracing::info!(backend = backend.name(), "telegram backend");
+        let outbox =
+            crate::outbox::Outbox::new(db.clone(), &settings.outbox, metrics.outbox.clone());
         let tg = &settings.telegram;
         let (sessions_spec, sessions) = {
             let deps = |released| AccountDeps {
@@ -160,6 +173,9 @@ impl Application {
                 update_sync_interval: Duration::from_millis(tg.update_state_sync_interval_ms),
                 max_session_age: Duration::from_millis(tg.max_session_age_ms),
                 session_error_threshold: tg.session_error_threshold,
+                outbox: outbox.clone(),
+                limiter: limiter.clone(),
+                peer_cache_ttl: Duration::from_millis(settings.cache.default_ttl_ms),
                 released,
             };
             SessionManager::new(
@@ -172,6 +188,7 @@ impl Application {
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())
             .child(database_spec)
+            .child(limiter_spec)
             .child(sessions_spec)
             .start_root(supervision.clone());
         sessions
@@ -207,6 +224,8 @@ impl Application {
             sessions: sessions.clone(),
             logins,
             events: events.clone(),
+            limiter: limiter.clone(),
+            outbox: outbox.clone(),
             started_at: Instant::now(),
         });
         let json_cfg = web::JsonConfig::default()
@@ -248,6 +267,7 @@ impl Application {
             settings,
             sessions,
             events,
+            limiter,
             sim_world,
         })
     }
@@ -258,6 +278,11 @@ impl Application {
 
     pub fn events(&self) -> EventLog {
         self.events.clone()
+    }
+
+    /// The rate limiter every request and account shares.
+    pub fn limiter(&self) -> RateLimiter {
+        self.limiter.clone()
     }
 
     /// The simulated Telegram, when the sim backend runs from settings.

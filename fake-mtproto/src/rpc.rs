@@ -344,7 +344,7 @@ async fn history(
     let client = account.client().await?;
     // Newest first. Negative add_offset (grammers' reverse iteration) and
     // offset_date are not modelled.
-    let all = client.history(&peer, u32::MAX).await?;
+    let all = client.history(&peer, u32::MAX, None).await?;
     let count = all.len();
     let mut page: Vec<Message> = all
         .into_iter()

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261120_000001_core;
 mod m20261120_000002_audit_log;
+mod m20261121_000003_outbox;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261120_000001_core::Migration),
             Box::new(m20261120_000002_audit_log::Migration),
+            Box::new(m20261121_000003_outbox::Migration),
         ]
     }
 }

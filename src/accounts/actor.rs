@@ -46,6 +46,11 @@ pub struct AccountDeps {
     pub update_sync_interval: Duration,
     pub max_session_age: Duration,
     pub session_error_threshold: u32,
+    /// Accepted messages waiting to be sent; drained while connected.
+    pub outbox: crate::outbox::Outbox,
+    pub limiter: crate::ratelimit::RateLimiter,
+    /// How long a resolved chat stays cached (`cache.default_ttl_ms`).
+    pub peer_cache_ttl: Duration,
     /// Accounts whose actor ended for good (a state that needs the user):
     /// the session manager removes them from its supervisor.
     pub released: mpsc::UnboundedSender<i64>,
@@ -78,6 +83,8 @@ pub enum CallError {
 pub struct History {
     pub chat: ChatRef,
     pub limit: u32,
+    /// Only messages older than this id (the next page).
+    pub before: Option<i32>,
 }
 
 /// Why a session is rotated.
@@ -107,6 +114,21 @@ pub struct Rotate(pub RotationReason);
 #[derive(Debug, Message)]
 #[rtype(result = "AccountState")]
 pub struct GetState;
+
+/// A Telegram error met by a background task (the outbox drain) that
+/// concerns the whole account.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct AccountError(TgError);
+
+/// The drain reports to the actor through its mailbox.
+struct MailboxObserver(Addr<AccountActor>);
+
+impl crate::outbox::drain::DrainObserver for MailboxObserver {
+    fn account_error(&self, err: TgError) {
+        self.0.do_send(AccountError(err));
+    }
+}
 
 /// Writes session changes through to the encrypted store, and performs
 /// rotations, one at a time: a rotation never races a write.
@@ -180,14 +202,15 @@ pub struct AccountActor {
     home_dc: i32,
     connect_attempt: u32,
     flood_generation: u64,
+    flood_until: Option<tokio::time::Instant>,
     rng: SmallRng,
+    peers: crate::outbox::drain::PeerCache,
 }
 
 impl AccountActor {
     pub fn new(id: i64, deps: Arc<AccountDeps>, writer: TopicWriter, exit: ExitSignal) -> Self {
         Self {
             id,
-            deps,
             writer,
             exit,
             state: AccountState::Connecting,
@@ -197,7 +220,10 @@ impl AccountActor {
             home_dc: 0,
             connect_attempt: 0,
             flood_generation: 0,
+            flood_until: None,
             rng: SmallRng::from_rng(&mut rand::rng()),
+            peers: crate::outbox::drain::peer_cache(deps.peer_cache_ttl),
+            deps,
         }
     }
 
@@ -340,6 +366,27 @@ impl AccountActor {
             actix::fut::wrap_future(closed)
                 .map(|err, act: &mut Self, ctx| act.on_connection_lost(err, ctx)),
         );
+        // The outbox drain lives as long as this connection (it is dropped
+        // with the actor); what it was sending is tried again next time.
+        if let Some(client) = self.client.clone() {
+            let outbox = &self.deps.outbox;
+            let drain = crate::outbox::drain::Drain {
+                account_id: self.id,
+                client,
+                store: Arc::new(crate::outbox::drain::DbStore {
+                    db: outbox.db().clone(),
+                    writer: self.writer.clone(),
+                }),
+                signal: outbox.signal(self.id),
+                limiter: self.deps.limiter.clone(),
+                peers: self.peers.clone(),
+                metrics: outbox.metrics().clone(),
+                settings: outbox.settings().clone(),
+                request_timeout: self.deps.request_timeout,
+                observer: Arc::new(MailboxObserver(ctx.address())),
+            };
+            ctx.spawn(actix::fut::wrap_future(drain.run()));
+        }
         let db = self.deps.db.clone();
         let id = self.id;
         let telegram_user_id = me.id;
@@ -422,8 +469,9 @@ impl AccountActor {
         ctx.stop();
     }
 
-    /// A FLOOD_WAIT from any call puts the account in `flood_limited` until
-    /// it passes.
+    /// An account-wide FLOOD_WAIT longer than the short threshold puts the
+    /// account in `flood_limited` until it passes (shorter ones are waited
+    /// out without a state change).
     fn note_error(&mut self, err: &TgError, ctx: &mut Context<Self>) {
         if let Some(terminal) = AccountState::from_fatal(err) {
             self.finish(terminal, err.code(), ctx);
@@ -435,14 +483,24 @@ impl AccountActor {
         if !matches!(scope, crate::telegram::FloodScope::Account) {
             return; // a per-chat wait does not stop the account
         }
+        let seconds = *seconds;
+        let wait = Duration::from_secs(u64::from(seconds));
+        if wait <= self.deps.limiter.short_wait_threshold() {
+            return;
+        }
+        let ends = tokio::time::Instant::now() + wait;
+        if self.state == AccountState::FloodLimited && self.flood_until.is_some_and(|t| t >= ends) {
+            return; // already limited at least that long
+        }
+        self.flood_until = Some(ends);
         self.flood_generation += 1;
         let generation = self.flood_generation;
-        let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(*seconds));
+        let until = chrono::Utc::now() + chrono::Duration::seconds(i64::from(seconds));
         self.set_state(
             AccountState::FloodLimited,
             serde_json::json!({ "seconds": seconds, "until": until }),
         );
-        ctx.run_later(Duration::from_secs(u64::from(*seconds)), move |act, _| {
+        ctx.run_later(wait, move |act, _| {
             if act.flood_generation == generation && act.state == AccountState::FloodLimited {
                 act.set_state(AccountState::Connected, serde_json::json!({}));
             }
@@ -666,10 +724,12 @@ impl Handler<History> for AccountActor {
             Err(e) => return Box::pin(actix::fut::ready(Err(e))),
         };
         let timeout = self.deps.request_timeout;
+        let peers = self.peers.clone();
         let fut = async move {
             let run = async {
-                let peer = client.resolve(&msg.chat).await?;
-                client.history(&peer, msg.limit).await
+                let peer =
+                    crate::outbox::drain::resolve(client.as_ref(), &peers, &msg.chat).await?;
+                client.history(&peer, msg.limit, msg.before).await
             };
             tokio::time::timeout(timeout, run)
                 .await
@@ -691,6 +751,14 @@ impl Handler<Rotate> for AccountActor {
 
     fn handle(&mut self, Rotate(reason): Rotate, _: &mut Context<Self>) -> Self::Result {
         Box::pin(self.rotate(reason))
+    }
+}
+
+impl Handler<AccountError> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, AccountError(err): AccountError, ctx: &mut Context<Self>) {
+        self.note_error(&err, ctx);
     }
 }
 

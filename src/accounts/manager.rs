@@ -253,12 +253,17 @@ impl SessionManager {
         account_id: i64,
         chat: ChatRef,
         limit: u32,
+        before: Option<i32>,
     ) -> Result<Vec<Message>, CallError> {
         let actor = self.actor(account_id)?;
         let not_running =
             || CallError::NotConnected(self.state(account_id).unwrap_or(AccountState::Connecting));
         actor
-            .send(History { chat, limit })
+            .send(History {
+                chat,
+                limit,
+                before,
+            })
             .await
             .map_err(|_| not_running())?
     }

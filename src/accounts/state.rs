@@ -96,6 +96,15 @@ impl AccountState {
         !self.needs_user() && !self.signing_in() && self != Self::Stopped
     }
 
+    /// The outbox accepts messages for an account in this state: it is
+    /// connected or on its way there, so they will be delivered.
+    pub fn accepts_messages(self) -> bool {
+        matches!(
+            self,
+            Self::Waiting | Self::Connecting | Self::Connected | Self::FloodLimited
+        )
+    }
+
     /// The state a session-fatal error leads to.
     pub fn from_fatal(err: &TgError) -> Option<Self> {
         match err {

@@ -22,6 +22,19 @@ pub struct RateLimits {
     pub telegram: TelegramLimits,
     pub api: ApiLimits,
     pub websocket: WebSocketLimits,
+    pub flood_wait: FloodWaitSettings,
+}
+
+/// How Telegram's FLOOD_WAIT answers are honoured.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloodWaitSettings {
+    /// Added to the seconds Telegram asked for: a block lasts wait + margin,
+    /// so the retry does not land on the edge of Telegram's own window.
+    pub margin_ms: u64,
+    /// Waits up to this long are waited out inside the outbox without
+    /// changing the account's state; longer ones make it `flood_limited`.
+    pub short_threshold_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

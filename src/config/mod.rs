@@ -97,6 +97,7 @@ pub struct Settings {
     pub thresholds: Thresholds,
     pub alerting: Alerting,
     pub cache: CacheSettings,
+    pub outbox: OutboxSettings,
     pub auth: AuthSettings,
     pub debug: DebugSettings,
     #[serde(default)]
@@ -239,6 +240,24 @@ pub struct WebSocketSettings {
 pub struct ReconnectSettings {
     pub max_retries: u32,
     pub base_delay_ms: u64,
+}
+
+/// The durable outbox (`POST /accounts/{id}/messages`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Accepted messages are inserted in batches (group commit): at most this
+    /// many rows per transaction.
+    pub max_batch: u32,
+    /// Transient failures (network, timeout, Telegram 5xx) a message may meet
+    /// before it is marked failed. Flood waits do not count.
+    pub max_attempts: u32,
+    /// Delay before the retry after a transient failure, doubling up to the cap.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    /// Delivered and failed messages, and their idempotency keys, are kept
+    /// this long; then they are deleted.
+    pub retention_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

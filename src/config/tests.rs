@@ -35,6 +35,8 @@ fn defaults_carry_the_seed_limits() {
     let w = &s.rate_limits.websocket;
     assert_eq!((w.connections.per_user, w.connections.total), (3, 1000));
     assert_eq!((w.messages.max, w.messages.max_size), (100, 4096));
+    let f = &s.rate_limits.flood_wait;
+    assert_eq!((f.margin_ms, f.short_threshold_ms), (1_000, 30_000));
     assert_eq!(
         (
             s.database.max_connections,

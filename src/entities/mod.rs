@@ -4,5 +4,6 @@
 pub mod account;
 pub mod audit_log;
 pub mod event;
+pub mod outbox;
 pub mod session;
 pub mod user;

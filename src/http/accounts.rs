@@ -114,6 +114,8 @@ pub async fn remove(
     // drop its events.
     state.logins.cancel(*id);
     state.sessions.forget(*id).await;
+    state.limiter.forget_account(*id);
+    state.outbox.forget(*id);
     if let Err(e) = crate::accounts::delete_events(&state.db, *id).await {
         tracing::warn!(account_id = *id, error = %e, "deleting a removed account's events failed");
     }
@@ -275,11 +277,13 @@ pub async fn rotate_session(
     Ok(HttpResponse::Ok().json(RotateResponse { session_id }))
 }
 
-/// `?limit=` (1–100, default 50).
+/// `?limit=` (1–100, default 50) and `?before=` (a message id: the page
+/// of messages older than it).
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     pub limit: Option<u32>,
+    pub before: Option<i32>,
 }
 
 /// A page of a chat's history, newest first.
@@ -325,6 +329,15 @@ pub async fn history(
         e.reason = Some("out_of_range");
         return Err(e);
     }
-    let messages = state.sessions.history(id, chat, limit).await?;
+    if query.before.is_some_and(|b| b <= 0) {
+        let mut e = ApiError::bad_request("invalid_input", "before must be a positive message id");
+        e.field = Some("before");
+        e.reason = Some("out_of_range");
+        return Err(e);
+    }
+    let messages = state
+        .sessions
+        .history(id, chat, limit, query.before)
+        .await?;
     Ok(HttpResponse::Ok().json(HistoryResponse { messages }))
 }

@@ -1,8 +1,13 @@
 //! Request extractors: the authenticated caller and the client's IP.
+//!
+//! Authenticating a request also counts it against the caller's API limit
+//! (`rate_limits.api.standard`, per user): over it, the request is answered
+//! 429 with `Retry-After` before its handler runs.
 
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{AuthError, Principal};
+use crate::ratelimit::Key;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -35,13 +40,24 @@ fn bearer(req: &HttpRequest) -> Result<String, AuthError> {
     Ok(token.trim().to_owned())
 }
 
+/// The caller, authenticated, and within their API limit.
 async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(&StateMissing))?;
     let token = bearer(&req)?;
-    Ok(state.auth.authenticate(&token).await?)
+    let principal = state.auth.authenticate(&token).await?;
+    state
+        .limiter
+        .check(&Key::api(principal.user_id))
+        .map_err(|t| {
+            ApiError::rate_limited(
+                "too many requests; retry after the time given",
+                t.retry_after,
+            )
+        })?;
+    Ok(principal)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,8 @@ mod debug;
 pub mod error;
 pub mod extract;
 mod health;
+mod limits;
+mod messages;
 mod metrics;
 mod middleware;
 pub mod openapi;
@@ -40,6 +42,9 @@ pub struct AppState {
     pub sessions: crate::accounts::manager::SessionManager,
     pub logins: crate::accounts::login::LoginService,
     pub events: crate::events::EventLog,
+    /// Keyed rate limits and flood-wait blocks (API, Telegram, WebSocket).
+    pub limiter: crate::ratelimit::RateLimiter,
+    pub outbox: crate::outbox::Outbox,
     pub started_at: Instant,
 }
 
@@ -84,6 +89,7 @@ impl RouteTable {
 /// The public routes. Keep in step with [`openapi::ApiDoc`] (a test checks).
 fn declare_routes(t: &mut RouteTable) {
     t.add(Method::GET, "/health", health::health)
+        .add(Method::GET, "/health/rate-limits", limits::health)
         .add(Method::GET, "/metrics", metrics::metrics)
         .add(Method::GET, "/api/v1/openapi.json", openapi::openapi_json)
         .add(Method::POST, "/api/v1/auth/register", auth::register)
@@ -108,6 +114,21 @@ fn declare_routes(t: &mut RouteTable) {
             Method::POST,
             "/api/v1/accounts/{id}/sessions/rotate",
             accounts::rotate_session,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/accounts/{id}/messages",
+            messages::send,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/accounts/{id}/messages/{message_id}",
+            messages::get,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/accounts/{id}/limits",
+            limits::account_limits,
         )
         .add(
             Method::GET,

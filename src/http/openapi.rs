@@ -2,7 +2,7 @@
 //! handlers' annotations and types. A test checks that it lists exactly the
 //! routes [`super::registered_routes`] registers.
 
-use super::{accounts, admin, auth, error, health, metrics};
+use super::{accounts, admin, auth, error, health, limits, messages, metrics};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -26,9 +26,13 @@ use utoipa::{Modify, OpenApi};
         accounts::submit_password,
         accounts::rotate_session,
         accounts::history,
+        limits::account_limits,
+        messages::send,
+        messages::get,
         admin::audit,
         openapi_json,
         health::health,
+        limits::health,
         metrics::metrics,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),

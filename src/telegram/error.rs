@@ -92,6 +92,12 @@ impl TgError {
         ) || matches!(self, Self::Other { code, .. } if *code >= 500)
     }
 
+    /// Telegram already has a message with this random id: an earlier
+    /// attempt of the same send went through (its answer was lost).
+    pub fn is_random_id_duplicate(&self) -> bool {
+        matches!(self, Self::Other { name, .. } if name == "RANDOM_ID_DUPLICATE")
+    }
+
     /// The session can no longer be used as it is.
     pub fn is_session_fatal(&self) -> bool {
         matches!(

@@ -195,9 +195,17 @@ impl Client for Instrumented {
         .await
     }
 
-    async fn history(&self, chat: &Peer, limit: u32) -> Result<Vec<Message>, TgError> {
-        self.timed("messages.getHistory", self.inner.history(chat, limit))
-            .await
+    async fn history(
+        &self,
+        chat: &Peer,
+        limit: u32,
+        before: Option<i32>,
+    ) -> Result<Vec<Message>, TgError> {
+        self.timed(
+            "messages.getHistory",
+            self.inner.history(chat, limit, before),
+        )
+        .await
     }
 
     async fn save_file_part(

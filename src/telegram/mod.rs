@@ -169,7 +169,14 @@ pub trait Client: Send + Sync {
         text: &str,
         opts: &SendOptions,
     ) -> Result<Message, TgError>;
-    async fn history(&self, chat: &Peer, limit: u32) -> Result<Vec<Message>, TgError>;
+    /// The chat's latest `limit` messages, newest first; with `before`,
+    /// those older than that message id (the next page).
+    async fn history(
+        &self,
+        chat: &Peer,
+        limit: u32,
+        before: Option<i32>,
+    ) -> Result<Vec<Message>, TgError>;
     /// Uploads part `part` (0-based) of file `file_id`. `total_parts` is
     /// given for big files (Telegram's `saveBigFilePart`).
     async fn save_file_part(

@@ -256,6 +256,17 @@ impl SimWorld {
         self.lock().by_phone.get(e164).copied()
     }
 
+    /// The messages between a user and a peer, oldest first (tests).
+    pub fn dialog(&self, e164: &str, peer: i64) -> Vec<Message> {
+        let state = self.lock();
+        state
+            .by_phone
+            .get(e164)
+            .and_then(|user| state.dialogs.get(&(*user, peer)))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// A session for `e164` as if it had signed in elsewhere (tests, imports).
     pub fn authorize(&self, e164: &str) -> Option<SessionData> {
         let (dc, _, _) = parse_sim_phone(e164)?;
@@ -760,14 +771,26 @@ impl Client for SimClient {
         Ok(message)
     }
 
-    async fn history(&self, chat: &Peer, limit: u32) -> Result<Vec<Message>, TgError> {
+    async fn history(
+        &self,
+        chat: &Peer,
+        limit: u32,
+        before: Option<i32>,
+    ) -> Result<Vec<Message>, TgError> {
         self.world
             .call(Some(self.conn_id), "messages.getHistory", Some(chat.id))
             .await?;
         let state = self.world.lock();
         let all = state.dialogs.get(&(self.user_id, chat.id));
         Ok(all
-            .map(|m| m.iter().rev().take(limit as usize).cloned().collect())
+            .map(|m| {
+                m.iter()
+                    .rev()
+                    .filter(|m| before.is_none_or(|b| m.id < b))
+                    .take(limit as usize)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default())
     }
 

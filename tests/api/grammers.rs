@@ -203,7 +203,7 @@ async fn a_send_uses_our_random_id_and_a_resend_does_not_duplicate() {
         .await
         .expect("resend");
     assert_eq!(again.id, sent.id);
-    let history = within("history", conn.client.history(&echo, 10))
+    let history = within("history", conn.client.history(&echo, 10, None))
         .await
         .expect("history");
     let hellos = history.iter().filter(|m| m.text == "hello" && m.outgoing);
@@ -226,7 +226,7 @@ async fn a_send_uses_our_random_id_and_a_resend_does_not_duplicate() {
         .await
         .expect("reply");
     assert_eq!(second.reply_to, Some(first.id));
-    let saved = within("history", conn.client.history(&me, 10))
+    let saved = within("history", conn.client.history(&me, 10, None))
         .await
         .expect("history");
     assert_eq!(
@@ -338,7 +338,7 @@ async fn a_connection_dropped_mid_send_is_retried_once_without_duplicates() {
         .await
         .expect("the retried send succeeds");
 
-    let history = within("history", conn.client.history(&me, 10))
+    let history = within("history", conn.client.history(&me, 10, None))
         .await
         .expect("history");
     assert_eq!(
@@ -501,7 +501,7 @@ async fn uploaded_parts_are_sent_as_a_document() {
     assert_eq!(sent.text, "a file");
     let media = sent.media.expect("media");
     assert_eq!(media.kind, MediaKind::Document);
-    let history = within("history", conn.client.history(&me, 1))
+    let history = within("history", conn.client.history(&me, 1, None))
         .await
         .expect("history");
     assert_eq!(

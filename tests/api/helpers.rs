@@ -129,6 +129,8 @@ pub struct TestApp {
     /// Runs the grammers backend (against a fake MTProto server) instead of the sim.
     pub grammers: bool,
     pub events: EventLog,
+    /// The instance's rate limiter (tests inject flood waits through it).
+    pub limiter: tgvisor::ratelimit::RateLimiter,
     _data: tempfile::TempDir,
 }
 
@@ -185,6 +187,7 @@ async fn start(
     let app_database = app.database();
     let shutdown = app.shutdown_handle();
     let events = app.events();
+    let limiter = app.limiter();
     let task = actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -200,6 +203,7 @@ async fn start(
         world,
         grammers,
         events,
+        limiter,
         _data: data,
     }
 }

@@ -15,6 +15,10 @@ async fn metrics_show_the_actor_tree_and_label_requests_by_route_pattern() {
         "{metrics}"
     );
     assert!(
+        metrics.contains(r#"tgvisor_actor_up{actor="root/rate-limiter"} 1"#),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains(
             r#"tgvisor_http_requests_total{method="GET",route="/health",status="200"} 1"#
         ),
@@ -73,4 +77,44 @@ async fn metrics_pass_promtool_check() {
         "promtool found problems:\n{report}"
     );
     app.stop().await;
+}
+
+/// Runs promtool with `args` from the repository root; answers its report.
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("promtool is needed (Debian package `prometheus`; scripts/test installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?} failed:\n{report}");
+    report
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let report = promtool(&["check", "rules", "prometheus/tgvisor.rules.yml"]);
+    assert!(report.contains("SUCCESS"), "{report}");
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prometheus/tests");
+    let mut tests: Vec<String> = std::fs::read_dir(&dir)
+        .expect("prometheus/tests exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.yml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    tests.sort();
+    assert!(
+        !tests.is_empty(),
+        "no promtool unit tests in {}",
+        dir.display()
+    );
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    let report = promtool(&args);
+    assert!(!report.contains("FAILED"), "{report}");
 }

@@ -248,3 +248,265 @@ async fn seed_accounts(conn: &sea_orm::DatabaseConnection, n: usize) -> Vec<i64>
     }
     ids
 }
+
+/// Starts the real binary on the grammers backend against `server`, with
+/// Telegram's send limits lifted so a burst drains quickly; answers the
+/// child and its address once it listens.
+async fn start_on_fake(
+    data: &std::path::Path,
+    url: &str,
+    secrets: &[(&str, String)],
+) -> (tokio::process::Child, String) {
+    let mut cmd = tgvisor("test", data);
+    cmd.env("TGVISOR__DATABASE__URL", url)
+        .env("TGVISOR__TELEMETRY__FORMAT", "json")
+        .env("TGVISOR__TELEMETRY__FILTER", "info")
+        .env("TGVISOR__TELEGRAM__BACKEND", "grammers")
+        .env("TGVISOR__TELEGRAM__API_ID", "1")
+        .env(
+            "TGVISOR__TELEGRAM__API_HASH",
+            "abcdef0123456789abcdef0123456789",
+        )
+        .env(
+            "TGVISOR__RATE_LIMITS__TELEGRAM__MESSAGES_SENT__MAX",
+            "100000",
+        )
+        .env(
+            "TGVISOR__RATE_LIMITS__TELEGRAM__MESSAGES_SENT__PER_CHAT",
+            "100000",
+        )
+        .env("TGVISOR__RATE_LIMITS__API__STANDARD__MAX", "100000");
+    for (k, v) in secrets {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+            if v["message"] == "listening" {
+                return v["address"].as_str().unwrap().to_owned();
+            }
+        }
+        let mut err = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut err).await;
+        panic!("the service exited before listening: {err}");
+    })
+    .await
+    .expect("the service listens within 30 s");
+    // Keep reading the log so the pipe never fills; errors go to the test output.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("\"level\":\"ERROR\"") {
+                eprintln!("service: {line}");
+            }
+        }
+    });
+    (child, address)
+}
+
+/// Polls `GET /accounts/{id}` until `state` (bounded).
+async fn wait_account_state(http: &reqwest::Client, base: &str, token: &str, id: i64, state: &str) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let body: serde_json::Value = http
+                .get(format!("{base}/api/v1/accounts/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if body["state"] == state {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("account {id} never became {state}"));
+}
+
+/// Sends `burst-{i}` with idempotency key `k-{i}`: the message id if the
+/// service acknowledged it (202), otherwise what happened.
+async fn send_burst(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    account: i64,
+    i: usize,
+) -> Result<i64, String> {
+    let res = http
+        .post(format!("{base}/api/v1/accounts/{account}/messages"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", format!("k-{i}"))
+        .json(&serde_json::json!({ "chat": "me", "text": format!("burst-{i}") }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+    match (status, body["message_id"].as_i64()) {
+        (202, Some(id)) => Ok(id),
+        _ => Err(format!("{status}: {body}")),
+    }
+}
+
+#[actix_web::test]
+async fn sigkill_in_the_middle_of_a_burst_loses_nothing_and_duplicates_nothing() {
+    const PHONE: &str = "+9996621777";
+    /// At least this many messages; more while waiting for the moment to kill.
+    const BURST: usize = 200;
+    const MAX_BURST: usize = 3000;
+    let world = tgvisor::telegram::sim::SimWorld::default();
+    let server = fake_mtproto::FakeServer::start(world.clone())
+        .await
+        .expect("the fake MTProto server starts");
+    let data = tempfile::tempdir().unwrap();
+    let (db, url) = TestDatabase::create(data.path()).await;
+    let secrets = [
+        ("TGVISOR__SECRETS__PASSWORD_PEPPER", random_key()),
+        ("TGVISOR__SECRETS__JWT__ACTIVE", "k1".to_owned()),
+        ("TGVISOR__SECRETS__JWT__KEYS__K1", random_key()),
+        ("TGVISOR__SECRETS__SESSION__ACTIVE", "k1".to_owned()),
+        ("TGVISOR__SECRETS__SESSION__KEYS__K1", random_key()),
+    ];
+    let http = reqwest::Client::new();
+
+    let (mut child, address) = start_on_fake(data.path(), &url, &secrets).await;
+    let base = format!("http://{address}");
+    let res = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({
+            "username": "alice", "email": "alice@example.com", "password": "password-alice"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "username": "alice", "password": "password-alice" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let session = server.authorize(PHONE).expect("a sim number");
+    let res = http
+        .post(format!("{base}/api/v1/accounts/import"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "phone": PHONE,
+            "session": crate::accounts::telethon_session_for(&session),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let account = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    wait_account_state(&http, &base, &token, account, "connected").await;
+    let user = world.user_id(PHONE).unwrap();
+    let sent_texts = || -> Vec<String> {
+        world
+            .dialog(PHONE, user)
+            .into_iter()
+            .filter(|m| m.text.starts_with("burst-"))
+            .map(|m| m.text)
+            .collect()
+    };
+
+    // The burst: 8 senders at once. The service is killed once half of it
+    // was acknowledged and Telegram has seen some of it: acceptance and
+    // delivery are both in full swing.
+    let mut acked = std::collections::BTreeMap::new();
+    let mut next = 0;
+    let mut killed = false;
+    while (next < BURST || !killed) && next < MAX_BURST {
+        let batch: Vec<usize> = (next..next + 8).collect();
+        next += batch.len();
+        let sends = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|i| send_burst(&http, &base, &token, account, *i)),
+        );
+        let kill = async {
+            if !killed && acked.len() >= BURST / 2 && sent_texts().len() >= 5 {
+                let pid = child.id().expect("running").to_string();
+                let status = std::process::Command::new("kill")
+                    .args(["-KILL", &pid])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                true
+            } else {
+                false
+            }
+        };
+        let (answers, kill_now) = tokio::join!(sends, kill);
+        killed |= kill_now;
+        for (i, answer) in batch.into_iter().zip(answers) {
+            if let Ok(id) = answer {
+                acked.insert(i, id);
+            }
+        }
+    }
+    assert!(killed, "the kill happened mid-burst");
+    let _ = child.wait().await;
+    let delivered_before_restart = sent_texts().len();
+    assert!(
+        delivered_before_restart < acked.len(),
+        "the kill left acknowledged messages undelivered ({delivered_before_restart} of {})",
+        acked.len()
+    );
+
+    // Restart on the same database: the account reconnects and its outbox drains.
+    let (mut child, address) = start_on_fake(data.path(), &url, &secrets).await;
+    let base = format!("http://{address}");
+    wait_account_state(&http, &base, &token, account, "connected").await;
+    // A client retries what was never acknowledged, with the same keys.
+    let total = next;
+    for i in 0..total {
+        if let std::collections::btree_map::Entry::Vacant(slot) = acked.entry(i) {
+            let id = send_burst(&http, &base, &token, account, i)
+                .await
+                .unwrap_or_else(|e| panic!("burst-{i} refused after the restart: {e}"));
+            slot.insert(id);
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while sent_texts().len() < total {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {total} delivered", sent_texts().len()));
+
+    // Every message exactly once in Telegram, and each says `sent`.
+    let mut texts = sent_texts();
+    texts.sort();
+    let mut expected: Vec<String> = (0..total).map(|i| format!("burst-{i}")).collect();
+    expected.sort();
+    assert_eq!(texts, expected, "each message once, none twice");
+    for (i, id) in &acked {
+        let view: serde_json::Value = http
+            .get(format!("{base}/api/v1/accounts/{account}/messages/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["status"], "sent", "burst-{i}: {view}");
+    }
+    child.kill().await.unwrap();
+    server.shutdown().await;
+    drop(db);
+}

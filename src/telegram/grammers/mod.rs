@@ -533,14 +533,20 @@ impl Client for GrammersClient {
         self.sent(&updates, chat, text, opts, None)
     }
 
-    async fn history(&self, chat: &Peer, limit: u32) -> Result<Vec<Message>, TgError> {
+    async fn history(
+        &self,
+        chat: &Peer,
+        limit: u32,
+        before: Option<i32>,
+    ) -> Result<Vec<Message>, TgError> {
         let peer = self.input_peer(chat)?;
         let limit = limit.clamp(1, 100) as i32;
         let answer = self
             .call(
                 &tl::functions::messages::GetHistory {
                     peer,
-                    offset_id: 0,
+                    // Messages older than offset_id, newest first.
+                    offset_id: before.unwrap_or(0),
                     offset_date: 0,
                     add_offset: 0,
                     limit,

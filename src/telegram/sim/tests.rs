@@ -133,7 +133,7 @@ async fn echo_answers_saved_messages_keep_and_random_ids_deduplicate() {
         conn.updates.try_recv().is_err(),
         "one answer for one message"
     );
-    let history = client.history(&echo, 10).await.unwrap();
+    let history = client.history(&echo, 10, None).await.unwrap();
     assert_eq!(
         history.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![answer.id, sent.id]
@@ -145,7 +145,7 @@ async fn echo_answers_saved_messages_keep_and_random_ids_deduplicate() {
         .send_text(&saved, "note to self", &SendOptions::default())
         .await
         .unwrap();
-    let notes = client.history(&saved, 10).await.unwrap();
+    let notes = client.history(&saved, 10, None).await.unwrap();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0].text, "note to self");
     assert_eq!(

@@ -1,0 +1,172 @@
+//! `/api/v1/accounts/{id}/messages*`: sending through the durable outbox.
+//!
+//! A 202 means the message is committed: it will be delivered after any
+//! crash or restart, once. With an `Idempotency-Key`, a retry of the same
+//! request answers the original message (202, `Idempotent-Replayed: true`);
+//! the same key with a different request is 409.
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Authenticated;
+use crate::outbox::{EnqueueError, IdempotencyKey, MessageView, NewMessage, Status};
+use crate::security::validation::{ChatRef, ValidationError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The header a client sets to make a send safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Set on an answer that repeats an earlier one.
+pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+
+/// A text message to send.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// `me` (Saved Messages), `@username` or a numeric chat id.
+    pub chat: String,
+    /// 1 to 4096 characters (UTF-16 code units, as Telegram counts).
+    pub text: String,
+    /// The Telegram id of the message to reply to.
+    pub reply_to: Option<i32>,
+    /// Send without a notification.
+    #[serde(default)]
+    pub silent: bool,
+}
+
+/// The accepted message.
+#[derive(Serialize, ToSchema)]
+pub struct SendResponse {
+    /// tgvisor's id of the message (for `GET …/messages/{message_id}`).
+    pub message_id: i64,
+    /// `queued` for a new message; a replay shows where the original is now.
+    pub status: Status,
+}
+
+impl From<EnqueueError> for ApiError {
+    fn from(e: EnqueueError) -> Self {
+        let msg = e.to_string();
+        match e {
+            EnqueueError::NotFound => Self::not_found("no such account"),
+            EnqueueError::Unavailable(state) => {
+                let mut api = Self::new(StatusCode::CONFLICT, "account_unavailable", msg);
+                api.state = Some(state.as_str());
+                api
+            }
+            EnqueueError::KeyReused => {
+                Self::new(StatusCode::CONFLICT, "idempotency_key_reused", msg)
+            }
+            EnqueueError::Closed => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service is shutting down; try again",
+            ),
+            EnqueueError::Internal(err) => Self::internal(&err),
+        }
+    }
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ValidationError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| {
+        ValidationError::new(
+            "idempotency_key",
+            "invalid_characters",
+            "must be visible ASCII characters (no spaces)",
+        )
+    })?;
+    IdempotencyKey::parse(value).map(Some)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{id}/messages",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and request answer the original message (1–255 visible ASCII characters)"),
+    ),
+    request_body = SendRequest,
+    responses(
+        (status = 202, description = "Accepted and stored: it will be delivered. `Idempotent-Replayed: true` when this answers an earlier request with the same key", body = SendResponse),
+        (status = 400, description = "Empty or too long text, bad chat reference, bad Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such account among the caller's", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused`: the key was used for a different request; `account_unavailable`: the account needs its owner (`state` says why)", body = ErrorBody),
+        (status = 429, description = "Over the API rate limit (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "Shutting down", body = ErrorBody),
+    )
+)]
+pub async fn send(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Authenticated,
+    id: web::Path<i64>,
+    body: web::Json<SendRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let chat = ChatRef::parse(&body.chat)?;
+    crate::outbox::validate_text(&body.text)?;
+    if body.reply_to.is_some_and(|r| r <= 0) {
+        return Err(
+            ValidationError::new("reply_to", "invalid", "must be a positive message id").into(),
+        );
+    }
+    let key = idempotency_key(&req)?;
+    let accepted = state
+        .outbox
+        .enqueue(NewMessage {
+            account_id: *id,
+            user_id: caller.0.user_id,
+            idempotency_key: key,
+            chat,
+            text: body.text,
+            reply_to: body.reply_to,
+            silent: body.silent,
+        })
+        .await?;
+    let mut resp = HttpResponse::Accepted();
+    if accepted.replayed {
+        resp.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    Ok(resp.json(SendResponse {
+        message_id: accepted.message_id,
+        status: accepted.status,
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{id}/messages/{message_id}",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Account id"),
+        ("message_id" = i64, Path, description = "tgvisor's message id (from the 202)"),
+    ),
+    responses(
+        (status = 200, description = "Where the message is", body = MessageView),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such message on the caller's account", body = ErrorBody),
+    )
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account_id, message_id) = path.into_inner();
+    match state
+        .outbox
+        .get(caller.0.user_id, account_id, message_id)
+        .await
+    {
+        Ok(Some(view)) => Ok(HttpResponse::Ok().json(view)),
+        Ok(None) => Err(ApiError::not_found("no such message")),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
+}

@@ -1,0 +1,573 @@
+//! The durable outbox: `POST /accounts/{id}/messages` accepts a message once
+//! and keeps it until Telegram has it.
+//!
+//! - Acceptance ([`Outbox::enqueue`]): the request is validated, then a
+//!   single writer task inserts it, together with whatever other requests
+//!   arrived meanwhile, in one transaction (group commit; see [`writer`]).
+//!   The 202 is answered only after that commit, so an acknowledged message
+//!   survives any crash that follows.
+//! - `random_id` is chosen at acceptance and stored with the row; every
+//!   attempt reuses it, so Telegram drops a repeated send: a retry after a
+//!   lost answer, or after a crash between Telegram's answer and our commit,
+//!   cannot duplicate the message.
+//! - Idempotency keys are unique per user. The same key with the same
+//!   request answers the original message; with a different request, 409.
+//! - Delivery is the account actor's job ([`drain`]): in order per chat,
+//!   through the rate limiter, every transition a `message.status` event.
+
+pub mod drain;
+mod writer;
+
+use crate::accounts::state::AccountState;
+use crate::config::OutboxSettings;
+use crate::entities::outbox;
+use crate::security::validation::{ChatRef, ValidationError};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Telegram's limit on a message's text, in UTF-16 code units (how
+/// Telegram counts): counting the same way means nothing we accept is
+/// refused later as MESSAGE_TOO_LONG.
+pub const MAX_TEXT_UTF16: usize = 4096;
+
+/// Requests waiting for the writer; a full queue makes callers wait.
+const WRITER_QUEUE: usize = 8192;
+
+/// Where a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Accepted, waiting for its turn (rate limits, flood waits, retries).
+    Queued,
+    /// Being sent to Telegram.
+    Sending,
+    /// Telegram has it.
+    Sent,
+    /// Given up: a permanent error, or too many transient ones.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Sending, Self::Sent, Self::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+
+    /// Not delivered yet, and still going to be tried.
+    pub fn pending(self) -> bool {
+        matches!(self, Self::Queued | Self::Sending)
+    }
+}
+
+/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        const F: &str = "idempotency_key";
+        if input.is_empty() {
+            return Err(ValidationError::new(F, "empty", "must not be empty"));
+        }
+        if input.len() > 255 {
+            return Err(ValidationError::new(
+                F,
+                "too_long",
+                "must be at most 255 characters",
+            ));
+        }
+        if !input.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ValidationError::new(
+                F,
+                "invalid_characters",
+                "must be visible ASCII characters (no spaces)",
+            ));
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdempotencyKey(..)")
+    }
+}
+
+/// Checks a message text: not blank, within Telegram's length.
+pub fn validate_text(text: &str) -> Result<(), ValidationError> {
+    const F: &str = "text";
+    if text.trim().is_empty() {
+        return Err(ValidationError::new(F, "empty", "is required"));
+    }
+    if text.encode_utf16().count() > MAX_TEXT_UTF16 {
+        return Err(ValidationError::new(
+            F,
+            "too_long",
+            "must be at most 4096 characters (UTF-16 code units, as Telegram counts)",
+        ));
+    }
+    Ok(())
+}
+
+/// A validated message to accept.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub account_id: i64,
+    pub user_id: i64,
+    pub idempotency_key: Option<IdempotencyKey>,
+    pub chat: ChatRef,
+    pub text: String,
+    pub reply_to: Option<i32>,
+    pub silent: bool,
+}
+
+impl NewMessage {
+    /// What makes two requests "the same" under one idempotency key.
+    fn request_hash(&self) -> String {
+        let canonical = serde_json::json!({
+            "account": self.account_id,
+            "chat": self.chat.to_string(),
+            "kind": "text",
+            "text": self.text,
+            "reply_to": self.reply_to,
+            "silent": self.silent,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The answer to an accepted (or replayed) message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub message_id: i64,
+    pub status: Status,
+    /// An earlier request with the same idempotency key was answered.
+    pub replayed: bool,
+}
+
+/// Why a message was not accepted. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("no such account")]
+    NotFound,
+    #[error("the account cannot send messages in its state ({0})")]
+    Unavailable(AccountState),
+    #[error("this Idempotency-Key was already used for a different request")]
+    KeyReused,
+    #[error("the outbox is not running")]
+    Closed,
+    #[error("internal error")]
+    Internal(#[source] DbErr),
+}
+
+impl EnqueueError {
+    /// The same refusal, for a repeat of the refused request.
+    fn again(&self) -> Self {
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::Unavailable(s) => Self::Unavailable(*s),
+            Self::KeyReused => Self::KeyReused,
+            Self::Closed => Self::Closed,
+            Self::Internal(e) => Self::Internal(DbErr::Custom(e.to_string())),
+        }
+    }
+}
+
+/// A message as `GET /accounts/{id}/messages/{message_id}` shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    pub message_id: i64,
+    pub account_id: i64,
+    /// The chat as given (`me`, `@username`, numeric id).
+    pub chat: String,
+    /// The peer it resolved to, once resolved.
+    pub chat_id: Option<i64>,
+    pub kind: String,
+    pub status: Status,
+    /// Tries so far (flood waits included).
+    pub attempts: i32,
+    /// FLOOD_WAITs met on the way.
+    pub flood_waits: i32,
+    /// Telegram's id of the message, once sent (absent when Telegram
+    /// reported the send as a duplicate of an earlier attempt).
+    pub telegram_message_id: Option<i32>,
+    /// The last error's stable code.
+    pub last_error: Option<String>,
+    /// When the next try is due after a transient failure.
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<outbox::Model> for MessageView {
+    fn from(m: outbox::Model) -> Self {
+        let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&chrono::Utc);
+        Self {
+            message_id: m.id,
+            account_id: m.account_id,
+            chat: m.chat,
+            chat_id: m.chat_id,
+            kind: m.kind,
+            status: Status::parse(&m.status).unwrap_or(Status::Queued),
+            attempts: m.attempts,
+            flood_waits: m.flood_waits,
+            telegram_message_id: m.telegram_message_id,
+            last_error: m.last_error,
+            next_attempt_at: m.next_attempt_at.map(utc),
+            created_at: utc(m.created_at),
+            updated_at: utc(m.updated_at),
+            sent_at: m.sent_at.map(utc),
+        }
+    }
+}
+
+/// The outbox's metric families.
+#[derive(Clone)]
+pub struct OutboxMetrics {
+    /// Messages accepted (new rows).
+    pub accepted: IntCounter,
+    /// Requests answered from an earlier one with the same idempotency key.
+    pub replayed: IntCounter,
+    /// Rows per group-commit transaction.
+    pub batch_rows: Histogram,
+    /// Messages not delivered yet (queued or sending).
+    pub depth: IntGauge,
+    /// Messages that left the outbox, by final status (sent, failed).
+    pub finished: IntCounterVec,
+    /// Acceptance to Telegram's answer, for sent messages.
+    pub delivery: Histogram,
+    /// Attempts that will be tried again, by reason (flood_wait, network, …).
+    pub retries: IntCounterVec,
+}
+
+impl OutboxMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            accepted: IntCounter::new(
+                "tgvisor_outbox_accepted_total",
+                "Messages accepted into the outbox.",
+            )?,
+            replayed: IntCounter::new(
+                "tgvisor_outbox_idempotent_replays_total",
+                "Send requests answered with an earlier message of the same idempotency key.",
+            )?,
+            batch_rows: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tgvisor_outbox_batch_rows",
+                    "Messages inserted per group-commit transaction.",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            )?,
+            depth: IntGauge::new(
+                "tgvisor_outbox_depth",
+                "Messages accepted and not yet delivered (queued or sending).",
+            )?,
+            finished: IntCounterVec::new(
+                Opts::new(
+                    "tgvisor_outbox_messages_total",
+                    "Messages that left the outbox, by final status.",
+                ),
+                &["status"],
+            )?,
+            delivery: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tgvisor_outbox_delivery_seconds",
+                    "Time from acceptance to Telegram's answer, for sent messages.",
+                )
+                .buckets(vec![
+                    0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                ]),
+            )?,
+            retries: IntCounterVec::new(
+                Opts::new(
+                    "tgvisor_outbox_retries_total",
+                    "Send attempts that will be tried again, by reason.",
+                ),
+                &["reason"],
+            )?,
+        };
+        registry.register(Box::new(m.accepted.clone()))?;
+        registry.register(Box::new(m.replayed.clone()))?;
+        registry.register(Box::new(m.batch_rows.clone()))?;
+        registry.register(Box::new(m.depth.clone()))?;
+        registry.register(Box::new(m.finished.clone()))?;
+        registry.register(Box::new(m.delivery.clone()))?;
+        registry.register(Box::new(m.retries.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Wake-ups for each account's drain: set when new messages commit.
+#[derive(Clone, Default)]
+struct Signals(Arc<Mutex<HashMap<i64, Arc<Notify>>>>);
+
+impl Signals {
+    fn get(&self, account_id: i64) -> Arc<Notify> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(account_id)
+            .or_default()
+            .clone()
+    }
+
+    fn forget(&self, account_id: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&account_id);
+    }
+}
+
+/// The outbox handle; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    tx: mpsc::Sender<writer::Request>,
+    signals: Signals,
+    metrics: OutboxMetrics,
+    settings: OutboxSettings,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox(..)")
+    }
+}
+
+impl Outbox {
+    /// Starts the writer and the housekeeping task on the current runtime.
+    pub fn new(db: DatabaseConnection, settings: &OutboxSettings, metrics: OutboxMetrics) -> Self {
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let signals = Signals::default();
+        tokio::spawn(writer::run(
+            db.clone(),
+            rx,
+            settings.max_batch.max(1) as usize,
+            metrics.clone(),
+            signals.clone(),
+        ));
+        tokio::spawn(housekeeping(
+            db.clone(),
+            metrics.clone(),
+            Duration::from_millis(settings.retention_ms),
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                tx,
+                signals,
+                metrics,
+                settings: settings.clone(),
+            }),
+        }
+    }
+
+    /// Accepts a message: answers once it is committed.
+    pub async fn enqueue(&self, msg: NewMessage) -> Result<Accepted, EnqueueError> {
+        let (reply, rx) = oneshot::channel();
+        let hash = msg.request_hash();
+        self.inner
+            .tx
+            .send(writer::Request { msg, hash, reply })
+            .await
+            .map_err(|_| EnqueueError::Closed)?;
+        rx.await.map_err(|_| EnqueueError::Closed)?
+    }
+
+    /// A message of the user's account.
+    pub async fn get(
+        &self,
+        user_id: i64,
+        account_id: i64,
+        message_id: i64,
+    ) -> Result<Option<MessageView>, DbErr> {
+        Ok(outbox::Entity::find_by_id(message_id)
+            .filter(outbox::Column::AccountId.eq(account_id))
+            .filter(outbox::Column::UserId.eq(user_id))
+            .one(&self.inner.db)
+            .await?
+            .map(Into::into))
+    }
+
+    /// The account's drain wakes up on this when messages are accepted.
+    pub fn signal(&self, account_id: i64) -> Arc<Notify> {
+        self.inner.signals.get(account_id)
+    }
+
+    /// The account was removed (its rows went with it).
+    pub fn forget(&self, account_id: i64) {
+        self.inner.signals.forget(account_id);
+    }
+
+    pub fn metrics(&self) -> &OutboxMetrics {
+        &self.inner.metrics
+    }
+
+    pub fn settings(&self) -> &OutboxSettings {
+        &self.inner.settings
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+}
+
+/// How often the depth gauge is recounted from the table.
+const DEPTH_INTERVAL: Duration = Duration::from_secs(15);
+/// How often delivered rows past their retention are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Keeps `tgvisor_outbox_depth` true to the table (rows also leave with
+/// their account) and deletes finished rows past retention.
+async fn housekeeping(db: DatabaseConnection, metrics: OutboxMetrics, retention: Duration) {
+    let mut depth = tokio::time::interval(DEPTH_INTERVAL);
+    let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = depth.tick() => match pending_count(&db).await {
+                Ok(n) => metrics.depth.set(i64::try_from(n).unwrap_or(i64::MAX)),
+                Err(e) => tracing::warn!(error = %e, "counting the outbox failed"),
+            },
+            _ = prune.tick() => match prune_finished(&db, retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned delivered outbox rows"),
+                Err(e) => tracing::warn!(error = %e, "pruning the outbox failed"),
+            },
+        }
+    }
+}
+
+async fn pending_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    outbox::Entity::find()
+        .filter(outbox::Column::Status.is_in([Status::Queued.as_str(), Status::Sending.as_str()]))
+        .count(db)
+        .await
+}
+
+/// Deletes sent and failed rows older than `retention` (their idempotency
+/// keys with them).
+pub async fn prune_finished(db: &DatabaseConnection, retention: Duration) -> Result<u64, DbErr> {
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let res = outbox::Entity::delete_many()
+        .filter(outbox::Column::Status.is_in([Status::Sent.as_str(), Status::Failed.as_str()]))
+        .filter(outbox::Column::UpdatedAt.lt(cutoff.fixed_offset()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// An account's undelivered rows, oldest first.
+pub async fn pending(
+    db: &DatabaseConnection,
+    account_id: i64,
+    limit: u64,
+) -> Result<Vec<outbox::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    outbox::Entity::find()
+        .filter(outbox::Column::AccountId.eq(account_id))
+        .filter(outbox::Column::Status.is_in([Status::Queued.as_str(), Status::Sending.as_str()]))
+        .order_by_asc(outbox::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_limits_count_utf16_units() {
+        assert!(validate_text("hi").is_ok());
+        assert_eq!(validate_text("").unwrap_err().code, "empty");
+        assert_eq!(validate_text(" \n\t").unwrap_err().code, "empty");
+        assert!(validate_text(&"a".repeat(4096)).is_ok());
+        assert_eq!(
+            validate_text(&"a".repeat(4097)).unwrap_err().code,
+            "too_long"
+        );
+        // An emoji outside the BMP is two UTF-16 units, as Telegram counts it.
+        assert!(validate_text(&"😀".repeat(2048)).is_ok());
+        assert_eq!(
+            validate_text(&"😀".repeat(2049)).unwrap_err().code,
+            "too_long"
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(IdempotencyKey::parse("0b7c7c1e-2f1a-4c1e-9e1a-5f0e0e0e0e0e").is_ok());
+        assert_eq!(IdempotencyKey::parse("").unwrap_err().code, "empty");
+        assert_eq!(
+            IdempotencyKey::parse(&"k".repeat(256)).unwrap_err().code,
+            "too_long"
+        );
+        assert_eq!(
+            IdempotencyKey::parse("a b").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(
+            IdempotencyKey::parse("ключ").unwrap_err().code,
+            "invalid_characters"
+        );
+        // Never printed.
+        assert_eq!(
+            format!("{:?}", IdempotencyKey::parse("secret").unwrap()),
+            "IdempotencyKey(..)"
+        );
+    }
+
+    #[test]
+    fn the_request_hash_tells_requests_apart() {
+        let base = NewMessage {
+            account_id: 1,
+            user_id: 1,
+            idempotency_key: None,
+            chat: ChatRef::Me,
+            text: "hello".into(),
+            reply_to: None,
+            silent: false,
+        };
+        let same = base.clone();
+        assert_eq!(base.request_hash(), same.request_hash());
+        let mut other = base.clone();
+        other.text = "hello!".into();
+        assert_ne!(base.request_hash(), other.request_hash());
+        let mut other = base.clone();
+        other.account_id = 2;
+        assert_ne!(base.request_hash(), other.request_hash());
+        let mut other = base.clone();
+        other.silent = true;
+        assert_ne!(base.request_hash(), other.request_hash());
+    }
+}

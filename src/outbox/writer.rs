@@ -1,0 +1,264 @@
+//! Group commit: one task inserts accepted messages, as many per
+//! transaction as have arrived (up to `outbox.max_batch`).
+//!
+//! Under light load a batch is a single message and nobody waits for
+//! company; under heavy load the batches grow by themselves, one commit
+//! (one fsync) per batch instead of one per message. Per batch the writer
+//! makes three statements: the accounts involved (ownership and state), the
+//! idempotency keys already used, and one multi-row INSERT, which commits
+//! the whole batch atomically by itself.
+//!
+//! The reads are deliberately not in a transaction with the INSERT: SQLite
+//! refuses to upgrade a read transaction to a write once another connection
+//! has committed (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out),
+//! and the drains commit all the time. What a read could miss is caught by
+//! the schema instead: an account removed meanwhile fails the INSERT on its
+//! foreign key, a key taken meanwhile (another node) on the unique index;
+//! either way the batch is decided again from fresh reads.
+
+use super::{Accepted, EnqueueError, NewMessage, OutboxMetrics, Signals, Status};
+use crate::accounts::state::AccountState;
+use crate::entities::{account, outbox};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) struct Request {
+    pub msg: NewMessage,
+    pub hash: String,
+    pub reply: oneshot::Sender<Result<Accepted, EnqueueError>>,
+}
+
+/// How often a batch is decided again after losing a race (an idempotency
+/// key taken by another node, an account removed meanwhile).
+const CONFLICT_RETRIES: usize = 3;
+
+pub(super) async fn run(
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+    metrics: OutboxMetrics,
+    signals: Signals,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let answers = commit(&db, &batch).await;
+        let mut accounts = BTreeSet::new();
+        let mut inserted = 0u64;
+        for (request, answer) in batch.drain(..).zip(answers) {
+            if let Ok(a) = &answer {
+                if a.replayed {
+                    metrics.replayed.inc();
+                } else {
+                    inserted += 1;
+                    accounts.insert(request.msg.account_id);
+                }
+            }
+            let _ = request.reply.send(answer);
+        }
+        if inserted > 0 {
+            metrics.accepted.inc_by(inserted);
+            metrics
+                .depth
+                .add(i64::try_from(inserted).unwrap_or(i64::MAX));
+            metrics.batch_rows.observe(inserted as f64);
+        }
+        for account_id in accounts {
+            signals.get(account_id).notify_one();
+        }
+    }
+}
+
+/// Answers for `batch`, in order. A database failure answers every request
+/// with an error: none of them was written.
+async fn commit(db: &DatabaseConnection, batch: &[Request]) -> Vec<Result<Accepted, EnqueueError>> {
+    let mut attempt = 0;
+    loop {
+        match try_commit(db, batch).await {
+            Ok(answers) => return answers,
+            Err(e)
+                if attempt < CONFLICT_RETRIES
+                    && matches!(
+                        e.sql_err(),
+                        Some(
+                            SqlErr::UniqueConstraintViolation(_)
+                                | SqlErr::ForeignKeyConstraintViolation(_)
+                        )
+                    ) =>
+            {
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = batch.len(), "writing to the outbox failed");
+                let text = e.to_string();
+                return batch
+                    .iter()
+                    .map(|_| Err(EnqueueError::Internal(DbErr::Custom(text.clone()))))
+                    .collect();
+            }
+        }
+    }
+}
+
+async fn try_commit(
+    db: &DatabaseConnection,
+    batch: &[Request],
+) -> Result<Vec<Result<Accepted, EnqueueError>>, DbErr> {
+    let account_ids: BTreeSet<i64> = batch.iter().map(|r| r.msg.account_id).collect();
+    let accounts: HashMap<i64, (i64, String)> = account::Entity::find()
+        .select_only()
+        .column(account::Column::Id)
+        .column(account::Column::UserId)
+        .column(account::Column::State)
+        .filter(account::Column::Id.is_in(account_ids))
+        .into_tuple::<(i64, i64, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(id, owner, state)| (id, (owner, state)))
+        .collect();
+
+    let keys: BTreeSet<&str> = batch
+        .iter()
+        .filter_map(|r| r.msg.idempotency_key.as_ref().map(|k| k.as_str()))
+        .collect();
+    let mut existing: HashMap<(i64, String), outbox::Model> = HashMap::new();
+    if !keys.is_empty() {
+        for row in outbox::Entity::find()
+            .filter(outbox::Column::IdempotencyKey.is_in(keys))
+            .all(db)
+            .await?
+        {
+            if let Some(key) = row.idempotency_key.clone() {
+                existing.insert((row.user_id, key), row);
+            }
+        }
+    }
+
+    let now = chrono::Utc::now().fixed_offset();
+    let mut answers: Vec<Option<Result<Accepted, EnqueueError>>> =
+        batch.iter().map(|_| None).collect();
+    // The first request of a key in this batch, and later ones with the same key.
+    let mut first_of_key: HashMap<(i64, &str), usize> = HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut rows = Vec::new();
+    let mut row_of: HashMap<i64, usize> = HashMap::new();
+    let mut random_ids = HashSet::new();
+    for (i, r) in batch.iter().enumerate() {
+        let m = &r.msg;
+        match accounts.get(&m.account_id) {
+            Some((owner, _)) if *owner != m.user_id => {
+                answers[i] = Some(Err(EnqueueError::NotFound));
+                continue;
+            }
+            None => {
+                answers[i] = Some(Err(EnqueueError::NotFound));
+                continue;
+            }
+            Some((_, state)) => {
+                let state = AccountState::parse(state).unwrap_or(AccountState::Failed);
+                if !state.accepts_messages() {
+                    answers[i] = Some(Err(EnqueueError::Unavailable(state)));
+                    continue;
+                }
+            }
+        }
+        if let Some(key) = &m.idempotency_key {
+            if let Some(row) = existing.get(&(m.user_id, key.as_str().to_owned())) {
+                answers[i] = Some(replay(row.id, &row.status, &row.request_hash, &r.hash));
+                continue;
+            }
+            if let Some(&first) = first_of_key.get(&(m.user_id, key.as_str())) {
+                repeats.push((i, first));
+                continue;
+            }
+            first_of_key.insert((m.user_id, key.as_str()), i);
+        }
+        let random_id = loop {
+            let candidate: i64 = rand::random();
+            if candidate != 0 && random_ids.insert(candidate) {
+                break candidate;
+            }
+        };
+        row_of.insert(random_id, i);
+        rows.push(outbox::ActiveModel {
+            account_id: Set(m.account_id),
+            user_id: Set(m.user_id),
+            idempotency_key: Set(m.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
+            request_hash: Set(r.hash.clone()),
+            chat: Set(m.chat.to_string()),
+            chat_id: Set(None),
+            kind: Set("text".to_owned()),
+            text: Set(m.text.clone()),
+            upload_id: Set(None),
+            reply_to: Set(m.reply_to),
+            silent: Set(m.silent),
+            random_id: Set(random_id),
+            status: Set(Status::Queued.as_str().to_owned()),
+            attempts: Set(0),
+            flood_waits: Set(0),
+            telegram_message_id: Set(None),
+            last_error: Set(None),
+            next_attempt_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            sent_at: Set(None),
+            ..Default::default()
+        });
+    }
+    if !rows.is_empty() {
+        let inserted = outbox::Entity::insert_many(rows)
+            .exec_with_returning(db)
+            .await?;
+        for row in inserted {
+            if let Some(&i) = row_of.get(&row.random_id) {
+                answers[i] = Some(Ok(Accepted {
+                    message_id: row.id,
+                    status: Status::Queued,
+                    replayed: false,
+                }));
+            }
+        }
+    }
+    for (i, first) in repeats {
+        answers[i] = Some(match &answers[first] {
+            Some(Ok(a)) if batch[i].hash == batch[first].hash => Ok(Accepted {
+                replayed: true,
+                ..*a
+            }),
+            Some(Ok(_)) => Err(EnqueueError::KeyReused),
+            // The first was refused: so is its repeat, for the same reason.
+            Some(Err(e)) => Err(e.again()),
+            None => Err(EnqueueError::NotFound),
+        });
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| {
+                Err(EnqueueError::Internal(DbErr::Custom(
+                    "an inserted row was not returned".into(),
+                )))
+            })
+        })
+        .collect())
+}
+
+/// The answer to a request whose key was used before.
+fn replay(
+    message_id: i64,
+    status: &str,
+    stored_hash: &str,
+    hash: &str,
+) -> Result<Accepted, EnqueueError> {
+    if stored_hash != hash {
+        return Err(EnqueueError::KeyReused);
+    }
+    Ok(Accepted {
+        message_id,
+        status: Status::parse(status).unwrap_or(Status::Queued),
+        replayed: true,
+    })
+}

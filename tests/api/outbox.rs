@@ -1,0 +1,430 @@
+//! Sending through the durable outbox on the simulated Telegram: accepted
+//! once, delivered once, idempotent retries, status events, bad input.
+
+use crate::accounts::telethon_session_for;
+use crate::helpers::{TestApp, spawn_app};
+use serde_json::{Value, json};
+use tgvisor::telegram::sim::ECHO_USER_ID;
+
+const PHONE: &str = "+9996631234";
+
+/// Imports a sim account for `token` and waits until it is connected.
+pub async fn connected_account(app: &TestApp, token: &str, phone: &str) -> i64 {
+    let session = app.world.authorize(phone).expect("a sim number");
+    let res = app
+        .post_json(
+            "/api/v1/accounts/import",
+            Some(token),
+            &json!({ "phone": phone, "session": telethon_session_for(&session) }),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    app.wait_state(id, "connected", 0).await;
+    id
+}
+
+/// POST /accounts/{id}/messages with an optional Idempotency-Key.
+pub async fn send(
+    app: &TestApp,
+    token: &str,
+    account: i64,
+    body: &Value,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/api/v1/accounts/{account}/messages")))
+        .bearer_auth(token)
+        .json(body);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    req.send().await.expect("request sent")
+}
+
+/// Waits for the message's `message.status` event with `status`.
+pub async fn wait_status(app: &TestApp, account: i64, message_id: i64, status: &str) -> Value {
+    app.wait_event(&format!("account:{account}"), |e| {
+        e.kind == "message.status"
+            && e.data["message_id"] == message_id
+            && e.data["status"] == status
+    })
+    .await
+    .data
+}
+
+async fn error_of(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    (status, body["error"].clone())
+}
+
+fn outgoing_texts(app: &TestApp, peer: i64) -> Vec<String> {
+    app.world
+        .dialog(PHONE, peer)
+        .into_iter()
+        .filter(|m| m.outgoing)
+        .map(|m| m.text)
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_message_is_delivered_once_with_its_status_and_echo_answers_as_an_event() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let id = connected_account(&app, &token, PHONE).await;
+
+    let res = send(
+        &app,
+        &token,
+        id,
+        &json!({ "chat": "@echo", "text": "ping" }),
+        Some("req-1"),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 202);
+    assert!(res.headers().get("idempotent-replayed").is_none());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "queued");
+    let message_id = body["message_id"].as_i64().unwrap();
+
+    // queued -> sending -> sent, each an event on the account's topic.
+    let sending = wait_status(&app, id, message_id, "sending").await;
+    assert_eq!(sending["attempts"], 1);
+    let sent = wait_status(&app, id, message_id, "sent").await;
+    let telegram_id = sent["telegram_message_id"].as_i64().unwrap();
+    assert_eq!(sent["chat_id"], ECHO_USER_ID);
+
+    // @echo answers: the round trip comes back as message.new.
+    let echoed = app
+        .wait_event(&format!("account:{id}"), |e| {
+            e.kind == "message.new"
+                && e.data["message"]["sender_id"] == ECHO_USER_ID
+                && e.data["message"]["text"] == "ping"
+        })
+        .await;
+    assert_eq!(echoed.data["account_id"], id);
+
+    let view: Value = app
+        .get_auth(
+            &format!("/api/v1/accounts/{id}/messages/{message_id}"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["status"], "sent");
+    assert_eq!(view["attempts"], 1);
+    assert_eq!(view["flood_waits"], 0);
+    assert_eq!(view["telegram_message_id"], telegram_id);
+    assert_eq!(view["chat"], "@echo");
+    assert!(view["last_error"].is_null());
+    assert!(view["sent_at"].is_string());
+
+    // A retry with the same key answers the original message: no second send.
+    let res = send(
+        &app,
+        &token,
+        id,
+        &json!({ "chat": "@echo", "text": "ping" }),
+        Some("req-1"),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["message_id"], message_id);
+    assert_eq!(again["status"], "sent");
+
+    // The same key with a different request is refused.
+    let (status, err) = error_of(
+        send(
+            &app,
+            &token,
+            id,
+            &json!({ "chat": "@echo", "text": "pong" }),
+            Some("req-1"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+
+    assert_eq!(outgoing_texts(&app, ECHO_USER_ID), ["ping"]);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("tgvisor_outbox_accepted_total 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tgvisor_outbox_idempotent_replays_total 1\n"));
+    assert!(metrics.contains("tgvisor_outbox_messages_total{status=\"sent\"} 1\n"));
+}
+
+#[actix_web::test]
+async fn keys_are_per_user_and_concurrent_retries_make_one_message() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let a = connected_account(&app, &alice, PHONE).await;
+    let b = connected_account(&app, &bob, "+9996631235").await;
+
+    // Ten concurrent sends with one key: one message, ten identical answers.
+    let body = json!({ "chat": "me", "text": "exactly once" });
+    let answers = futures_util::future::join_all(
+        (0..10).map(|_| send(&app, &alice, a, &body, Some("same-key"))),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for res in answers {
+        assert_eq!(res.status().as_u16(), 202);
+        ids.push(
+            res.json::<Value>().await.unwrap()["message_id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one message for one key");
+    wait_status(&app, a, ids[0], "sent").await;
+
+    // Bob may use the same key for his own message.
+    let res = send(&app, &bob, b, &body, Some("same-key")).await;
+    assert_eq!(res.status().as_u16(), 202);
+    assert!(res.headers().get("idempotent-replayed").is_none());
+    let bobs = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(bobs, ids[0]);
+
+    let alice_tg = app.world.user_id(PHONE).unwrap();
+    assert_eq!(outgoing_texts(&app, alice_tg), ["exactly once"]);
+}
+
+#[actix_web::test]
+async fn bad_input_gets_a_clear_error_and_nothing_is_queued() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let id = connected_account(&app, &alice, PHONE).await;
+    let bobs = connected_account(&app, &bob, "+9996631235").await;
+
+    // (body, Idempotency-Key, status, code, field, reason)
+    type Case<'a> = (
+        Value,
+        Option<&'a str>,
+        u16,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            json!({ "chat": "me", "text": "" }),
+            None,
+            400,
+            "invalid_input",
+            Some("text"),
+            Some("empty"),
+        ),
+        (
+            json!({ "chat": "me", "text": "  \n " }),
+            None,
+            400,
+            "invalid_input",
+            Some("text"),
+            Some("empty"),
+        ),
+        (
+            json!({ "chat": "me", "text": "x".repeat(5000) }),
+            None,
+            400,
+            "invalid_input",
+            Some("text"),
+            Some("too_long"),
+        ),
+        (
+            json!({ "chat": "not a chat!", "text": "hi" }),
+            None,
+            400,
+            "invalid_input",
+            Some("chat"),
+            Some("invalid_format"),
+        ),
+        (
+            json!({ "chat": "@a", "text": "hi" }),
+            None,
+            400,
+            "invalid_input",
+            Some("chat"),
+            None,
+        ),
+        (
+            json!({ "chat": "me", "text": "hi", "reply_to": 0 }),
+            None,
+            400,
+            "invalid_input",
+            Some("reply_to"),
+            None,
+        ),
+        (
+            json!({ "chat": "me", "text": "hi", "colour": "red" }),
+            None,
+            400,
+            "invalid_field",
+            None,
+            None,
+        ),
+        (
+            json!({ "chat": "me" }),
+            None,
+            400,
+            "invalid_field",
+            None,
+            None,
+        ),
+        (
+            json!({ "chat": "me", "text": "hi" }),
+            Some("has space"),
+            400,
+            "invalid_input",
+            Some("idempotency_key"),
+            Some("invalid_characters"),
+        ),
+    ];
+    for (body, key, status, code, field, reason) in cases {
+        let res = send(&app, &alice, id, &body, key).await;
+        let (got, err) = error_of(res).await;
+        assert_eq!((got, err["code"].as_str()), (status, Some(code)), "{body}");
+        if let Some(f) = field {
+            assert_eq!(err["field"], f, "{body}");
+        }
+        if let Some(r) = reason {
+            assert_eq!(err["reason"], r, "{body}");
+        }
+        assert!(
+            !err["message"].as_str().unwrap().contains("not a chat"),
+            "input is not echoed"
+        );
+    }
+
+    // Unknown account and someone else's account: the same 404.
+    for account in [999_999, bobs] {
+        let res = send(
+            &app,
+            &alice,
+            account,
+            &json!({ "chat": "me", "text": "hi" }),
+            None,
+        )
+        .await;
+        let (status, err) = error_of(res).await;
+        assert_eq!((status, err["code"].as_str()), (404, Some("not_found")));
+    }
+    let (status, _) = error_of(
+        app.get_auth(&format!("/api/v1/accounts/{bobs}/messages/1"), &alice)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // No token at all.
+    let res = app
+        .post_json(
+            &format!("/api/v1/accounts/{id}/messages"),
+            None,
+            &json!({ "chat": "me", "text": "hi" }),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 401);
+
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("tgvisor_outbox_accepted_total 0\n"),
+        "nothing was queued"
+    );
+}
+
+#[actix_web::test]
+async fn an_account_that_needs_its_owner_refuses_messages() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let id = connected_account(&app, &token, PHONE).await;
+    app.world.revoke_sessions(PHONE);
+    app.wait_state(id, "revoked", 0).await;
+    let res = send(
+        &app,
+        &token,
+        id,
+        &json!({ "chat": "me", "text": "hi" }),
+        None,
+    )
+    .await;
+    let (status, err) = error_of(res).await;
+    assert_eq!(status, 409);
+    assert_eq!(err["code"], "account_unavailable");
+    assert_eq!(err["state"], "revoked");
+}
+
+#[actix_web::test]
+async fn history_pages_back_with_before() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let id = connected_account(&app, &token, PHONE).await;
+    for text in ["one", "two", "three"] {
+        let res = send(
+            &app,
+            &token,
+            id,
+            &json!({ "chat": "me", "text": text }),
+            None,
+        )
+        .await;
+        let message_id = res.json::<Value>().await.unwrap()["message_id"]
+            .as_i64()
+            .unwrap();
+        wait_status(&app, id, message_id, "sent").await;
+    }
+    let page = |query: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let body: Value = app
+                .get_auth(
+                    &format!("/api/v1/accounts/{id}/chats/me/messages?{query}"),
+                    token,
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["id"].as_i64().unwrap(),
+                        m["text"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let newest = page("limit=2".into()).await;
+    let texts: Vec<&str> = newest.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["three", "two"]);
+    let older = page(format!("limit=2&before={}", newest[1].0)).await;
+    let texts: Vec<&str> = older.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["one"]);
+    let res = app
+        .get_auth(
+            &format!("/api/v1/accounts/{id}/chats/me/messages?before=0"),
+            &token,
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 400);
+}
