@@ -118,7 +118,7 @@ struct Append {
 }
 
 /// Sets `accounts.state`.
-fn account_state_write(account_id: i64, state: &str) -> SideWrite {
+pub fn account_state_write(account_id: i64, state: &str) -> SideWrite {
     let state = state.to_owned();
     Arc::new(move |txn| {
         let state = state.clone();
@@ -261,6 +261,16 @@ impl TopicWriter {
         data: serde_json::Value,
     ) -> Result<(), BoxFuture<'static, Result<(), WriterClosed>>> {
         self.try_send(kind, data, None)
+    }
+
+    /// [`TopicWriter::try_publish`] with a write committed alongside.
+    pub fn try_publish_with(
+        &self,
+        kind: &str,
+        data: serde_json::Value,
+        side: SideWrite,
+    ) -> Result<(), BoxFuture<'static, Result<(), WriterClosed>>> {
+        self.try_send(kind, data, Some(side))
     }
 
     /// [`TopicWriter::publish_state`] without waiting, as [`TopicWriter::try_publish`].

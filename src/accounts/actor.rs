@@ -246,6 +246,29 @@ impl AccountActor {
         self.settle(queued);
     }
 
+    /// `connected`, recording the Telegram user id in the same transaction
+    /// (so whoever sees the state sees the id).
+    fn set_connected(&mut self, telegram_user_id: i64, detail: serde_json::Value) {
+        let previous = self.state;
+        self.state = AccountState::Connected;
+        self.deps.board.set(self.id, AccountState::Connected);
+        if previous != AccountState::Connected {
+            tracing::info!(account_id = self.id, from = %previous, to = "connected", "account state changed");
+        }
+        let id = self.id;
+        let state_write = crate::events::account_state_write(id, AccountState::Connected.as_str());
+        let side: crate::events::SideWrite = Arc::new(move |txn| {
+            let state_write = state_write.clone();
+            Box::pin(async move {
+                state_write(txn).await?;
+                super::record_telegram_user(txn, id, telegram_user_id).await
+            })
+        });
+        let data = super::state::state_event(id, AccountState::Connected, Some(previous), detail);
+        let queued = self.writer.try_publish_with("account.state", data, side);
+        self.settle(queued);
+    }
+
     /// Queues an event on the account's topic (see [`Self::settle`]).
     fn publish(&self, kind: &str, data: serde_json::Value) {
         let queued = self.writer.try_publish(kind, data);
@@ -387,16 +410,8 @@ impl AccountActor {
             };
             ctx.spawn(actix::fut::wrap_future(drain.run()));
         }
-        let db = self.deps.db.clone();
-        let id = self.id;
-        let telegram_user_id = me.id;
-        actix::spawn(async move {
-            if let Err(e) = super::record_telegram_user(&db, id, telegram_user_id).await {
-                tracing::warn!(account_id = id, error = %e, "recording the Telegram user id failed");
-            }
-        });
-        self.set_state(
-            AccountState::Connected,
+        self.set_connected(
+            me.id,
             serde_json::json!({ "telegram_user_id": me.id, "dc": home_dc }),
         );
         // A flood wait met before a reconnect still holds (the limiter

@@ -250,8 +250,8 @@ impl AccountService {
 
 /// Records the Telegram user id behind an account once a client has seen it
 /// (imports may not carry it).
-pub(crate) async fn record_telegram_user(
-    db: &DatabaseConnection,
+pub(crate) async fn record_telegram_user<C: sea_orm::ConnectionTrait>(
+    db: &C,
     account_id: i64,
     telegram_user_id: i64,
 ) -> Result<(), DbErr> {

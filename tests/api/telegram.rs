@@ -116,6 +116,7 @@ async fn a_new_user_signs_in_reads_history_and_receives_updates_as_events() {
     assert!(metrics.contains(
         r#"tgvisor_telegram_requests_total{method="messages.getHistory",result="ok"} 2"#
     ));
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -166,6 +167,7 @@ async fn two_step_verification_asks_for_the_password_and_counts_wrong_ones() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["next_step"], "done");
     app.wait_state(id, "connected", 0).await;
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -219,6 +221,7 @@ async fn wrong_codes_are_limited_and_the_sign_in_can_start_again() {
         .post_json("/api/v1/accounts", Some(&token), &json!({ "phone": PHONE }))
         .await;
     assert_eq!(error_of(res).await.0, 409);
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -265,6 +268,7 @@ async fn pending_sign_ins_expire_and_are_bounded_per_user() {
         (status, err["code"].as_str()),
         (400, Some("phone_number_invalid"))
     );
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -296,6 +300,7 @@ async fn a_revoked_session_ends_in_revoked_with_an_alert_not_a_restart_loop() {
             .status(&path)
             .is_none_or(|s| s.restarts == 0)
     );
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -326,6 +331,7 @@ async fn a_dropped_connection_is_survived_by_a_supervised_restart() {
         .wait_event(&format!("account:{id}"), |e| e.kind == "message.new")
         .await;
     assert_eq!(e.data["message"]["text"], "still here");
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -352,6 +358,7 @@ async fn the_client_pool_caps_connected_accounts_and_the_rest_wait() {
         .await;
     assert_eq!(res.status().as_u16(), 204);
     app.wait_state(second, "connected", waiting.offset).await;
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -373,6 +380,7 @@ async fn a_restart_reconnects_accounts_and_expires_waiting_sign_ins() {
         (status, err["code"].as_str()),
         (409, Some("login_not_pending"))
     );
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -406,6 +414,7 @@ async fn rotating_a_session_moves_it_to_a_new_row_and_the_client_keeps_working()
         .get_auth(&format!("/api/v1/accounts/{id}/chats/me/messages"), &token)
         .await;
     assert_eq!(res.status().as_u16(), 200);
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -437,6 +446,7 @@ async fn history_rejects_bad_input_with_stable_codes() {
         (status, err["code"].as_str()),
         (404, Some("chat_not_found"))
     );
+    app.stop().await;
 }
 
 #[actix_web::test]
@@ -477,4 +487,5 @@ async fn an_account_that_keeps_crashing_is_given_up_alone_as_failed() {
     app.wait_event(&format!("account:{steady}"), |e| e.kind == "message.new")
         .await;
     assert!(app.supervision.root_failure().is_none());
+    app.stop().await;
 }
