@@ -273,20 +273,6 @@ impl TopicWriter {
         self.try_send(kind, data, Some(side))
     }
 
-    /// [`TopicWriter::publish_state`] without waiting, as [`TopicWriter::try_publish`].
-    pub fn try_publish_state(
-        &self,
-        account_id: i64,
-        state: &str,
-        data: serde_json::Value,
-    ) -> Result<(), BoxFuture<'static, Result<(), WriterClosed>>> {
-        self.try_send(
-            "account.state",
-            data,
-            Some(account_state_write(account_id, state)),
-        )
-    }
-
     fn try_send(
         &self,
         kind: &str,

@@ -230,6 +230,18 @@ impl AccountActor {
     /// Moves to `state`: the board and gauge at once, then the account row
     /// and an `account.state` event, in order with the account's other events.
     fn set_state(&mut self, state: AccountState, detail: serde_json::Value) {
+        let write = crate::events::account_state_write(self.id, state.as_str());
+        self.set_state_with(state, detail, write);
+    }
+
+    /// [`Self::set_state`] with `write` (which must set the state) committed
+    /// alongside the event.
+    fn set_state_with(
+        &mut self,
+        state: AccountState,
+        detail: serde_json::Value,
+        write: crate::events::SideWrite,
+    ) {
         let previous = self.state;
         self.state = state;
         self.deps.board.set(self.id, state);
@@ -242,19 +254,13 @@ impl AccountActor {
             );
         }
         let data = super::state::state_event(self.id, state, Some(previous), detail);
-        let queued = self.writer.try_publish_state(self.id, state.as_str(), data);
+        let queued = self.writer.try_publish_with("account.state", data, write);
         self.settle(queued);
     }
 
     /// `connected`, recording the Telegram user id in the same transaction
     /// (so whoever sees the state sees the id).
     fn set_connected(&mut self, telegram_user_id: i64, detail: serde_json::Value) {
-        let previous = self.state;
-        self.state = AccountState::Connected;
-        self.deps.board.set(self.id, AccountState::Connected);
-        if previous != AccountState::Connected {
-            tracing::info!(account_id = self.id, from = %previous, to = "connected", "account state changed");
-        }
         let id = self.id;
         let state_write = crate::events::account_state_write(id, AccountState::Connected.as_str());
         let side: crate::events::SideWrite = Arc::new(move |txn| {
@@ -264,9 +270,7 @@ impl AccountActor {
                 super::record_telegram_user(txn, id, telegram_user_id).await
             })
         });
-        let data = super::state::state_event(id, AccountState::Connected, Some(previous), detail);
-        let queued = self.writer.try_publish_with("account.state", data, side);
-        self.settle(queued);
+        self.set_state_with(AccountState::Connected, detail, side);
     }
 
     /// Queues an event on the account's topic (see [`Self::settle`]).

@@ -10,7 +10,8 @@ pub struct Model {
     pub account_id: i64,
     pub user_id: i64,
     pub idempotency_key: Option<String>,
-    /// SHA-256 (hex) of the request as accepted.
+    /// SHA-256 (hex) of the request as accepted, for requests with an
+    /// idempotency key (empty otherwise: nothing to compare with).
     pub request_hash: String,
     /// The chat reference as given, canonical (`me`, `@name`, `123`).
     pub chat: String,

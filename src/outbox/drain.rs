@@ -134,7 +134,8 @@ impl RowUpdate {
         m
     }
 
-    /// Applies the update to a row held in memory.
+    /// Applies the update to a row held in memory (the tests' store).
+    #[cfg(test)]
     pub fn apply(&self, status: Status, row: &mut outbox::Model) {
         row.status = status.as_str().to_owned();
         if let Some(v) = self.attempts {

@@ -406,7 +406,11 @@ impl Outbox {
     /// Accepts a message: answers once it is committed.
     pub async fn enqueue(&self, msg: NewMessage) -> Result<Accepted, EnqueueError> {
         let (reply, rx) = oneshot::channel();
-        let hash = msg.request_hash();
+        // Only a keyed request can be compared with an earlier one.
+        let hash = match msg.idempotency_key {
+            Some(_) => msg.request_hash(),
+            None => String::new(),
+        };
         self.inner
             .tx
             .send(writer::Request { msg, hash, reply })

@@ -22,7 +22,7 @@ use crate::entities::{account, outbox};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) struct Request {
@@ -167,8 +167,8 @@ async fn try_commit(
     let mut first_of_key: HashMap<(i64, &str), usize> = HashMap::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
     let mut rows = Vec::new();
+    // Each new row's request, by its random_id (how RETURNING rows are matched).
     let mut row_of: HashMap<i64, usize> = HashMap::new();
-    let mut random_ids = HashSet::new();
     for (i, r) in batch.iter().enumerate() {
         let m = &r.msg;
         let state = match accounts.get(&m.account_id) {
@@ -202,7 +202,7 @@ async fn try_commit(
         }
         let random_id = loop {
             let candidate: i64 = rand::random();
-            if candidate != 0 && random_ids.insert(candidate) {
+            if candidate != 0 && !row_of.contains_key(&candidate) {
                 break candidate;
             }
         };

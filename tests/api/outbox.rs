@@ -54,6 +54,18 @@ pub async fn wait_status(app: &TestApp, account: i64, message_id: i64, status: &
     .data
 }
 
+/// GET /accounts/{id}/messages/{message_id}.
+async fn message_view(app: &TestApp, token: &str, account: i64, message_id: i64) -> Value {
+    app.get_auth(
+        &format!("/api/v1/accounts/{account}/messages/{message_id}"),
+        token,
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 async fn error_of(res: reqwest::Response) -> (u16, Value) {
     let status = res.status().as_u16();
     let body: Value = res.json().await.unwrap();
@@ -106,15 +118,7 @@ async fn a_message_is_delivered_once_with_its_status_and_echo_answers_as_an_even
         .await;
     assert_eq!(echoed.data["account_id"], id);
 
-    let view: Value = app
-        .get_auth(
-            &format!("/api/v1/accounts/{id}/messages/{message_id}"),
-            &token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let view = message_view(&app, &token, id, message_id).await;
     assert_eq!(view["status"], "sent");
     assert_eq!(view["attempts"], 1);
     assert_eq!(view["flood_waits"], 0);
@@ -464,15 +468,7 @@ async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limi
     let state = app.wait_state(id, "flood_limited", 0).await;
     assert_eq!(state.data["seconds"], 600);
 
-    let view: Value = app
-        .get_auth(
-            &format!("/api/v1/accounts/{id}/messages/{message_id}"),
-            &token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let view = message_view(&app, &token, id, message_id).await;
     assert_eq!(view["status"], "queued");
     assert_eq!(view["flood_waits"], 1);
     assert_eq!(view["last_error"], "flood_wait");

@@ -73,6 +73,17 @@ impl MemStore {
             .collect()
     }
 
+    /// Waits (in virtual time) until row `id` is sent.
+    async fn sent(&self, id: i64) {
+        loop {
+            let changed = self.changed.notified();
+            if self.row(id).status == "sent" {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     /// Waits (in virtual time) until every row has left the outbox.
     async fn settled(&self) {
         loop {
@@ -486,13 +497,7 @@ async fn a_long_queue_in_one_chat_does_not_starve_the_others() {
     })
     .await;
     // Wait (virtually) until the note is sent, well before the hour is up.
-    loop {
-        let changed = rig.store.changed.notified();
-        if rig.store.row(2001).status == "sent" {
-            break;
-        }
-        changed.await;
-    }
+    rig.store.sent(2001).await;
     assert!(rig.store.sent_at()[&2001] < start + Duration::from_secs(1));
 }
 
@@ -510,13 +515,7 @@ async fn a_flood_wait_on_resolving_holds_only_that_chat() {
         store.add("me", "goes at once");
     })
     .await;
-    loop {
-        let changed = rig.store.changed.notified();
-        if rig.store.row(2).status == "sent" {
-            break;
-        }
-        changed.await;
-    }
+    rig.store.sent(2).await;
     assert!(rig.store.sent_at()[&2] < start + Duration::from_secs(1));
     assert!(
         rig.observer.0.lock().unwrap().is_empty(),
