@@ -404,7 +404,7 @@ impl AccountActor {
                     db: outbox.db().clone(),
                     writer: self.writer.clone(),
                 }),
-                signal: outbox.signal(self.id),
+                arrivals: outbox.arrivals(self.id),
                 limiter: self.deps.limiter.clone(),
                 peers: self.peers.clone(),
                 metrics: outbox.metrics().clone(),

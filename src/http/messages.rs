@@ -62,6 +62,11 @@ impl From<EnqueueError> for ApiError {
                 "unavailable",
                 "the service is shutting down; try again",
             ),
+            EnqueueError::Raced => {
+                let mut api = Self::new(StatusCode::SERVICE_UNAVAILABLE, "retry", msg);
+                api.retry_after = Some(std::time::Duration::from_secs(1));
+                api
+            }
             EnqueueError::Internal(err) => Self::internal(&err),
         }
     }

@@ -7,7 +7,8 @@
 //! - Pace: each send takes a slot from the account's and the chat's limits
 //!   (`rate_limits.telegram.messages_sent`). The drain asks the limiter when
 //!   the next head may go ([`RateLimiter::ready_at`]) and sleeps until then,
-//!   or until a new message arrives; it never spins.
+//!   or until a message arrives for a chat that could go sooner; it never
+//!   spins, and never rereads its queue for messages that must wait anyway.
 //! - FLOOD_WAIT blocks the key it applies to (the account, or one chat) for
 //!   the time Telegram asked plus a margin; the message stays queued. A
 //!   per-chat wait stops only that chat. An account-wide wait longer than
@@ -24,7 +25,7 @@
 //! crash it is simply tried again, with the same `random_id`, which Telegram
 //! (and the sim) answer as a duplicate instead of sending twice.
 
-use super::{OutboxMetrics, Status};
+use super::{Arrivals, OutboxMetrics, Status};
 use crate::config::OutboxSettings;
 use crate::entities::outbox;
 use crate::events::{SideWrite, TopicWriter, WriterClosed};
@@ -40,7 +41,6 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Resolved chats of one account, by canonical reference; entries live
@@ -242,8 +242,8 @@ pub struct Drain {
     pub account_id: i64,
     pub client: Arc<dyn Client>,
     pub store: Arc<dyn DrainStore>,
-    /// Notified when messages for this account are accepted.
-    pub signal: Arc<Notify>,
+    /// Told when messages for this account are accepted, and for which chats.
+    pub arrivals: Arc<Arrivals>,
     pub limiter: RateLimiter,
     pub peers: PeerCache,
     pub metrics: OutboxMetrics,
@@ -316,10 +316,12 @@ impl Drain {
     }
 
     async fn step(&self, run: &mut Run) -> Result<Flow, DbErr> {
+        // What arrives from here on is news to the heads about to be read.
+        self.arrivals.reset();
         let rows = self.store.heads(self.account_id, MAX_HEADS).await?;
         if rows.is_empty() {
             run.not_before.clear();
-            self.signal.notified().await;
+            self.arrivals.next().await;
             return Ok(Flow::Continue);
         }
         // The head of each chat, and when each may go.
@@ -339,11 +341,31 @@ impl Drain {
         };
         // `ready_at` answers "now" as its own, later clock reading.
         if at > Instant::now() {
-            // Sleep until the head may go, or until something new arrives
-            // (it may be for a chat that can go sooner).
-            tokio::select! {
-                () = tokio::time::sleep_until(at) => {}
-                () = self.signal.notified() => {}
+            // A new message can go sooner than this head only in a chat
+            // without a head (one with a head has older messages in front
+            // of it), and never before the account's own limit or block
+            // allows. So: sleep until the head may go, waking early only
+            // when a message for a new chat arrives while the account could
+            // send sooner. Reading the heads again on every arrival would
+            // scan the whole queue per accepted batch.
+            let account_at = self
+                .limiter
+                .ready_at(&[Key::account_messages(self.account_id)]);
+            if account_at >= at {
+                tokio::time::sleep_until(at).await;
+            } else {
+                let until = tokio::time::sleep_until(at);
+                tokio::pin!(until);
+                loop {
+                    tokio::select! {
+                        () = &mut until => break,
+                        arrived = self.arrivals.next() => {
+                            if arrived.beyond(|chat| rows.iter().any(|r| r.chat == chat)) {
+                                break;
+                            }
+                        }
+                    }
+                }
             }
             return Ok(Flow::Continue);
         }

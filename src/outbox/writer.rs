@@ -4,25 +4,29 @@
 //! Under light load a batch is a single message and nobody waits for
 //! company; under heavy load the batches grow by themselves, one commit
 //! (one fsync) per batch instead of one per message. Per batch the writer
-//! makes three statements: the accounts involved (ownership and state), the
-//! idempotency keys already used, and one multi-row INSERT, which commits
-//! the whole batch atomically by itself.
+//! makes two statements: the accounts involved (ownership and state), and
+//! one multi-row INSERT, which commits the whole batch atomically by itself.
+//! A key used before stops its row at the unique index (`ON CONFLICT DO
+//! NOTHING`); only then, a third statement reads the earlier rows, to answer
+//! the retries.
 //!
 //! The reads are deliberately not in a transaction with the INSERT: SQLite
 //! refuses to upgrade a read transaction to a write once another connection
 //! has committed (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out),
 //! and the drains commit all the time. What a read could miss is caught by
 //! the schema instead: an account removed meanwhile fails the INSERT on its
-//! foreign key, a key taken meanwhile (another node) on the unique index;
-//! either way the batch is decided again from fresh reads.
+//! foreign key, and the batch is decided again from fresh reads; a key taken
+//! meanwhile (another node) is stopped by the unique index like any other.
 
 use super::{Accepted, EnqueueError, NewMessage, OutboxMetrics, Signals, Status};
 use crate::accounts::state::AccountState;
 use crate::entities::{account, outbox};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
+    SqlErr,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) struct Request {
@@ -45,7 +49,8 @@ pub(super) async fn run(
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let answers = commit(&db, &batch).await;
-        let mut accounts = BTreeSet::new();
+        // The chats that got messages, by account.
+        let mut arrived: BTreeMap<i64, HashSet<String>> = BTreeMap::new();
         let mut inserted = 0u64;
         for (request, answer) in batch.drain(..).zip(answers) {
             if let Ok(a) = &answer {
@@ -53,7 +58,10 @@ pub(super) async fn run(
                     metrics.replayed.inc();
                 } else {
                     inserted += 1;
-                    accounts.insert(request.msg.account_id);
+                    arrived
+                        .entry(request.msg.account_id)
+                        .or_default()
+                        .insert(request.msg.chat.to_string());
                 }
             }
             let _ = request.reply.send(answer);
@@ -65,8 +73,10 @@ pub(super) async fn run(
                 .add(i64::try_from(inserted).unwrap_or(i64::MAX));
             metrics.batch_rows.observe(inserted as f64);
         }
-        for account_id in accounts {
-            signals.get(account_id).notify_one();
+        for (account_id, chats) in arrived {
+            signals
+                .get(account_id)
+                .note(chats.iter().map(String::as_str));
         }
     }
 }
@@ -140,32 +150,15 @@ async fn try_commit(
         .map(|(id, owner, state)| (id, (owner, state)))
         .collect();
 
-    let keys: BTreeSet<&str> = batch
-        .iter()
-        .filter_map(|r| r.msg.idempotency_key.as_ref().map(|k| k.as_str()))
-        .collect();
-    let mut existing: HashMap<(i64, String), outbox::Model> = HashMap::new();
-    if !keys.is_empty() {
-        // The user filter lets the (user_id, idempotency_key) index serve it.
-        let users: BTreeSet<i64> = batch.iter().map(|r| r.msg.user_id).collect();
-        for row in outbox::Entity::find()
-            .filter(outbox::Column::UserId.is_in(users))
-            .filter(outbox::Column::IdempotencyKey.is_in(keys))
-            .all(db)
-            .await?
-        {
-            if let Some(key) = row.idempotency_key.clone() {
-                existing.insert((row.user_id, key), row);
-            }
-        }
-    }
-
     let now = chrono::Utc::now().fixed_offset();
     let mut answers: Vec<Option<Result<Accepted, EnqueueError>>> =
         batch.iter().map(|_| None).collect();
     // The first request of a key in this batch, and later ones with the same key.
     let mut first_of_key: HashMap<(i64, &str), usize> = HashMap::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
+    // Keyed requests to answer from the key's earlier row, if there is one;
+    // with the account's state when they cannot be accepted otherwise.
+    let mut lookups: Vec<(usize, Option<AccountState>)> = Vec::new();
     let mut rows = Vec::new();
     // Each new row's request, by its random_id (how RETURNING rows are matched).
     let mut row_of: HashMap<i64, usize> = HashMap::new();
@@ -180,25 +173,23 @@ async fn try_commit(
                 continue;
             }
         };
-        // A retry of an accepted request answers it whatever the account's
-        // state now: the original is stored and will go when it can.
-        let key = m.idempotency_key.as_ref().map(|k| k.as_str());
-        if let Some(key) = key
-            && let Some(row) = existing.get(&(m.user_id, key.to_owned()))
-        {
-            answers[i] = Some(replay(row.id, &row.status, &row.request_hash, &r.hash));
-            continue;
-        }
-        if !state.accepts_messages() {
-            answers[i] = Some(Err(EnqueueError::Unavailable(state)));
-            continue;
-        }
         if let Some(key) = &m.idempotency_key {
             if let Some(&first) = first_of_key.get(&(m.user_id, key.as_str())) {
                 repeats.push((i, first));
                 continue;
             }
             first_of_key.insert((m.user_id, key.as_str()), i);
+        }
+        if !state.accepts_messages() {
+            // A retry of an accepted request answers it whatever the
+            // account's state now: the original is stored and will go when
+            // it can.
+            if m.idempotency_key.is_some() {
+                lookups.push((i, Some(state)));
+            } else {
+                answers[i] = Some(Err(EnqueueError::Unavailable(state)));
+            }
+            continue;
         }
         let random_id = loop {
             let candidate: i64 = rand::random();
@@ -233,7 +224,17 @@ async fn try_commit(
         });
     }
     if !rows.is_empty() {
+        // A key used before is not looked up first: the unique index finds
+        // it as the row goes in (a row it stops is simply not returned), so
+        // keyed sends cost no extra read. Looking keys up in advance also
+        // proved slow on PostgreSQL: with statistics taken while the table
+        // was small, its cached plan scanned all of a user's rows per batch.
         let inserted = outbox::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([outbox::Column::UserId, outbox::Column::IdempotencyKey])
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_with_returning(db)
             .await?;
         for row in inserted {
@@ -245,8 +246,45 @@ async fn try_commit(
                 }));
             }
         }
+        // A keyed row that did not go in met its key's earlier row.
+        for &i in row_of.values() {
+            if answers[i].is_none() && batch[i].msg.idempotency_key.is_some() {
+                lookups.push((i, None));
+            }
+        }
+    }
+    let mut earlier = HashMap::new();
+    if !lookups.is_empty() {
+        earlier = earlier_rows(db, lookups.iter().map(|(i, _)| &batch[*i])).await?;
+        for (i, unavailable) in lookups {
+            let m = &batch[i].msg;
+            let key = m.idempotency_key.as_ref().map(|k| k.as_str().to_owned());
+            answers[i] = Some(
+                match (key.and_then(|k| earlier.get(&(m.user_id, k))), unavailable) {
+                    (Some(row), _) => {
+                        replay(row.id, &row.status, &row.request_hash, &batch[i].hash)
+                    }
+                    (None, Some(state)) => Err(EnqueueError::Unavailable(state)),
+                    // Its key stopped the row going in, yet its row is gone
+                    // (pruned or its account removed meanwhile).
+                    (None, None) => Err(EnqueueError::Raced),
+                },
+            );
+        }
     }
     for (i, first) in repeats {
+        let m = &batch[i].msg;
+        let key = m.idempotency_key.as_ref().map(|k| k.as_str().to_owned());
+        if let Some(row) = key.and_then(|k| earlier.get(&(m.user_id, k))) {
+            // Answered from the key's earlier row, like its first.
+            answers[i] = Some(replay(
+                row.id,
+                &row.status,
+                &row.request_hash,
+                &batch[i].hash,
+            ));
+            continue;
+        }
         answers[i] = Some(match &answers[first] {
             Some(Ok(a)) if batch[i].hash == batch[first].hash => Ok(Accepted {
                 replayed: true,
@@ -266,6 +304,42 @@ async fn try_commit(
                     "an inserted row was not returned".into(),
                 )))
             })
+        })
+        .collect())
+}
+
+/// The rows holding these requests' idempotency keys, by (user, key). Each
+/// key is its own branch of the condition, so every one is a probe of the
+/// (user_id, idempotency_key) index whatever the planner thinks of the
+/// table's size.
+async fn earlier_rows<'a>(
+    db: &DatabaseConnection,
+    requests: impl Iterator<Item = &'a Request>,
+) -> Result<HashMap<(i64, String), outbox::Model>, DbErr> {
+    let pairs: BTreeSet<(i64, &str)> = requests
+        .filter_map(|r| {
+            r.msg
+                .idempotency_key
+                .as_ref()
+                .map(|k| (r.msg.user_id, k.as_str()))
+        })
+        .collect();
+    let mut any = Condition::any();
+    for (user_id, key) in &pairs {
+        any = any.add(
+            Condition::all()
+                .add(outbox::Column::UserId.eq(*user_id))
+                .add(outbox::Column::IdempotencyKey.eq(*key)),
+        );
+    }
+    Ok(outbox::Entity::find()
+        .filter(any)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            let key = row.idempotency_key.clone()?;
+            Some(((row.user_id, key), row))
         })
         .collect())
 }

@@ -530,3 +530,103 @@ async fn a_retry_is_answered_even_when_the_account_went_down_meanwhile() {
     );
     app.stop().await;
 }
+
+/// One group-commit batch holding every kind of request, written by a
+/// second outbox on the same database (as a second node would): each gets
+/// the answer it would get alone.
+#[actix_web::test]
+async fn one_batch_answers_every_kind_of_request_as_it_would_alone() {
+    use tgvisor::outbox::{EnqueueError, IdempotencyKey, NewMessage, Outbox, OutboxMetrics};
+    use tgvisor::security::validation::ChatRef;
+
+    let app = spawn_app().await;
+    let (alice_id, alice) = app.user("alice").await;
+    let (bob_id, bob) = app.user("bob").await;
+    let a = connected_account(&app, &alice, PHONE).await;
+    let down = connected_account(&app, &alice, "+9996631236").await;
+    let b = connected_account(&app, &bob, "+9996631235").await;
+
+    let old = json!({ "chat": "me", "text": "old" });
+    let res = send(&app, &alice, a, &old, Some("k-old")).await;
+    let old_id = res.json::<Value>().await.unwrap()["message_id"].clone();
+    let res = send(&app, &alice, down, &old, Some("k-down")).await;
+    let down_id = res.json::<Value>().await.unwrap()["message_id"].clone();
+    app.world.revoke_sessions("+9996631236");
+    app.wait_state(down, "revoked", 0).await;
+
+    let registry = prometheus::Registry::new();
+    let metrics = OutboxMetrics::new(&registry).unwrap();
+    let outbox = Outbox::new(app.db_conn().await, &app.settings.outbox, metrics.clone());
+    let msg = |user_id: i64, account_id: i64, key: Option<&str>, text: &str| NewMessage {
+        account_id,
+        user_id,
+        idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        chat: ChatRef::parse("me").unwrap(),
+        text: text.to_owned(),
+        reply_to: None,
+        silent: false,
+    };
+    let requests = vec![
+        msg(alice_id, a, None, "new"),                  // 0: new
+        msg(alice_id, a, Some("k-new"), "n"),           // 1: new
+        msg(alice_id, a, Some("k-new"), "n"),           // 2: as 1
+        msg(alice_id, a, Some("k-new"), "different"),   // 3: key reused
+        msg(alice_id, a, Some("k-old"), "old"),         // 4: the earlier row
+        msg(alice_id, a, Some("k-old"), "other"),       // 5: key reused
+        msg(alice_id, down, Some("k-down"), "old"),     // 6: the earlier row, account down
+        msg(alice_id, down, Some("k-fresh"), "z"),      // 7: account down
+        msg(alice_id, down, None, "z"),                 // 8: account down
+        msg(alice_id, b, None, "not hers"),             // 9: not found
+        msg(bob_id, b, Some("k-old"), "old"),           // 10: new (keys are per user)
+        msg(alice_id, a, Some("k-old"), "old"),         // 11: the earlier row again
+        msg(alice_id, down, Some("k-down"), "changed"), // 12: key reused, account down
+    ];
+    // Sent together, before the writer runs: one batch.
+    let answers =
+        futures_util::future::join_all(requests.into_iter().map(|m| outbox.enqueue(m))).await;
+    assert_eq!(metrics.batch_rows.get_sample_count(), 1, "one commit");
+    assert_eq!(metrics.batch_rows.get_sample_sum(), 3.0, "three new rows");
+
+    let ok = |i: usize| -> (i64, bool) {
+        match &answers[i] {
+            Ok(a) => (a.message_id, a.replayed),
+            Err(e) => panic!("request {i}: {e:?}"),
+        }
+    };
+    let err = |i: usize| -> String {
+        match &answers[i] {
+            Err(e) => format!("{e:?}"),
+            Ok(a) => panic!("request {i} accepted: {a:?}"),
+        }
+    };
+    let (new, replayed) = ok(0);
+    assert!(!replayed);
+    let (keyed, replayed) = ok(1);
+    assert!(!replayed && keyed != new);
+    assert_eq!(ok(2), (keyed, true));
+    assert_eq!(err(3), "KeyReused");
+    assert_eq!(ok(4), (old_id.as_i64().unwrap(), true));
+    assert_eq!(err(5), "KeyReused");
+    assert_eq!(ok(6), (down_id.as_i64().unwrap(), true));
+    assert_eq!(err(7), "Unavailable(Revoked)");
+    assert_eq!(err(8), "Unavailable(Revoked)");
+    assert!(matches!(answers[9], Err(EnqueueError::NotFound)));
+    let (bobs, replayed) = ok(10);
+    assert!(!replayed && bobs != keyed && bobs != new);
+    assert_eq!(ok(11), (old_id.as_i64().unwrap(), true));
+    assert_eq!(err(12), "KeyReused");
+    assert_eq!(metrics.replayed.get(), 4);
+    assert_eq!(metrics.accepted.get(), 3);
+
+    // Nothing else was written: the three new rows, and the two before.
+    let db = app.db_conn().await;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(
+        tgvisor::entities::outbox::Entity::find()
+            .count(&db)
+            .await
+            .unwrap(),
+        5
+    );
+    app.stop().await;
+}

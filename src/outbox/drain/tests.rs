@@ -8,6 +8,7 @@ use crate::sessions::SessionData;
 use crate::telegram::sim::{ECHO_USER_ID, FloodRule, FloodTarget, SimBackend, SimWorld};
 use crate::telegram::{Backend, Connection, SessionSink};
 use std::sync::Mutex;
+use tokio::sync::Notify;
 
 struct NoSink;
 
@@ -24,6 +25,8 @@ struct MemStore {
     rows: Mutex<Vec<outbox::Model>>,
     log: Mutex<Vec<(Instant, i64, Status)>>,
     changed: Notify,
+    /// How often the drain read its heads.
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl MemStore {
@@ -105,6 +108,7 @@ impl MemStore {
 #[async_trait]
 impl DrainStore for MemStore {
     async fn heads(&self, _: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut seen = std::collections::HashSet::new();
         Ok(self
             .rows
@@ -156,6 +160,7 @@ struct Rig {
     store: Arc<MemStore>,
     observer: Arc<Observer>,
     limiter: RateLimiter,
+    arrivals: Arc<Arrivals>,
     _conn: Connection,
     task: tokio::task::JoinHandle<()>,
 }
@@ -189,13 +194,14 @@ async fn rig(max_attempts: u32, before: impl FnOnce(&MemStore, &SimWorld)) -> Ri
     let store = Arc::new(MemStore::default());
     before(&store, &world);
     let observer = Arc::new(Observer::default());
+    let arrivals = Arc::new(Arrivals::default());
     let mut outbox_settings = settings.outbox.clone();
     outbox_settings.max_attempts = max_attempts;
     let drain = Drain {
         account_id: ACCOUNT,
         client: conn.client.clone(),
         store: store.clone(),
-        signal: Arc::new(Notify::new()),
+        arrivals: arrivals.clone(),
         limiter: limiter.clone(),
         peers: peer_cache(Duration::from_secs(300)),
         metrics: OutboxMetrics::new(&registry).expect("metrics"),
@@ -209,6 +215,7 @@ async fn rig(max_attempts: u32, before: impl FnOnce(&MemStore, &SimWorld)) -> Ri
         store,
         observer,
         limiter,
+        arrivals,
         _conn: conn,
         task,
     }
@@ -571,4 +578,92 @@ async fn a_send_that_fails_in_transit_is_retried_with_the_same_random_id() {
             Status::Sent
         ]
     );
+}
+
+impl Rig {
+    /// A message accepted while the drain runs.
+    fn arrive(&self, chat: &str, text: &str) -> i64 {
+        let id = self.store.add(chat, text);
+        self.arrivals.note([chat]);
+        id
+    }
+
+    fn reads(&self) -> usize {
+        self.store.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Lets every task run until all are idle (asleep on the paused clock or
+/// waiting for something), then moves the clock by `d`.
+async fn idle_for(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn arrivals_for_a_waiting_chat_do_not_reread_the_queue_and_a_new_chat_goes_at_once() {
+    let start = Instant::now();
+    let rig = rig(8, |store, _| {
+        for i in 0..21 {
+            store.add("me", &format!("m{i}"));
+        }
+    })
+    .await;
+    rig.store.sent(20).await;
+    // The 21st waits for the chat's window (the account's is not full).
+    idle_for(Duration::from_secs(1)).await;
+    let reads = rig.reads();
+    for i in 0..50 {
+        rig.arrive("me", &format!("late{i}"));
+    }
+    idle_for(Duration::from_secs(1)).await;
+    assert_eq!(
+        rig.reads(),
+        reads,
+        "messages behind a waiting head do not make the drain read its queue"
+    );
+    assert_eq!(rig.store.row(21).status, "queued");
+    // A new chat can go now: the drain wakes for it.
+    let echo = rig.arrive("@echo", "hello");
+    rig.store.sent(echo).await;
+    assert!(rig.reads() > reads);
+    assert!(
+        rig.store.sent_at()[&echo] < start + Duration::from_secs(3),
+        "the new chat does not wait for the other chat's window"
+    );
+    rig.store.sent(21).await;
+    assert!(rig.store.sent_at()[&21] >= start + Duration::from_secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_the_account_limit_holds_arrivals_do_not_wake_the_drain() {
+    let start = Instant::now();
+    let rig = rig(8, |store, _| {
+        for i in 0..31 {
+            let chat = if i % 2 == 0 { "me" } else { "@echo" };
+            store.add(chat, &format!("m{i}"));
+        }
+    })
+    .await;
+    rig.store.sent(30).await;
+    idle_for(Duration::from_secs(1)).await;
+    let reads = rig.reads();
+    let other = rig.arrive("@echo_bot_b", "nothing can go before the account allows it");
+    idle_for(Duration::from_secs(1)).await;
+    assert_eq!(
+        rig.reads(),
+        reads,
+        "the account is full: no new chat can go sooner"
+    );
+    rig.store.settled().await;
+    assert!(rig.store.sent_at()[&31] >= start + Duration::from_secs(60));
+    let first_try = rig
+        .store
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, id, _)| *id == other)
+        .map(|(at, _, _)| *at)
+        .expect("the new chat's message was tried");
+    assert!(first_try >= start + Duration::from_secs(60));
 }
