@@ -103,7 +103,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Validati
         (status = 404, description = "No such account among the caller's", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`: the key was used for a different request; `account_unavailable`: the account needs its owner (`state` says why)", body = ErrorBody),
         (status = 429, description = "Over the API rate limit (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "Shutting down", body = ErrorBody),
+        (status = 503, description = "`unavailable`: shutting down; `retry`: a concurrent change (the key's earlier message was removed meanwhile); try again after `Retry-After`", body = ErrorBody),
     )
 )]
 pub async fn send(
