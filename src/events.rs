@@ -90,6 +90,19 @@ pub async fn since<C: ConnectionTrait>(
         .collect())
 }
 
+/// The offset of the newest event on `topic` (0 when it has none).
+pub async fn head<C: ConnectionTrait>(conn: &C, topic: &str) -> Result<i64, DbErr> {
+    use sea_orm::sea_query::Func;
+    let max: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .expr(Func::max(Expr::col(event::Column::Id)))
+        .filter(event::Column::Topic.eq(topic))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
 /// Events waiting for their writer, per topic. A full queue makes
 /// publishers wait (backpressure) rather than grow memory.
 const WRITER_QUEUE: usize = 1024;

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub telegram: crate::telegram::metrics::TelegramMetrics,
     pub rate_limits: crate::ratelimit::RateLimitMetrics,
     pub outbox: crate::outbox::OutboxMetrics,
+    pub ws: crate::ws::metrics::WsMetrics,
 }
 
 /// Database pool and health metrics, sampled by the Database actor.
@@ -108,6 +109,7 @@ impl Metrics {
         let telegram = crate::telegram::metrics::TelegramMetrics::new(&registry)?;
         let rate_limits = crate::ratelimit::RateLimitMetrics::new(&registry)?;
         let outbox = crate::outbox::OutboxMetrics::new(&registry)?;
+        let ws = crate::ws::metrics::WsMetrics::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
@@ -117,6 +119,7 @@ impl Metrics {
             telegram,
             rate_limits,
             outbox,
+            ws,
         })
     }
 

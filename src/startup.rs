@@ -59,6 +59,7 @@ pub struct Application {
     sessions: SessionManager,
     events: EventLog,
     limiter: RateLimiter,
+    ws_hub: crate::ws::hub::WsHub,
     sim_world: Option<SimWorld>,
 }
 
@@ -185,11 +186,23 @@ impl Application {
                 &tg.account_restarts,
             )
         };
+        let ws_hub = crate::ws::hub::WsHub::new(
+            settings.rate_limits.websocket.connections.clone(),
+            metrics.ws.clone(),
+        );
+        let (ws_hub_spec, _) = {
+            let hub = ws_hub.clone();
+            let events = events.clone();
+            ChildSpec::new("ws-hub", move |_| {
+                crate::ws::hub::WsHubActor::new(hub.clone(), events.clone())
+            })
+        };
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())
             .child(database_spec)
             .child(limiter_spec)
             .child(sessions_spec)
+            .child(ws_hub_spec)
             .start_root(supervision.clone());
         sessions
             .start_all()
@@ -213,6 +226,15 @@ impl Application {
             events.clone(),
             &settings.telegram,
         );
+        let ws_context = Arc::new(crate::ws::WsContext {
+            settings: settings.clone(),
+            hub: ws_hub.clone(),
+            auth: auth.clone(),
+            accounts: accounts.clone(),
+            outbox: outbox.clone(),
+            limiter: limiter.clone(),
+            db: db.clone(),
+        });
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db: db.clone(),
@@ -226,6 +248,7 @@ impl Application {
             events: events.clone(),
             limiter: limiter.clone(),
             outbox: outbox.clone(),
+            ws: ws_context,
             started_at: Instant::now(),
         });
         let json_cfg = web::JsonConfig::default()
@@ -268,6 +291,7 @@ impl Application {
             sessions,
             events,
             limiter,
+            ws_hub,
             sim_world,
         })
     }
@@ -324,9 +348,15 @@ impl Application {
             }
         }
         let started = Instant::now();
-        // 1. Stop accepting; let in-flight requests finish (bounded by shutdown_timeout).
+        // 1. WebSocket clients are told the server is going away (1001):
+        //    they reconnect elsewhere or later, and recover from their offsets.
+        let closed = self.ws_hub.shutdown_all();
+        if closed > 0 {
+            tracing::info!(connections = closed, "closing WebSocket connections");
+        }
+        // 2. Stop accepting; let in-flight requests finish (bounded by shutdown_timeout).
         handle.stop(true).await;
-        // 2. Stop the actor tree in reverse start order, each child within its timeout.
+        // 3. Stop the actor tree in reverse start order, each child within its timeout.
         let tree_budget = Duration::from_millis(self.settings.supervision.shutdown_timeout_ms) * 4;
         if tokio::time::timeout(tree_budget, self.root.send(StopTree))
             .await
@@ -334,7 +364,7 @@ impl Application {
         {
             tracing::warn!("the actor tree did not stop in time");
         }
-        // 3. Close the pool (the seed's cleanup on SIGTERM).
+        // 4. Close the pool (the seed's cleanup on SIGTERM).
         if let Err(e) = self.db.close().await {
             tracing::warn!(error = %e, "closing the database pool failed");
         }

@@ -232,6 +232,11 @@ pub struct WebSocketSettings {
     pub heartbeat_interval_ms: u64,
     pub client_timeout_ms: u64,
     pub auth_timeout_ms: u64,
+    /// Frames waiting to be written to one client; a client that lets more
+    /// pile up is closed with 4010 (slow consumer) instead of growing memory.
+    pub send_queue: u32,
+    /// Events read from the log per query when replaying a subscription.
+    pub replay_page: u32,
     pub reconnect: ReconnectSettings,
 }
 

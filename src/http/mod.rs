@@ -45,6 +45,8 @@ pub struct AppState {
     /// Keyed rate limits and flood-wait blocks (API, Telegram, WebSocket).
     pub limiter: crate::ratelimit::RateLimiter,
     pub outbox: crate::outbox::Outbox,
+    /// The WebSocket gateway's shared parts.
+    pub ws: Arc<crate::ws::WsContext>,
     pub started_at: Instant,
 }
 
@@ -135,7 +137,8 @@ fn declare_routes(t: &mut RouteTable) {
             "/api/v1/accounts/{id}/chats/{chat}/messages",
             accounts::history,
         )
-        .add(Method::GET, "/api/v1/audit", admin::audit);
+        .add(Method::GET, "/api/v1/audit", admin::audit)
+        .add(Method::GET, "/ws", crate::ws::route);
 }
 
 /// `(METHOD, path)` of every public route, as registered.

@@ -34,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         health::health,
         limits::health,
         metrics::metrics,
+        crate::ws::route,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -43,6 +44,7 @@ use utoipa::{Modify, OpenApi};
         (name = "messages", description = "Reading and sending messages"),
         (name = "admin", description = "Operator routes (admin role)"),
         (name = "meta", description = "Health, metrics and this document"),
+        (name = "websocket", description = "The WebSocket gateway (frames: see ARCHITECTURE.md)"),
     )
 )]
 pub struct ApiDoc;

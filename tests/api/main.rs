@@ -19,3 +19,4 @@ mod process;
 mod sessions;
 mod supervision;
 mod telegram;
+mod ws;

@@ -1,0 +1,981 @@
+//! `WsClient`: one actor per WebSocket connection.
+//!
+//! - Frames to the client go through one bounded queue to one writer task,
+//!   in order. A client that lets `websocket.send_queue` frames pile up is
+//!   closed with 4010 (slow consumer): memory per connection stays bounded.
+//! - Subscriptions are gap-free across reconnects. Subscribing registers
+//!   with the hub *first*, then reads the log; live events that arrive
+//!   meanwhile are held back, and released after the replay, minus what the
+//!   replay already sent (offsets increase per topic, so "offset > last
+//!   sent" is the whole rule). Nothing published while the replay ran is
+//!   lost, and nothing is sent twice.
+
+use super::frames::{ClientFrame, ServerFrame, account_of};
+use super::hub::{HubEvent, Refused};
+use super::{WsContext, close_code};
+use crate::auth::{AuthError, Principal};
+use crate::outbox::{EnqueueError, IdempotencyKey, NewMessage};
+use crate::ratelimit::Key;
+use crate::security::validation::{ChatRef, ValidationError};
+use actix::prelude::*;
+use actix_ws::{CloseCode, CloseReason, Message, ProtocolError, Session};
+use bytestring::ByteString;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A committed event for one of this client's topics (from the hub).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Arc<HubEvent>);
+
+/// From the hub to every client.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub enum Control {
+    /// The hub may have missed events: read them from the log.
+    CatchUp,
+    /// This client's mailbox overflowed.
+    SlowConsumer,
+    /// The service is stopping: close with 1001.
+    Shutdown,
+}
+
+/// What the writer task writes.
+enum Out {
+    /// A text frame; `created` is an event's commit time (live events only,
+    /// for the delivery-latency histogram); `kind` labels the counter.
+    Text(
+        ByteString,
+        Option<chrono::DateTime<chrono::Utc>>,
+        &'static str,
+    ),
+    Ping,
+    Pong(actix_web::web::Bytes),
+    Close(CloseReason),
+}
+
+/// One subscription's state.
+struct Sub {
+    /// The last offset written to the client for this topic.
+    last: i64,
+    /// While the log is being read: the live events held back meanwhile.
+    held: Option<Vec<Arc<HubEvent>>>,
+    /// Tells a finished replay whether it is still the current one.
+    generation: u64,
+}
+
+pub struct WsClient {
+    id: u64,
+    cx: Arc<WsContext>,
+    /// A handle for closing when the writer is stuck behind a full queue.
+    session: Session,
+    out: mpsc::Sender<Out>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    /// Set once authenticated (and admitted under the per-user limit).
+    principal: Option<Principal>,
+    /// The result of a header token, applied when the actor starts.
+    header_auth: Option<Result<Principal, AuthError>>,
+    subs: HashMap<String, Sub>,
+    generation: u64,
+    last_heard: Instant,
+    /// Why the connection ended (a metric label), once decided.
+    closing: Option<&'static str>,
+}
+
+impl WsClient {
+    pub fn new(
+        id: u64,
+        cx: Arc<WsContext>,
+        session: Session,
+        header_auth: Option<Result<Principal, AuthError>>,
+    ) -> Self {
+        let (out, rx) = mpsc::channel(cx.settings.websocket.send_queue.max(1) as usize);
+        let writer = actix_rt::spawn(write(rx, session.clone(), cx.clone()));
+        Self {
+            id,
+            cx,
+            session,
+            out,
+            writer: Some(writer),
+            principal: None,
+            header_auth,
+            subs: HashMap::new(),
+            generation: 0,
+            last_heard: Instant::now(),
+            closing: None,
+        }
+    }
+
+    fn text(&mut self, ctx: &mut Context<Self>, frame: &ServerFrame<'_>, kind: &'static str) {
+        self.push(ctx, Out::Text(frame.to_text().into(), None, kind));
+    }
+
+    fn error(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: &Value,
+        code: &str,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) {
+        self.cx
+            .hub
+            .metrics()
+            .errors
+            .with_label_values(&[code])
+            .inc();
+        let frame = ServerFrame::Error {
+            id,
+            code,
+            message,
+            retry_after_ms: retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            field: None,
+        };
+        self.text(ctx, &frame, "error");
+    }
+
+    fn invalid(&mut self, ctx: &mut Context<Self>, id: &Value, e: &ValidationError) {
+        self.cx
+            .hub
+            .metrics()
+            .errors
+            .with_label_values(&["invalid_input"])
+            .inc();
+        let message = e.to_string();
+        let frame = ServerFrame::Error {
+            id,
+            code: "invalid_input",
+            message: &message,
+            retry_after_ms: None,
+            field: Some(e.field),
+        };
+        self.text(ctx, &frame, "error");
+    }
+
+    /// Queues a frame; a full queue means a slow consumer.
+    fn push(&mut self, ctx: &mut Context<Self>, out: Out) {
+        if self.closing.is_some() {
+            return;
+        }
+        match self.out.try_send(out) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.slow_consumer(ctx),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.closing = Some("client");
+                ctx.stop();
+            }
+        }
+    }
+
+    /// Closes with `code` after the frames already queued.
+    fn close(&mut self, ctx: &mut Context<Self>, code: u16, reason: &'static str, message: &str) {
+        if self.closing.is_some() {
+            return;
+        }
+        let close = CloseReason {
+            code: CloseCode::from(code),
+            description: Some(message.to_owned()),
+        };
+        if self.out.try_send(Out::Close(close.clone())).is_err() {
+            self.abort_writer(close);
+        }
+        self.closing = Some(reason);
+        ctx.stop();
+    }
+
+    /// The client does not read fast enough: what is queued for it is
+    /// dropped and it is closed with 4010.
+    fn slow_consumer(&mut self, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.abort_writer(CloseReason {
+            code: CloseCode::from(close_code::SLOW_CONSUMER),
+            description: Some("slow consumer: frames were not read in time".to_owned()),
+        });
+        self.closing = Some("slow_consumer");
+        ctx.stop();
+    }
+
+    /// Stops the writer and sends the close frame past its queue (bounded
+    /// in time: a client that reads nothing is simply dropped).
+    fn abort_writer(&mut self, close: CloseReason) {
+        if let Some(w) = self.writer.take() {
+            w.abort();
+        }
+        let session = self.session.clone();
+        actix_rt::spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(close))).await;
+        });
+    }
+
+    fn authenticated(&mut self, ctx: &mut Context<Self>, principal: Principal) {
+        if let Err(Refused::PerUser) | Err(Refused::Total) =
+            self.cx.hub.admit_user(principal.user_id)
+        {
+            let limit = self.cx.settings.rate_limits.websocket.connections.per_user;
+            let message = format!("too many connections for this user (at most {limit})");
+            self.error(ctx, &Value::Null, "too_many_connections", &message, None);
+            self.close(
+                ctx,
+                close_code::TOO_MANY_CONNECTIONS,
+                "too_many_connections",
+                "too many connections",
+            );
+            return;
+        }
+        // The token's expiry ends the connection.
+        let now = chrono::Utc::now().timestamp();
+        let left = Duration::from_secs(u64::try_from(principal.expires_at - now).unwrap_or(0));
+        ctx.run_later(left, |act, ctx| {
+            act.error(
+                ctx,
+                &Value::Null,
+                "token_expired",
+                "the token expired",
+                None,
+            );
+            act.close(
+                ctx,
+                close_code::UNAUTHORIZED,
+                "unauthorized",
+                "token expired",
+            );
+        });
+        let frame = ServerFrame::AuthOk {
+            user_id: principal.user_id,
+            connection_id: self.id,
+        };
+        self.principal = Some(principal);
+        self.text(ctx, &frame, "reply");
+    }
+
+    fn unauthorized(&mut self, ctx: &mut Context<Self>, e: &AuthError) {
+        let message = match e {
+            AuthError::Internal(_) => "authentication failed".to_owned(),
+            other => other.to_string(),
+        };
+        self.error(ctx, &Value::Null, "unauthorized", &message, None);
+        self.close(
+            ctx,
+            close_code::UNAUTHORIZED,
+            "unauthorized",
+            "unauthorized",
+        );
+    }
+
+    fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
+        if let Err(t) = self.cx.limiter.check(&Key::ws_messages(self.id)) {
+            let limit = &self.cx.settings.rate_limits.websocket.messages;
+            let message = format!(
+                "more than {} frames in {} s",
+                limit.max,
+                limit.window_ms / 1000
+            );
+            self.error(
+                ctx,
+                &Value::Null,
+                "rate_limited",
+                &message,
+                Some(t.retry_after),
+            );
+            self.close(
+                ctx,
+                close_code::POLICY,
+                "rate_limited",
+                "rate limit exceeded",
+            );
+            return;
+        }
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(f) => f,
+            Err(e) => {
+                // The id, when the frame has one, so the client can match it.
+                let id = serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .unwrap_or(Value::Null);
+                let message = format!("invalid frame: {}", strip_position(&e.to_string()));
+                self.error(ctx, &id, "invalid_frame", &message, None);
+                if self.principal.is_none() {
+                    self.close(
+                        ctx,
+                        close_code::UNAUTHORIZED,
+                        "unauthorized",
+                        "authenticate first",
+                    );
+                }
+                return;
+            }
+        };
+        let Some(principal) = self.principal.clone() else {
+            match frame {
+                ClientFrame::Auth { token } => self.auth_frame(ctx, token),
+                _ => {
+                    self.error(
+                        ctx,
+                        &Value::Null,
+                        "unauthorized",
+                        "authenticate first: an auth frame or an Authorization header",
+                        None,
+                    );
+                    self.close(
+                        ctx,
+                        close_code::UNAUTHORIZED,
+                        "unauthorized",
+                        "authenticate first",
+                    );
+                }
+            }
+            return;
+        };
+        match frame {
+            ClientFrame::Auth { .. } => {
+                self.error(
+                    ctx,
+                    &Value::Null,
+                    "already_authenticated",
+                    "already authenticated",
+                    None,
+                );
+            }
+            ClientFrame::Ping { id } => self.text(ctx, &ServerFrame::Pong { id: &id }, "reply"),
+            ClientFrame::Subscribe { id, topic, since } => {
+                self.subscribe(ctx, &principal, id, topic, since);
+            }
+            ClientFrame::Unsubscribe { id, topic } => {
+                if self.subs.remove(&topic).is_some() {
+                    self.cx.hub.unsubscribe(&topic, self.id);
+                    self.text(
+                        ctx,
+                        &ServerFrame::Unsubscribed {
+                            id: &id,
+                            topic: &topic,
+                        },
+                        "reply",
+                    );
+                } else {
+                    self.error(
+                        ctx,
+                        &id,
+                        "not_subscribed",
+                        "not subscribed to this topic",
+                        None,
+                    );
+                }
+            }
+            ClientFrame::Send {
+                id,
+                account,
+                chat,
+                text,
+                idempotency_key,
+                reply_to,
+                silent,
+            } => {
+                let request = SendRequest {
+                    account,
+                    chat,
+                    text,
+                    idempotency_key,
+                    reply_to,
+                    silent,
+                };
+                self.send(ctx, &principal, id, request);
+            }
+        }
+    }
+
+    fn auth_frame(&mut self, ctx: &mut Context<Self>, token: String) {
+        let auth = self.cx.auth.clone();
+        // Frames after this one wait for the answer.
+        ctx.wait(
+            async move { auth.authenticate(&token).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(p) => act.authenticated(ctx, p),
+                    Err(e) => act.unauthorized(ctx, &e),
+                }),
+        );
+    }
+
+    fn subscribe(
+        &mut self,
+        ctx: &mut Context<Self>,
+        principal: &Principal,
+        id: Value,
+        topic: String,
+        since: Option<i64>,
+    ) {
+        let Some(account_id) = account_of(&topic) else {
+            self.error(ctx, &id, "invalid_topic", "topics are account:<id>", None);
+            return;
+        };
+        if self.subs.contains_key(&topic) {
+            self.error(
+                ctx,
+                &id,
+                "already_subscribed",
+                "already subscribed to this topic",
+                None,
+            );
+            return;
+        }
+        if since.is_some_and(|s| s < 0) {
+            self.error(
+                ctx,
+                &id,
+                "invalid_offset",
+                "since must be an offset (0 or more) or null",
+                None,
+            );
+            return;
+        }
+        let accounts = self.cx.accounts.clone();
+        let user = principal.user_id;
+        // The ownership check holds back later frames (an unsubscribe must
+        // not overtake its subscribe).
+        ctx.wait(
+            async move { accounts.owned(user, account_id).await }
+                .into_actor(self)
+                .map(move |owned, act, ctx| match owned {
+                    Ok(_) => act.start_subscription(ctx, id, topic, since),
+                    Err(crate::accounts::AccountError::NotFound) => {
+                        act.error(ctx, &id, "not_found", "no such account", None);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "ws subscribe: checking the account failed");
+                        act.error(ctx, &id, "internal", "internal error", None);
+                    }
+                }),
+        );
+    }
+
+    /// Registers with the hub, then replays from the log.
+    fn start_subscription(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Value,
+        topic: String,
+        since: Option<i64>,
+    ) {
+        if self.closing.is_some() || self.subs.contains_key(&topic) {
+            return;
+        }
+        self.cx.hub.subscribe(&topic, self.id, ctx.address());
+        self.generation += 1;
+        self.subs.insert(
+            topic.clone(),
+            Sub {
+                last: since.unwrap_or(0),
+                held: Some(Vec::new()),
+                generation: self.generation,
+            },
+        );
+        let replay = Replay {
+            db: self.cx.db.clone(),
+            out: self.out.clone(),
+            topic,
+            page: u64::from(self.cx.settings.websocket.replay_page.max(1)),
+        };
+        let generation = self.generation;
+        ctx.spawn(
+            async move { replay.subscribe(id, since).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| act.replayed(ctx, generation, res)),
+        );
+    }
+
+    /// Live events stop being held back once the log has been read.
+    fn replayed(&mut self, ctx: &mut Context<Self>, generation: u64, res: ReplayResult) {
+        let (topic, last) = match res {
+            ReplayResult::Done { topic, last } => (topic, last),
+            ReplayResult::Resync { topic } => {
+                self.subs.remove(&topic);
+                self.cx.hub.unsubscribe(&topic, self.id);
+                self.close(
+                    ctx,
+                    close_code::RESYNC_REQUIRED,
+                    "resync_required",
+                    "offset no longer in history",
+                );
+                return;
+            }
+            ReplayResult::Failed { topic, error } => {
+                tracing::error!(error = %error, "ws replay: reading the event log failed");
+                self.subs.remove(&topic);
+                self.cx.hub.unsubscribe(&topic, self.id);
+                let message = format!("could not read the history of {topic}; subscribe again");
+                self.error(ctx, &Value::Null, "internal", &message, None);
+                return;
+            }
+            ReplayResult::Closed => {
+                self.closing.get_or_insert("client");
+                ctx.stop();
+                return;
+            }
+        };
+        let Some(sub) = self.subs.get_mut(&topic) else {
+            return;
+        };
+        if sub.generation != generation {
+            return;
+        }
+        sub.last = sub.last.max(last);
+        let held = sub.held.take().unwrap_or_default();
+        let mut last = sub.last;
+        let mut frames = Vec::new();
+        for e in held {
+            if e.offset > last {
+                last = e.offset;
+                frames.push(Out::Text(e.frame.clone(), Some(e.created_at), "event"));
+            }
+        }
+        sub.last = last;
+        for f in frames {
+            self.push(ctx, f);
+        }
+    }
+
+    /// Every subscription reads the log from its last offset (the hub may
+    /// have missed events).
+    fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        let topics: Vec<(String, i64)> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.held.is_none())
+            .map(|(t, s)| (t.clone(), s.last))
+            .collect();
+        for (topic, last) in topics {
+            self.generation += 1;
+            let generation = self.generation;
+            if let Some(sub) = self.subs.get_mut(&topic) {
+                sub.held = Some(Vec::new());
+                sub.generation = generation;
+            }
+            let replay = Replay {
+                db: self.cx.db.clone(),
+                out: self.out.clone(),
+                topic,
+                page: u64::from(self.cx.settings.websocket.replay_page.max(1)),
+            };
+            ctx.spawn(
+                async move { replay.pages(last).await }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| act.replayed(ctx, generation, res)),
+            );
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, principal: &Principal, id: Value, r: SendRequest) {
+        let msg = match r.validate(principal.user_id) {
+            Ok(m) => m,
+            Err(e) => {
+                self.invalid(ctx, &id, &e);
+                return;
+            }
+        };
+        // The same per-user limit as POST /messages.
+        if let Err(t) = self.cx.limiter.check(&Key::api(principal.user_id)) {
+            self.error(
+                ctx,
+                &id,
+                "rate_limited",
+                "too many requests; retry after the time given",
+                Some(t.retry_after),
+            );
+            return;
+        }
+        let outbox = self.cx.outbox.clone();
+        ctx.spawn(
+            async move { outbox.enqueue(msg).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(a) => {
+                        let frame = ServerFrame::Ack {
+                            id: &id,
+                            message_id: a.message_id,
+                            status: a.status,
+                            replayed: a.replayed,
+                        };
+                        act.text(ctx, &frame, "reply");
+                    }
+                    Err(e) => {
+                        let (code, retry) = match &e {
+                            EnqueueError::NotFound => ("not_found", None),
+                            EnqueueError::Unavailable(_) => ("account_unavailable", None),
+                            EnqueueError::KeyReused => ("idempotency_key_reused", None),
+                            EnqueueError::Closed => ("unavailable", Some(Duration::from_secs(1))),
+                            EnqueueError::Raced => ("retry", Some(Duration::from_secs(1))),
+                            EnqueueError::Internal(err) => {
+                                tracing::error!(error = %err, "ws send: the outbox failed");
+                                ("internal", None)
+                            }
+                        };
+                        let message = match &e {
+                            EnqueueError::Internal(_) => "internal error".to_owned(),
+                            other => other.to_string(),
+                        };
+                        act.error(ctx, &id, code, &message, retry);
+                    }
+                }),
+        );
+    }
+}
+
+/// A `send` frame's fields.
+struct SendRequest {
+    account: i64,
+    chat: String,
+    text: String,
+    idempotency_key: Option<String>,
+    reply_to: Option<i32>,
+    silent: bool,
+}
+
+impl SendRequest {
+    /// The same checks as `POST /accounts/{id}/messages`.
+    fn validate(self, user_id: i64) -> Result<NewMessage, ValidationError> {
+        let chat = ChatRef::parse(&self.chat)?;
+        crate::outbox::validate_text(&self.text)?;
+        if self.reply_to.is_some_and(|r| r <= 0) {
+            return Err(ValidationError::new(
+                "reply_to",
+                "invalid",
+                "must be a positive message id",
+            ));
+        }
+        let idempotency_key = self
+            .idempotency_key
+            .as_deref()
+            .map(IdempotencyKey::parse)
+            .transpose()?;
+        Ok(NewMessage {
+            account_id: self.account,
+            user_id,
+            idempotency_key,
+            chat,
+            text: self.text,
+            reply_to: self.reply_to,
+            silent: self.silent,
+        })
+    }
+}
+
+/// serde's "at line 1 column 17" says nothing to a client of a one-line frame.
+fn strip_position(message: &str) -> &str {
+    message.find(" at line ").map_or(message, |i| &message[..i])
+}
+
+/// How long a close frame may take to go out past a stuck queue.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+impl Actor for WsClient {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let metrics = self.cx.hub.metrics().clone();
+        metrics.connects.inc();
+        ctx.set_mailbox_capacity(self.cx.settings.websocket.send_queue.max(16) as usize);
+        if self.cx.hub.register(self.id, ctx.address()).is_err() {
+            let total = self.cx.settings.rate_limits.websocket.connections.total;
+            let message = format!("too many connections (at most {total})");
+            self.error(ctx, &Value::Null, "too_many_connections", &message, None);
+            self.close(
+                ctx,
+                close_code::TOO_MANY_CONNECTIONS,
+                "too_many_connections",
+                "too many connections",
+            );
+            return;
+        }
+        match self.header_auth.take() {
+            Some(Ok(p)) => self.authenticated(ctx, p),
+            Some(Err(e)) => self.unauthorized(ctx, &e),
+            None => {
+                let timeout = Duration::from_millis(self.cx.settings.websocket.auth_timeout_ms);
+                ctx.run_later(timeout, |act, ctx| {
+                    if act.principal.is_none() {
+                        act.error(
+                            ctx,
+                            &Value::Null,
+                            "unauthorized",
+                            "no auth frame in time",
+                            None,
+                        );
+                        act.close(
+                            ctx,
+                            close_code::UNAUTHORIZED,
+                            "unauthorized",
+                            "authentication timeout",
+                        );
+                    }
+                });
+            }
+        }
+        let ws = &self.cx.settings.websocket;
+        let timeout = Duration::from_millis(ws.client_timeout_ms);
+        ctx.run_interval(
+            Duration::from_millis(ws.heartbeat_interval_ms),
+            move |act, ctx| {
+                if act.last_heard.elapsed() > timeout {
+                    act.close(
+                        ctx,
+                        close_code::POLICY,
+                        "heartbeat_timeout",
+                        "heartbeat timeout",
+                    );
+                } else {
+                    act.push(ctx, Out::Ping);
+                }
+            },
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let user = self.principal.as_ref().map(|p| p.user_id);
+        self.cx
+            .hub
+            .release(self.id, user, self.subs.keys().cloned());
+        self.cx.limiter.forget_key(&Key::ws_messages(self.id));
+        self.cx
+            .hub
+            .metrics()
+            .disconnects
+            .with_label_values(&[self.closing.unwrap_or("client")])
+            .inc();
+    }
+}
+
+impl StreamHandler<Result<Message, ProtocolError>> for WsClient {
+    fn handle(&mut self, msg: Result<Message, ProtocolError>, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(Message::Text(text)) => {
+                self.cx.hub.metrics().messages_in.inc();
+                self.on_text(ctx, &text);
+            }
+            Ok(Message::Binary(_) | Message::Continuation(_)) => {
+                self.cx.hub.metrics().messages_in.inc();
+                self.error(
+                    ctx,
+                    &Value::Null,
+                    "invalid_frame",
+                    "JSON text frames only",
+                    None,
+                );
+            }
+            Ok(Message::Ping(bytes)) => self.push(ctx, Out::Pong(bytes)),
+            Ok(Message::Pong(_) | Message::Nop) => {}
+            Ok(Message::Close(reason)) => {
+                let _ = self.out.try_send(Out::Close(reason.unwrap_or(CloseReason {
+                    code: CloseCode::Normal,
+                    description: None,
+                })));
+                self.closing = Some("client");
+                ctx.stop();
+            }
+            Err(ProtocolError::Overflow) => {
+                let max = self.cx.settings.rate_limits.websocket.messages.max_size;
+                let message = format!("frames are limited to {max} bytes");
+                self.error(ctx, &Value::Null, "frame_too_large", &message, None);
+                self.close(
+                    ctx,
+                    close_code::POLICY,
+                    "frame_too_large",
+                    "frame too large",
+                );
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, connection_id = self.id, "ws protocol error");
+                self.close(ctx, 1002, "protocol_error", "protocol error");
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.closing.get_or_insert("client");
+        ctx.stop();
+    }
+}
+
+impl Handler<Deliver> for WsClient {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(event): Deliver, ctx: &mut Context<Self>) {
+        let cap = self.cx.settings.websocket.send_queue.max(1) as usize;
+        let Some(sub) = self.subs.get_mut(&event.topic) else {
+            return;
+        };
+        if let Some(held) = &mut sub.held {
+            if held.len() >= cap {
+                self.slow_consumer(ctx);
+            } else {
+                held.push(event);
+            }
+            return;
+        }
+        if event.offset <= sub.last {
+            return;
+        }
+        sub.last = event.offset;
+        self.push(
+            ctx,
+            Out::Text(event.frame.clone(), Some(event.created_at), "event"),
+        );
+    }
+}
+
+impl Handler<Control> for WsClient {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        match msg {
+            Control::CatchUp => self.catch_up(ctx),
+            Control::SlowConsumer => self.slow_consumer(ctx),
+            Control::Shutdown => {
+                self.close(ctx, close_code::GOING_AWAY, "shutdown", "server going away");
+            }
+        }
+    }
+}
+
+/// Reads a topic's log for one subscription, writing to its queue.
+struct Replay {
+    db: sea_orm::DatabaseConnection,
+    out: mpsc::Sender<Out>,
+    topic: String,
+    page: u64,
+}
+
+enum ReplayResult {
+    Done {
+        topic: String,
+        last: i64,
+    },
+    /// `since` is not in the log's history.
+    Resync {
+        topic: String,
+    },
+    Failed {
+        topic: String,
+        error: sea_orm::DbErr,
+    },
+    /// The connection's writer is gone.
+    Closed,
+}
+
+impl Replay {
+    /// `subscribed`, then the events after `since` (when given).
+    async fn subscribe(self, id: Value, since: Option<i64>) -> ReplayResult {
+        let head = match crate::events::head(&self.db, &self.topic).await {
+            Ok(h) => h,
+            Err(error) => {
+                return ReplayResult::Failed {
+                    topic: self.topic,
+                    error,
+                };
+            }
+        };
+        // An offset past the log's head was not handed out by this log (a
+        // restored backup, another deployment): the client must resync.
+        let recovered = since.is_none_or(|s| s <= head);
+        let frame = ServerFrame::Subscribed {
+            id: &id,
+            topic: &self.topic,
+            offset: head,
+            recovered,
+        };
+        if self
+            .out
+            .send(Out::Text(frame.to_text().into(), None, "reply"))
+            .await
+            .is_err()
+        {
+            return ReplayResult::Closed;
+        }
+        match since {
+            None => ReplayResult::Done {
+                topic: self.topic,
+                last: head,
+            },
+            Some(_) if !recovered => ReplayResult::Resync { topic: self.topic },
+            Some(s) => self.pages(s).await,
+        }
+    }
+
+    /// The events after `after`, page by page, until the log runs out.
+    async fn pages(self, mut after: i64) -> ReplayResult {
+        loop {
+            let events = match crate::events::since(&self.db, &self.topic, after, self.page).await {
+                Ok(e) => e,
+                Err(error) => {
+                    return ReplayResult::Failed {
+                        topic: self.topic,
+                        error,
+                    };
+                }
+            };
+            let full = events.len() as u64 == self.page;
+            for e in events {
+                after = e.offset;
+                let frame = super::frames::event_frame(&e);
+                // Waits while the queue is full: a replay goes at the pace
+                // the client reads.
+                if self
+                    .out
+                    .send(Out::Text(frame.into(), None, "event"))
+                    .await
+                    .is_err()
+                {
+                    return ReplayResult::Closed;
+                }
+            }
+            if !full {
+                return ReplayResult::Done {
+                    topic: self.topic,
+                    last: after,
+                };
+            }
+        }
+    }
+}
+
+/// The one writer of a connection: frames go out in queue order.
+async fn write(mut rx: mpsc::Receiver<Out>, mut session: Session, cx: Arc<WsContext>) {
+    let metrics = cx.hub.metrics();
+    while let Some(out) = rx.recv().await {
+        let sent = match out {
+            Out::Text(text, created, kind) => {
+                let r = session.text(text).await;
+                if r.is_ok() {
+                    metrics.messages_out.with_label_values(&[kind]).inc();
+                    if let Some(at) = created {
+                        let age = chrono::Utc::now() - at;
+                        metrics
+                            .delivery
+                            .observe(age.to_std().unwrap_or_default().as_secs_f64());
+                    }
+                }
+                r
+            }
+            Out::Ping => session.ping(b"").await,
+            Out::Pong(bytes) => session.pong(&bytes).await,
+            Out::Close(reason) => {
+                let _ = session.close(Some(reason)).await;
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+    let _ = session.close(None).await;
+}

@@ -1,0 +1,253 @@
+//! The WsHub: who is connected, who listens to which topic, and the pump
+//! that fans committed events out to them.
+//!
+//! - Each event is serialized once; every subscriber gets the same bytes.
+//! - A subscriber whose mailbox is full is told it is a slow consumer (it
+//!   closes with 4010) instead of the hub waiting for it or growing memory.
+//! - The pump reads the event log's live bus. When it falls behind the bus
+//!   (the bus drops what a lagging reader missed), or when its actor was
+//!   restarted, it cannot know what it missed: it tells every client to
+//!   catch up from the durable log, from each subscription's last offset.
+//!   Nothing is lost either way; clients drop what they already have.
+
+use super::client::{Control, Deliver, WsClient};
+use super::metrics::WsMetrics;
+use crate::config::WsConnections;
+use crate::events::{EventLog, StoredEvent};
+use actix::prelude::*;
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::broadcast;
+
+/// A committed event as the hub hands it out: its frame, serialized once.
+#[derive(Debug)]
+pub struct HubEvent {
+    pub topic: String,
+    pub offset: i64,
+    pub frame: ByteString,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl HubEvent {
+    pub fn new(e: &StoredEvent) -> Self {
+        Self {
+            topic: e.topic.clone(),
+            offset: e.offset,
+            frame: super::frames::event_frame(e).into(),
+            created_at: e.created_at.with_timezone(&chrono::Utc),
+        }
+    }
+}
+
+/// Why a connection may not be admitted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `rate_limits.websocket.connections.total` are open.
+    Total,
+    /// The user has `rate_limits.websocket.connections.per_user` open.
+    PerUser,
+}
+
+#[derive(Default)]
+struct Connections {
+    /// Every open connection's address (for shutdown and catch-up).
+    clients: HashMap<u64, Addr<WsClient>>,
+    /// Authenticated connections per user.
+    per_user: HashMap<i64, u32>,
+}
+
+/// Shared by the route, the clients and the pump; cheap to clone.
+#[derive(Clone)]
+pub struct WsHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    limits: WsConnections,
+    next_id: AtomicU64,
+    connections: Mutex<Connections>,
+    topics: Mutex<HashMap<String, HashMap<u64, Addr<WsClient>>>>,
+    metrics: WsMetrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl WsHub {
+    pub fn new(limits: WsConnections, metrics: WsMetrics) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                limits,
+                next_id: AtomicU64::new(1),
+                connections: Mutex::default(),
+                topics: Mutex::default(),
+                metrics,
+            }),
+        }
+    }
+
+    pub fn metrics(&self) -> &WsMetrics {
+        &self.inner.metrics
+    }
+
+    /// A new connection's id.
+    pub fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a started connection (counted against the total).
+    pub fn register(&self, id: u64, addr: Addr<WsClient>) -> Result<(), Refused> {
+        let mut conns = lock(&self.inner.connections);
+        if conns.clients.len() >= self.inner.limits.total as usize {
+            return Err(Refused::Total);
+        }
+        conns.clients.insert(id, addr);
+        self.inner
+            .metrics
+            .connections
+            .set(conns.clients.len() as i64);
+        Ok(())
+    }
+
+    /// Counts an authenticated connection against its user's limit.
+    pub fn admit_user(&self, user_id: i64) -> Result<(), Refused> {
+        let mut conns = lock(&self.inner.connections);
+        let n = conns.per_user.entry(user_id).or_default();
+        if *n >= self.inner.limits.per_user {
+            return Err(Refused::PerUser);
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    /// A connection ended: its slots and subscriptions go.
+    pub fn release(&self, id: u64, user_id: Option<i64>, topics: impl Iterator<Item = String>) {
+        {
+            let mut conns = lock(&self.inner.connections);
+            if conns.clients.remove(&id).is_some() {
+                self.inner
+                    .metrics
+                    .connections
+                    .set(conns.clients.len() as i64);
+            }
+            if let Some(user) = user_id
+                && let Some(n) = conns.per_user.get_mut(&user)
+            {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    conns.per_user.remove(&user);
+                }
+            }
+        }
+        for topic in topics {
+            self.unsubscribe(&topic, id);
+        }
+    }
+
+    /// From now on, `topic`'s events go to `addr` too.
+    pub fn subscribe(&self, topic: &str, id: u64, addr: Addr<WsClient>) {
+        lock(&self.inner.topics)
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(id, addr);
+    }
+
+    pub fn unsubscribe(&self, topic: &str, id: u64) {
+        let mut topics = lock(&self.inner.topics);
+        if let Some(subs) = topics.get_mut(topic) {
+            subs.remove(&id);
+            if subs.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Hands a committed event to its topic's subscribers.
+    pub fn dispatch(&self, event: &StoredEvent) {
+        let subscribers: Vec<(u64, Addr<WsClient>)> =
+            match lock(&self.inner.topics).get(&event.topic) {
+                Some(subs) => subs.iter().map(|(id, a)| (*id, a.clone())).collect(),
+                None => return,
+            };
+        let event = Arc::new(HubEvent::new(event));
+        for (id, addr) in subscribers {
+            match addr.try_send(Deliver(event.clone())) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => addr.do_send(Control::SlowConsumer),
+                Err(SendError::Closed(_)) => self.unsubscribe(&event.topic, id),
+            }
+        }
+    }
+
+    /// Every client reads what it may have missed from the log.
+    pub fn catch_up_all(&self) {
+        for addr in self.clients() {
+            addr.do_send(Control::CatchUp);
+        }
+    }
+
+    /// Closes every connection with 1001 (going away); answers how many.
+    pub fn shutdown_all(&self) -> usize {
+        let clients = self.clients();
+        for addr in &clients {
+            addr.do_send(Control::Shutdown);
+        }
+        clients.len()
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.inner.connections).clients.len()
+    }
+
+    fn clients(&self) -> Vec<Addr<WsClient>> {
+        lock(&self.inner.connections)
+            .clients
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Feeds the hub from the event log's live bus.
+pub async fn pump(hub: WsHub, mut rx: broadcast::Receiver<StoredEvent>) {
+    loop {
+        match rx.recv().await {
+            Ok(event) => hub.dispatch(&event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "ws hub fell behind the event bus; clients catch up from the log"
+                );
+                hub.catch_up_all();
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The supervised actor running the pump (root child `ws-hub`).
+pub struct WsHubActor {
+    hub: WsHub,
+    events: EventLog,
+}
+
+impl WsHubActor {
+    pub fn new(hub: WsHub, events: EventLog) -> Self {
+        Self { hub, events }
+    }
+}
+
+impl Actor for WsHubActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let rx = self.events.subscribe();
+        // A restarted pump missed what was published while it was down.
+        self.hub.catch_up_all();
+        ctx.spawn(actix::fut::wrap_future(pump(self.hub.clone(), rx)));
+    }
+}

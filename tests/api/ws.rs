@@ -1,0 +1,552 @@
+//! The WebSocket gateway with a real client (tokio-tungstenite) against the
+//! running app: authentication, subscriptions and replay, sends, limits and
+//! close codes.
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::outbox::connected_account;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const PHONE: &str = "+9996621299";
+/// How long any one expected frame may take.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn ws_url(app: &TestApp) -> String {
+    format!("{}/ws", app.address.replacen("http://", "ws://", 1))
+}
+
+/// Connects, with `Authorization: Bearer <token>` when given.
+async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
+    let mut request = ws_url(app).into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade succeeds")
+        .0
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// The next JSON frame; panics on a close or a timeout.
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected frame: {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server closes; answers the close code and the text
+/// frames seen before it.
+async fn closed(ws: &mut Ws) -> (Option<u16>, Vec<Value>) {
+    let mut seen = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+            .await
+            .expect("the close in time");
+        match msg {
+            Some(Ok(Message::Text(t))) => seen.push(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => {
+                return (frame.map(|f| u16::from(f.code)), seen);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (None, seen),
+        }
+    }
+}
+
+async fn authed(app: &TestApp, token: &str) -> (Ws, Value) {
+    let mut ws = connect(app, Some(token)).await;
+    let ok = recv(&mut ws).await;
+    assert_eq!(ok["type"], "auth_ok", "{ok}");
+    (ws, ok)
+}
+
+#[actix_web::test]
+async fn authentication_by_header_or_first_frame_and_nothing_else() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.user("alice").await;
+
+    // Header.
+    let (mut ws, ok) = authed(&app, &token).await;
+    assert_eq!(ok["user_id"], user_id);
+    assert!(ok["connection_id"].as_u64().is_some());
+    send(&mut ws, json!({"type": "ping", "id": "p1"})).await;
+    assert_eq!(recv(&mut ws).await, json!({"type": "pong", "id": "p1"}));
+    drop(ws);
+
+    // First frame.
+    let mut ws = connect(&app, None).await;
+    send(&mut ws, json!({"type": "auth", "token": token})).await;
+    let ok = recv(&mut ws).await;
+    assert_eq!(
+        (ok["type"].as_str(), &ok["user_id"]),
+        (Some("auth_ok"), &json!(user_id))
+    );
+    drop(ws);
+
+    // A bad token: an error frame, then 4001.
+    let mut ws = connect(&app, Some("not-a-token")).await;
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(frames[0]["code"], "unauthorized");
+
+    // Anything but auth first: 4001.
+    let mut ws = connect(&app, None).await;
+    send(&mut ws, json!({"type": "ping", "id": 1})).await;
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(frames[0]["code"], "unauthorized");
+
+    // A token in the query string is refused before the upgrade.
+    let request = format!("{}?token={token}", ws_url(&app))
+        .into_client_request()
+        .unwrap();
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 400);
+            let body: Value = serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], "token_in_query");
+        }
+        other => panic!("expected a refused upgrade, got {other:?}"),
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn no_auth_frame_in_time_closes_with_4001() {
+    let app = spawn_app_with(|f| f.merge(("websocket.auth_timeout_ms", 200))).await;
+    let mut ws = connect(&app, None).await;
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(frames[0]["message"], "no auth frame in time");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn users_subscribe_only_to_their_own_accounts() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let account = connected_account(&app, &alice, PHONE).await;
+
+    let (mut ws, _) = authed(&app, &bob).await;
+    let topic = format!("account:{account}");
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "topic": topic, "since": null}),
+    )
+    .await;
+    let err = recv(&mut ws).await;
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str(), &err["id"]),
+        (Some("error"), Some("not_found"), &json!(1))
+    );
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 2, "topic": "user:1"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["code"], "invalid_topic");
+    send(
+        &mut ws,
+        json!({"type": "unsubscribe", "id": 3, "topic": topic}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["code"], "not_subscribed");
+
+    // Alice gets it, with the account's history.
+    let (mut ws, _) = authed(&app, &alice).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "s", "topic": topic, "since": 0}),
+    )
+    .await;
+    let sub = recv(&mut ws).await;
+    assert_eq!(
+        (sub["type"].as_str(), sub["recovered"].as_bool()),
+        (Some("subscribed"), Some(true))
+    );
+    let first = recv(&mut ws).await;
+    assert_eq!(first["type"], "event");
+    assert_eq!(first["topic"], topic.as_str());
+    assert!(first["offset"].as_i64().unwrap() <= sub["offset"].as_i64().unwrap());
+    send(
+        &mut ws,
+        json!({"type": "unsubscribe", "id": "u", "topic": topic}),
+    )
+    .await;
+    loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "unsubscribed" {
+            assert_eq!(f["id"], "u");
+            break;
+        }
+        assert_eq!(f["type"], "event", "{f}");
+    }
+    app.stop().await;
+}
+
+/// The sequence numbers of `test.tick` events in `frames`.
+fn ticks(frames: &[Value]) -> Vec<i64> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "event" && f["event"] == "test.tick")
+        .map(|f| f["data"]["seq"].as_i64().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_reconnect_with_since_misses_nothing_and_repeats_nothing_while_events_keep_coming() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let topic = format!("account:{account}");
+    const TOTAL: i64 = 400;
+
+    let (mut ws, _) = authed(&app, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "topic": topic, "since": null}),
+    )
+    .await;
+    let sub = recv(&mut ws).await;
+    assert_eq!(sub["type"], "subscribed");
+
+    // Events keep coming the whole time.
+    let writer = app.events.writer(&topic);
+    let publisher = actix_rt::spawn(async move {
+        for seq in 0..TOTAL {
+            writer
+                .append("test.tick", json!({ "seq": seq }))
+                .await
+                .unwrap();
+        }
+    });
+
+    // The first connection reads a while, then drops.
+    let mut frames = Vec::new();
+    let mut last_offset = sub["offset"].as_i64().unwrap();
+    while ticks(&frames).len() < 50 {
+        let f = recv(&mut ws).await;
+        if f["type"] == "event" {
+            let offset = f["offset"].as_i64().unwrap();
+            assert!(offset > last_offset, "offsets increase");
+            last_offset = offset;
+        }
+        frames.push(f);
+    }
+    drop(ws);
+
+    // The second resumes from the last offset it saw, replay turning live
+    // while the publisher is still going.
+    let (mut ws, _) = authed(&app, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 2, "topic": topic, "since": last_offset}),
+    )
+    .await;
+    let sub = recv(&mut ws).await;
+    assert_eq!(
+        (sub["type"].as_str(), sub["recovered"].as_bool()),
+        (Some("subscribed"), Some(true))
+    );
+    while ticks(&frames).last() != Some(&(TOTAL - 1)) {
+        let f = recv(&mut ws).await;
+        if f["type"] == "event" {
+            let offset = f["offset"].as_i64().unwrap();
+            assert!(offset > last_offset, "no event twice, none out of order");
+            last_offset = offset;
+        }
+        frames.push(f);
+    }
+    publisher.await.unwrap();
+    assert_eq!(
+        ticks(&frames),
+        (0..TOTAL).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_offset_the_log_never_handed_out_requires_a_resync() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let (mut ws, _) = authed(&app, &token).await;
+    let topic = format!("account:{account}");
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "topic": topic, "since": 1_000_000_000}),
+    )
+    .await;
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(frames[0]["type"], "subscribed");
+    assert_eq!(frames[0]["recovered"], false);
+    assert_eq!(code, Some(4011));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn send_frames_go_through_the_outbox_like_post_messages() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let (mut ws, _) = authed(&app, &token).await;
+    let topic = format!("account:{account}");
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "s", "topic": topic, "since": null}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+
+    let frame = json!({"type": "send", "id": 7, "account": account, "chat": "me", "text": "over the socket", "idempotency_key": "ws-1"});
+    send(&mut ws, frame.clone()).await;
+    let ack = loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "ack" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (ack["id"].as_i64(), ack["status"].as_str()),
+        (Some(7), Some("queued"))
+    );
+    let message_id = ack["message_id"].as_i64().unwrap();
+    // Its delivery shows up on the subscription.
+    loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "event"
+            && f["event"] == "message.status"
+            && f["data"]["message_id"] == message_id
+            && f["data"]["status"] == "sent"
+        {
+            break;
+        }
+    }
+    // A retry with the same key is the same message.
+    send(&mut ws, frame).await;
+    let again = loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "ack" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (again["message_id"].as_i64(), again["replayed"].as_bool()),
+        (Some(message_id), Some(true))
+    );
+    // Bad input: the same codes as the HTTP API.
+    send(
+        &mut ws,
+        json!({"type": "send", "id": 8, "account": account, "chat": "me", "text": ""}),
+    )
+    .await;
+    let err = loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "error" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (
+            err["id"].as_i64(),
+            err["code"].as_str(),
+            err["field"].as_str()
+        ),
+        (Some(8), Some("invalid_input"), Some("text"))
+    );
+    send(
+        &mut ws,
+        json!({"type": "send", "id": 9, "account": account + 1000, "chat": "me", "text": "x"}),
+    )
+    .await;
+    let err = loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "error" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (err["id"].as_i64(), err["code"].as_str()),
+        (Some(9), Some("not_found"))
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn connection_limits_per_user_and_in_total() {
+    let app = spawn_app_with(|f| f.merge(("rate_limits.websocket.connections.total", 5))).await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(authed(&app, &alice).await.0);
+    }
+    let mut fourth = connect(&app, Some(&alice)).await;
+    let (code, frames) = closed(&mut fourth).await;
+    assert_eq!(code, Some(4009));
+    assert_eq!(frames[0]["code"], "too_many_connections");
+    // Closing one frees a slot.
+    open.pop().unwrap().close(None).await.unwrap();
+    let mut again = None;
+    for _ in 0..100 {
+        let mut ws = connect(&app, Some(&alice)).await;
+        let f = recv(&mut ws).await;
+        if f["type"] == "auth_ok" {
+            again = Some(ws);
+            break;
+        }
+        // The closed one may not be released yet: try again once it is.
+        assert_eq!(f["code"], "too_many_connections");
+        tokio::task::yield_now().await;
+    }
+    open.push(again.expect("a slot frees up"));
+    // Total: 3 of alice's + 2 of bob's fill it.
+    open.push(authed(&app, &bob).await.0);
+    open.push(authed(&app, &bob).await.0);
+    let mut sixth = connect(&app, Some(&bob)).await;
+    let (code, _) = closed(&mut sixth).await;
+    assert_eq!(code, Some(4009));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn frame_size_and_rate_limits_close_with_4008_after_an_error_frame() {
+    let app = spawn_app_with(|f| f.merge(("rate_limits.websocket.messages.max", 5))).await;
+    let (_, token) = app.user("alice").await;
+
+    let (mut ws, _) = authed(&app, &token).await;
+    let big = "x".repeat(5000);
+    send(&mut ws, json!({"type": "ping", "id": big})).await;
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(code, Some(4008));
+    assert_eq!(frames[0]["code"], "frame_too_large");
+
+    let (mut ws, _) = authed(&app, &token).await;
+    for i in 0..5 {
+        send(&mut ws, json!({"type": "ping", "id": i})).await;
+        assert_eq!(recv(&mut ws).await["type"], "pong");
+    }
+    send(&mut ws, json!({"type": "ping", "id": 5})).await;
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(code, Some(4008));
+    assert_eq!(frames[0]["code"], "rate_limited");
+    assert!(frames[0]["retry_after_ms"].as_u64().unwrap() > 0);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_client_that_does_not_read_is_disconnected_as_a_slow_consumer() {
+    let app = spawn_app_with(|f| f.merge(("websocket.send_queue", 4))).await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let topic = format!("account:{account}");
+    let (mut ws, _) = authed(&app, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "topic": topic, "since": null}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+    // The client stops reading; big events fill the socket, then the queue.
+    let writer = app.events.writer(&topic);
+    let payload = "y".repeat(64 * 1024);
+    let mut n = 0;
+    let slow = loop {
+        writer
+            .append("test.big", json!({ "blob": payload }))
+            .await
+            .unwrap();
+        n += 1;
+        let metrics = app.metrics().await;
+        if metrics.contains("tgvisor_ws_disconnects_total{reason=\"slow_consumer\"} 1") {
+            break true;
+        }
+        if n > 2000 {
+            break false;
+        }
+    };
+    assert!(slow, "the non-reading client is cut off");
+    // What it reads now ends with the connection closing, not with more events.
+    let (_, frames) = closed(&mut ws).await;
+    assert!(
+        frames.len() < n,
+        "the backlog was dropped ({} of {n})",
+        frames.len()
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_answering_pings_is_closed() {
+    let app = spawn_app_with(|f| {
+        f.merge(("websocket.heartbeat_interval_ms", 50))
+            .merge(("websocket.client_timeout_ms", 200))
+    })
+    .await;
+    let (_, token) = app.user("alice").await;
+    let (mut ws, _) = authed(&app, &token).await;
+    // Not reading means not answering pings (tungstenite answers on read):
+    // the server gives up on this client.
+    let gave_up = async {
+        loop {
+            let metrics = app.metrics().await;
+            if metrics.contains("tgvisor_ws_disconnects_total{reason=\"heartbeat_timeout\"} 1") {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(FRAME_TIMEOUT, gave_up)
+        .await
+        .expect("closed for silence");
+    // Reading now finds its pings, then the close.
+    let mut pings = 0;
+    let code = loop {
+        match tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+            .await
+            .expect("a frame")
+        {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            other => panic!("unexpected: {other:?}"),
+        }
+    };
+    assert!(pings >= 1, "it was pinged before");
+    assert_eq!(code, Some(4008));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn shutdown_closes_clients_with_1001() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let (mut ws, _) = authed(&app, &token).await;
+    let reader = actix_rt::spawn(async move { closed(&mut ws).await.0 });
+    app.stop().await;
+    assert_eq!(reader.await.unwrap(), Some(u16::from(CloseCode::Away)));
+}
