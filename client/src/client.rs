@@ -5,7 +5,8 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::{Ack, Event, SendFrame, Subscription};
-use crate::task::{self, Command};
+use crate::requests::Command;
+use crate::task;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

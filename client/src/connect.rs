@@ -53,7 +53,8 @@ pub(crate) async fn connect(config: &Config) -> Result<Socket, Failure> {
     use tokio_tungstenite::tungstenite::Error as WsError;
 
     let request = upgrade_request(config).map_err(|e| Failure::Other(e.to_string()))?;
-    let attempt = tokio_tungstenite::connect_async(request);
+    // Frames are small and latency matters more than packet count: no Nagle.
+    let attempt = tokio_tungstenite::connect_async_with_config(request, None, true);
     match tokio::time::timeout(config.connect_timeout, attempt).await {
         Ok(Ok((socket, _response))) => Ok(socket),
         Ok(Err(WsError::Http(response))) if matches!(response.status().as_u16(), 401 | 403) => {

@@ -61,6 +61,7 @@ mod config;
 mod connect;
 mod error;
 mod protocol;
+mod requests;
 mod task;
 mod topics;
 

@@ -6,14 +6,15 @@ use crate::client::Item;
 use crate::config::Config;
 use crate::connect::{self, Failure, Socket};
 use crate::error::{Error, ServerError};
-use crate::protocol::{self, Ack, Incoming, Outgoing, SendFrame, Subscription};
+use crate::protocol::{self, Ack, Incoming, Outgoing, Subscription};
+use crate::requests::{Command, Pending, mismatched};
 use crate::topics::Topics;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -24,75 +25,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 const CLOSE_UNAUTHORIZED: u16 = 4001;
 /// Close code: a subscription's offset is no longer in the server's history.
 const CLOSE_RESYNC: u16 = 4011;
-
-/// Where a request's answer goes.
-type Reply<T> = oneshot::Sender<Result<T, Error>>;
-
-/// A request from the application.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Subscribe {
-        topic: String,
-        since: Option<i64>,
-        reply: Reply<Subscription>,
-    },
-    Unsubscribe {
-        topic: String,
-        reply: Reply<()>,
-    },
-    Send {
-        message: SendFrame,
-        reply: Reply<Ack>,
-    },
-    Ping {
-        reply: Reply<Duration>,
-    },
-    Close,
-}
-
-impl Command {
-    fn fail(self, error: Error) {
-        match self {
-            Self::Subscribe { reply, .. } => drop(reply.send(Err(error))),
-            Self::Unsubscribe { reply, .. } => drop(reply.send(Err(error))),
-            Self::Send { reply, .. } => drop(reply.send(Err(error))),
-            Self::Ping { reply } => drop(reply.send(Err(error))),
-            Self::Close => {}
-        }
-    }
-}
-
-/// A request written and waiting for its reply.
-#[derive(Debug)]
-enum Pending {
-    Subscribe {
-        topic: String,
-        since: Option<i64>,
-        /// `None` when the client restores the subscription itself.
-        reply: Option<Reply<Subscription>>,
-    },
-    Unsubscribe(Reply<()>),
-    Send(Reply<Ack>),
-    Ping {
-        sent: Instant,
-        reply: Reply<Duration>,
-    },
-}
-
-impl Pending {
-    fn fail(self, error: Error) {
-        match self {
-            Self::Subscribe { reply, .. } => {
-                if let Some(reply) = reply {
-                    drop(reply.send(Err(error)));
-                }
-            }
-            Self::Unsubscribe(reply) => drop(reply.send(Err(error))),
-            Self::Send(reply) => drop(reply.send(Err(error))),
-            Self::Ping { reply, .. } => drop(reply.send(Err(error))),
-        }
-    }
-}
 
 /// Why a connection ended.
 enum End {
@@ -548,19 +480,5 @@ impl Task {
 
     fn take(&mut self, id: &serde_json::Value) -> Option<Pending> {
         protocol::request_id(id).and_then(|id| self.pending.remove(&id))
-    }
-}
-
-/// A reply whose id names no request of its kind: fail that request (if
-/// any) rather than leave it hanging.
-fn mismatched(kind: &str, pending: Option<Pending>) {
-    match pending {
-        Some(pending) => {
-            tracing::warn!(kind, "a reply of the wrong kind for its request");
-            pending.fail(Error::Protocol(format!(
-                "`{kind}` answered another kind of request"
-            )));
-        }
-        None => tracing::debug!(kind, "a reply for no request in flight"),
     }
 }
