@@ -121,8 +121,16 @@ impl Client {
     /// Closes the connection (close code 1000) and waits for the background
     /// task to finish.
     pub async fn close(self) {
-        let _ = self.handle.commands.send(Command::Close).await;
-        if let Err(e) = self.task.await {
+        let Self {
+            handle,
+            items,
+            task,
+        } = self;
+        // With no one to take items, the task stops even if it was waiting
+        // for room in the channel; the command only makes it stop sooner.
+        drop(items);
+        let _ = handle.commands.try_send(Command::Close);
+        if let Err(e) = task.await {
             tracing::warn!(error = %e, "the client's task failed");
         }
     }

@@ -85,8 +85,8 @@ impl Task {
         let mut attempts = 0;
         let mut last = String::new();
         loop {
-            if let Some(open) = socket.take() {
-                let (end, established) = self.serve(open).await;
+            if let Some(mut open) = socket.take() {
+                let (end, established) = self.serve(&mut open).await;
                 for (_, pending) in self.pending.drain() {
                     pending.fail(Error::Disconnected);
                 }
@@ -94,7 +94,14 @@ impl Task {
                     attempts = 0;
                 }
                 match end {
-                    End::Stop => return,
+                    End::Stop => {
+                        let frame = CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "".into(),
+                        };
+                        drop(open.close(Some(frame)).await);
+                        return;
+                    }
                     End::Unauthorized(reason) => {
                         return self.finish(Error::Unauthorized { reason }).await;
                     }
@@ -136,7 +143,8 @@ impl Task {
 
     /// Serves one connection until it ends; also says whether it was
     /// established (the server sent something besides a close or an error).
-    async fn serve(&mut self, mut socket: Socket) -> (End, bool) {
+    /// On [`End::Stop`] the caller closes the socket (code 1000).
+    async fn serve(&mut self, socket: &mut Socket) -> (End, bool) {
         let mut established = false;
         for (topic, since) in self.topics.resume_points() {
             let id = self.id();
@@ -165,11 +173,9 @@ impl Task {
                 command = self.commands.recv() => {
                     let Some(command) = command else { return (End::Stop, established) };
                     if let Command::Close = command {
-                        let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-                        drop(socket.close(Some(frame)).await);
                         return (End::Stop, established);
                     }
-                    if let Err(e) = self.write(&mut socket, command).await {
+                    if let Err(e) = self.write(socket, command).await {
                         return (End::Lost(e), established);
                     }
                 }

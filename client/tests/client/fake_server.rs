@@ -187,6 +187,17 @@ impl Conn {
         self.send(frame).await;
     }
 
+    /// Reads until the client's close frame; returns its code.
+    pub async fn closed_by_client(&mut self) -> u16 {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map_or(1005, |f| f.code.into()),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame from the client, got {other:?}"),
+            }
+        }
+    }
+
     /// Closes with a close code.
     pub async fn close(mut self, code: u16, reason: &str) {
         let frame = CloseFrame {

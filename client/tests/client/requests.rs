@@ -170,3 +170,25 @@ async fn an_unsubscribed_topic_delivers_nothing_more() {
     assert_eq!(queued_items(&mut client).await, Vec::<Item>::new());
     assert!(client.offsets().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn closing_sends_a_normal_close_even_with_unread_items_waiting() {
+    let mut server = FakeServer::start().await;
+    let mut config = config(&server);
+    config.buffer = 1;
+    let (client, (_, mut conn)) = tokio::join!(Client::connect(config), server.accept());
+    let client = client.unwrap();
+    let (subscription, _) = tokio::join!(
+        client.subscribe("account:7", None),
+        conn.answer(|r| subscribed(r, 0, true))
+    );
+    subscription.unwrap();
+    for offset in 1..=3 {
+        conn.event("account:7", offset).await;
+    }
+
+    let ((), code) = tokio::join!(client.close(), conn.closed_by_client());
+
+    assert_eq!(code, 1000);
+    assert_eq!(server.untaken_attempts(), 0);
+}
