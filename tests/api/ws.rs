@@ -550,3 +550,88 @@ async fn shutdown_closes_clients_with_1001() {
     app.stop().await;
     assert_eq!(reader.await.unwrap(), Some(u16::from(CloseCode::Away)));
 }
+
+/// Reads one client item: a tick's sequence number goes into `seen`.
+async fn next_tick(
+    client: &mut tgvisor_client::Client,
+    seen: &mut Vec<i64>,
+    reconnected: &mut bool,
+) {
+    use tgvisor_client::Item;
+    match tokio::time::timeout(FRAME_TIMEOUT, client.next())
+        .await
+        .expect("an item in time")
+    {
+        Some(Item::Event(e)) if e.kind == "test.tick" => {
+            seen.push(e.data["seq"].as_i64().unwrap());
+        }
+        Some(Item::Reconnected) => *reconnected = true,
+        Some(Item::Event(_)) => {}
+        other => panic!("unexpected item: {other:?}"),
+    }
+}
+
+/// A free TCP port on loopback (for an app that must come back on the same one).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[actix_web::test]
+async fn the_client_crate_carries_a_gap_free_stream_across_a_server_restart() {
+    use tgvisor_client::{Backoff, Client, Config};
+    let port = free_port();
+    let app = spawn_app_with(|f| f.merge(("server.port", port))).await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let topic = format!("account:{account}");
+
+    let mut config = Config::new(ws_url(&app), token.as_str());
+    // Up to 100 ms · (2^8 − 1) ≈ 25 s for the restart (PostgreSQL's is slower).
+    config.reconnect = Backoff {
+        base: Duration::from_millis(100),
+        max_retries: 8,
+        ..Backoff::default()
+    };
+    let mut client = Client::connect(config).await.expect("connects");
+    client
+        .subscribe(topic.clone(), None)
+        .await
+        .expect("subscribes");
+
+    let publish = |app: &TestApp, range: std::ops::Range<i64>| {
+        let writer = app.events.writer(&topic);
+        actix_rt::spawn(async move {
+            for seq in range {
+                writer
+                    .append("test.tick", json!({ "seq": seq }))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut reconnected = false;
+    publish(&app, 0..100).await.unwrap();
+    while seen.len() < 100 {
+        next_tick(&mut client, &mut seen, &mut reconnected).await;
+    }
+    // The service restarts; meanwhile, and after, events keep coming.
+    let app = app.restart_after(|| {}).await;
+    let later = publish(&app, 100..200);
+    while seen.last() != Some(&199) {
+        next_tick(&mut client, &mut seen, &mut reconnected).await;
+    }
+    later.await.unwrap();
+    assert!(reconnected, "the client said it reconnected");
+    assert_eq!(
+        seen,
+        (0..200).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    client.close().await;
+    app.stop().await;
+}
