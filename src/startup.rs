@@ -188,6 +188,7 @@ impl Application {
         };
         let ws_hub = crate::ws::hub::WsHub::new(
             settings.rate_limits.websocket.connections.clone(),
+            settings.websocket.send_queue as usize,
             metrics.ws.clone(),
         );
         let (ws_hub_spec, _) = {

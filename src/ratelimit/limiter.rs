@@ -315,12 +315,12 @@ impl RateLimiter {
         states.into_iter().map(|(_, s)| s).collect()
     }
 
-    /// Drops every key and flood record of an account (it was removed).
     /// Drops one key (its subject is gone: a closed connection).
     pub fn forget_key(&self, key: &Key) {
         lock(&self.inner.shards[self.shard_of(key)]).remove(key);
     }
 
+    /// Drops every key and flood record of an account (it was removed).
     pub fn forget_account(&self, account: i64) {
         for shard in &self.inner.shards {
             lock(shard).retain(|key, _| key.subject.account() != Some(account));

@@ -60,11 +60,17 @@ enum Out {
 
 /// One subscription's state.
 struct Sub {
-    /// The last offset written to the client for this topic.
+    /// The last offset written (or queued) to the client for this topic.
     last: i64,
     /// While the log is being read: the live events held back meanwhile.
     held: Option<Vec<Arc<HubEvent>>>,
-    /// Tells a finished replay whether it is still the current one.
+    /// The hub may have missed events (or the held ones overflowed) while
+    /// the log was being read: read it once more before going live.
+    catch_up: bool,
+    /// The task reading the log (or releasing held events), cancelled when
+    /// the subscription goes.
+    task: Option<SpawnHandle>,
+    /// Which task is current: a finished task that is not is ignored.
     generation: u64,
 }
 
@@ -75,6 +81,8 @@ pub struct WsClient {
     session: Session,
     out: mpsc::Sender<Out>,
     writer: Option<tokio::task::JoinHandle<()>>,
+    /// Deliveries in this actor's mailbox (the hub counts up, we count down).
+    inflight: Arc<std::sync::atomic::AtomicUsize>,
     /// Set once authenticated (and admitted under the per-user limit).
     principal: Option<Principal>,
     /// The result of a header token, applied when the actor starts.
@@ -101,6 +109,7 @@ impl WsClient {
             session,
             out,
             writer: Some(writer),
+            inflight: Arc::default(),
             principal: None,
             header_auth,
             subs: HashMap::new(),
@@ -348,7 +357,10 @@ impl WsClient {
                 self.subscribe(ctx, &principal, id, topic, since);
             }
             ClientFrame::Unsubscribe { id, topic } => {
-                if self.subs.remove(&topic).is_some() {
+                if let Some(sub) = self.subs.remove(&topic) {
+                    if let Some(task) = sub.task {
+                        ctx.cancel_future(task);
+                    }
                     self.cx.hub.unsubscribe(&topic, self.id);
                     self.text(
                         ctx,
@@ -466,35 +478,82 @@ impl WsClient {
         if self.closing.is_some() || self.subs.contains_key(&topic) {
             return;
         }
-        self.cx.hub.subscribe(&topic, self.id, ctx.address());
-        self.generation += 1;
+        let handle = super::hub::ClientHandle {
+            addr: ctx.address(),
+            inflight: self.inflight.clone(),
+        };
+        self.cx.hub.subscribe(&topic, self.id, handle);
         self.subs.insert(
             topic.clone(),
             Sub {
                 last: since.unwrap_or(0),
                 held: Some(Vec::new()),
-                generation: self.generation,
+                catch_up: false,
+                task: None,
+                generation: 0,
             },
         );
-        let replay = Replay {
+        let replay = self.replay(topic.clone());
+        self.run(ctx, &topic, replay.subscribe(id, since));
+    }
+
+    fn replay(&self, topic: String) -> Replay {
+        let cap = self.cx.settings.websocket.send_queue.max(1) as usize;
+        Replay {
             db: self.cx.db.clone(),
             out: self.out.clone(),
             topic,
             page: u64::from(self.cx.settings.websocket.replay_page.max(1)),
-        };
-        let generation = self.generation;
-        ctx.spawn(
-            async move { replay.subscribe(id, since).await }
-                .into_actor(self)
-                .map(move |res, act, ctx| act.replayed(ctx, generation, res)),
-        );
+            // Room a replay leaves in the queue for pings, replies and live
+            // events of other topics (a replay can wait; they cannot).
+            headroom: (cap / 4).max(1).min(cap.saturating_sub(1)),
+        }
     }
 
-    /// Live events stop being held back once the log has been read.
+    /// Runs `task` as `topic`'s current log task.
+    fn run(
+        &mut self,
+        ctx: &mut Context<Self>,
+        topic: &str,
+        task: impl std::future::Future<Output = ReplayResult> + 'static,
+    ) {
+        self.generation += 1;
+        let generation = self.generation;
+        let handle = ctx.spawn(
+            task.into_actor(self)
+                .map(move |res, act, ctx| act.replayed(ctx, generation, res)),
+        );
+        if let Some(sub) = self.subs.get_mut(topic) {
+            if let Some(old) = sub.task.replace(handle) {
+                ctx.cancel_future(old);
+            }
+            sub.generation = generation;
+        }
+    }
+
+    /// A log task finished. Live events stop being held back once the log
+    /// has been read and what was held meanwhile has been written.
     fn replayed(&mut self, ctx: &mut Context<Self>, generation: u64, res: ReplayResult) {
-        let (topic, last) = match res {
-            ReplayResult::Done { topic, last } => (topic, last),
-            ReplayResult::Resync { topic } => {
+        let topic = match &res {
+            ReplayResult::Closed => {
+                self.closing.get_or_insert("client");
+                ctx.stop();
+                return;
+            }
+            ReplayResult::Done { topic, .. }
+            | ReplayResult::Resync { topic }
+            | ReplayResult::Failed { topic, .. } => topic.clone(),
+        };
+        let Some(sub) = self.subs.get_mut(&topic) else {
+            return;
+        };
+        if sub.generation != generation {
+            return;
+        }
+        sub.task = None;
+        let last = match res {
+            ReplayResult::Done { last, .. } => last,
+            ReplayResult::Resync { .. } => {
                 self.subs.remove(&topic);
                 self.cx.hub.unsubscribe(&topic, self.id);
                 self.close(
@@ -505,7 +564,7 @@ impl WsClient {
                 );
                 return;
             }
-            ReplayResult::Failed { topic, error } => {
+            ReplayResult::Failed { error, .. } => {
                 tracing::error!(error = %error, "ws replay: reading the event log failed");
                 self.subs.remove(&topic);
                 self.cx.hub.unsubscribe(&topic, self.id);
@@ -513,61 +572,51 @@ impl WsClient {
                 self.error(ctx, &Value::Null, "internal", &message, None);
                 return;
             }
-            ReplayResult::Closed => {
-                self.closing.get_or_insert("client");
-                ctx.stop();
-                return;
-            }
+            ReplayResult::Closed => return,
         };
-        let Some(sub) = self.subs.get_mut(&topic) else {
-            return;
-        };
-        if sub.generation != generation {
-            return;
-        }
         sub.last = sub.last.max(last);
-        let held = sub.held.take().unwrap_or_default();
-        let mut last = sub.last;
-        let mut frames = Vec::new();
-        for e in held {
-            if e.offset > last {
-                last = e.offset;
-                frames.push(Out::Text(e.frame.clone(), Some(e.created_at), "event"));
+        if std::mem::take(&mut sub.catch_up) {
+            // Held events stay held; the log has them too.
+            let from = sub.last;
+            let replay = self.replay(topic.clone());
+            self.run(ctx, &topic, replay.pages(from));
+            return;
+        }
+        let mut pending = Vec::new();
+        let mut upto = sub.last;
+        for e in sub.held.take().unwrap_or_default() {
+            if e.offset > upto {
+                upto = e.offset;
+                pending.push(e);
             }
         }
-        sub.last = last;
-        for f in frames {
-            self.push(ctx, f);
+        if pending.is_empty() {
+            // Live from here on (`held` is None).
+            return;
         }
+        // Write what was held at the client's pace, still holding newer
+        // events; then look again.
+        sub.held = Some(Vec::new());
+        let replay = self.replay(topic.clone());
+        self.run(ctx, &topic, replay.release(pending));
     }
 
     /// Every subscription reads the log from its last offset (the hub may
     /// have missed events).
     fn catch_up(&mut self, ctx: &mut Context<Self>) {
-        let topics: Vec<(String, i64)> = self
-            .subs
-            .iter()
-            .filter(|(_, s)| s.held.is_none())
-            .map(|(t, s)| (t.clone(), s.last))
-            .collect();
-        for (topic, last) in topics {
-            self.generation += 1;
-            let generation = self.generation;
-            if let Some(sub) = self.subs.get_mut(&topic) {
+        let mut idle = Vec::new();
+        for (topic, sub) in &mut self.subs {
+            if sub.held.is_some() {
+                // Reading already: once more when done.
+                sub.catch_up = true;
+            } else {
                 sub.held = Some(Vec::new());
-                sub.generation = generation;
+                idle.push((topic.clone(), sub.last));
             }
-            let replay = Replay {
-                db: self.cx.db.clone(),
-                out: self.out.clone(),
-                topic,
-                page: u64::from(self.cx.settings.websocket.replay_page.max(1)),
-            };
-            ctx.spawn(
-                async move { replay.pages(last).await }
-                    .into_actor(self)
-                    .map(move |res, act, ctx| act.replayed(ctx, generation, res)),
-            );
+        }
+        for (topic, last) in idle {
+            let replay = self.replay(topic.clone());
+            self.run(ctx, &topic, replay.pages(last));
         }
     }
 
@@ -673,6 +722,8 @@ fn strip_position(message: &str) -> &str {
 
 /// How long a close frame may take to go out past a stuck queue.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a stopped connection's writer may take to write what was queued.
+const WRITER_GRACE: Duration = Duration::from_secs(5);
 
 impl Actor for WsClient {
     type Context = Context<Self>;
@@ -681,7 +732,12 @@ impl Actor for WsClient {
         let metrics = self.cx.hub.metrics().clone();
         metrics.connects.inc();
         ctx.set_mailbox_capacity(self.cx.settings.websocket.send_queue.max(16) as usize);
-        if self.cx.hub.register(self.id, ctx.address()).is_err() {
+        let registered = self.cx.hub.register(self.id, ctx.address());
+        if registered == Err(Refused::ShuttingDown) {
+            self.close(ctx, close_code::GOING_AWAY, "shutdown", "server going away");
+            return;
+        }
+        if registered.is_err() {
             let total = self.cx.settings.rate_limits.websocket.connections.total;
             let message = format!("too many connections (at most {total})");
             self.error(ctx, &Value::Null, "too_many_connections", &message, None);
@@ -737,6 +793,15 @@ impl Actor for WsClient {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // The writer finishes what is queued and the close; a client that
+        // reads nothing cannot keep it (and its frames) forever.
+        if let Some(writer) = self.writer.take() {
+            let abort = writer.abort_handle();
+            actix_rt::spawn(async move {
+                tokio::time::sleep(WRITER_GRACE).await;
+                abort.abort();
+            });
+        }
         let user = self.principal.as_ref().map(|p| p.user_id);
         self.cx
             .hub
@@ -764,6 +829,15 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsClient {
             }
             Ok(Message::Binary(_) | Message::Continuation(_)) => {
                 self.cx.hub.metrics().messages_in.inc();
+                if self.cx.limiter.check(&Key::ws_messages(self.id)).is_err() {
+                    self.close(
+                        ctx,
+                        close_code::POLICY,
+                        "rate_limited",
+                        "rate limit exceeded",
+                    );
+                    return;
+                }
                 self.error(
                     ctx,
                     &Value::Null,
@@ -771,6 +845,14 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsClient {
                     "JSON text frames only",
                     None,
                 );
+                if self.principal.is_none() {
+                    self.close(
+                        ctx,
+                        close_code::UNAUTHORIZED,
+                        "unauthorized",
+                        "authenticate first",
+                    );
+                }
             }
             Ok(Message::Ping(bytes)) => self.push(ctx, Out::Pong(bytes)),
             Ok(Message::Pong(_) | Message::Nop) => {}
@@ -810,14 +892,19 @@ impl Handler<Deliver> for WsClient {
     type Result = ();
 
     fn handle(&mut self, Deliver(event): Deliver, ctx: &mut Context<Self>) {
-        let cap = self.cx.settings.websocket.send_queue.max(1) as usize;
+        self.inflight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        // Held events beyond this many are dropped and read from the log
+        // instead (a busy topic during a long replay).
+        let cap = 4 * self.cx.settings.websocket.send_queue.max(1) as usize;
         let Some(sub) = self.subs.get_mut(&event.topic) else {
             return;
         };
         if let Some(held) = &mut sub.held {
             if held.len() >= cap {
-                self.slow_consumer(ctx);
-            } else {
+                held.clear();
+                sub.catch_up = true;
+            } else if !sub.catch_up {
                 held.push(event);
             }
             return;
@@ -853,6 +940,8 @@ struct Replay {
     out: mpsc::Sender<Out>,
     topic: String,
     page: u64,
+    /// Queue slots left free by every write of this task.
+    headroom: usize,
 }
 
 enum ReplayResult {
@@ -872,7 +961,23 @@ enum ReplayResult {
     Closed,
 }
 
+/// The connection's writer is gone.
+struct WriterGone;
+
 impl Replay {
+    /// Queues `out` once `headroom` slots would still be free after it: a
+    /// replay goes at the pace the client reads, and never takes the room
+    /// that pings, replies and live events need.
+    async fn put(&self, out: Out) -> Result<(), WriterGone> {
+        let mut permits = self
+            .out
+            .reserve_many(self.headroom + 1)
+            .await
+            .map_err(|_| WriterGone)?;
+        permits.next().ok_or(WriterGone)?.send(out);
+        Ok(())
+    }
+
     /// `subscribed`, then the events after `since` (when given).
     async fn subscribe(self, id: Value, since: Option<i64>) -> ReplayResult {
         let head = match crate::events::head(&self.db, &self.topic).await {
@@ -894,8 +999,7 @@ impl Replay {
             recovered,
         };
         if self
-            .out
-            .send(Out::Text(frame.to_text().into(), None, "reply"))
+            .put(Out::Text(frame.to_text().into(), None, "reply"))
             .await
             .is_err()
         {
@@ -927,11 +1031,8 @@ impl Replay {
             for e in events {
                 after = e.offset;
                 let frame = super::frames::event_frame(&e);
-                // Waits while the queue is full: a replay goes at the pace
-                // the client reads.
                 if self
-                    .out
-                    .send(Out::Text(frame.into(), None, "event"))
+                    .put(Out::Text(frame.into(), None, "event"))
                     .await
                     .is_err()
                 {
@@ -944,6 +1045,22 @@ impl Replay {
                     last: after,
                 };
             }
+        }
+    }
+
+    /// Live events held during a replay, in order.
+    async fn release(self, events: Vec<Arc<HubEvent>>) -> ReplayResult {
+        let mut last = 0;
+        for e in events {
+            last = e.offset;
+            let out = Out::Text(e.frame.clone(), Some(e.created_at), "event");
+            if self.put(out).await.is_err() {
+                return ReplayResult::Closed;
+            }
+        }
+        ReplayResult::Done {
+            topic: self.topic,
+            last,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::events::{EventLog, StoredEvent};
 use actix::prelude::*;
 use bytestring::ByteString;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
 
@@ -41,9 +41,20 @@ impl HubEvent {
     }
 }
 
+/// A client as the hub reaches it: its address and how many deliveries
+/// sit in its mailbox. (actix's own mailbox bound does not hold for
+/// messages sent through a clone of an address, so the hub counts.)
+#[derive(Clone)]
+pub struct ClientHandle {
+    pub addr: Addr<WsClient>,
+    pub inflight: Arc<AtomicUsize>,
+}
+
 /// Why a connection may not be admitted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
+    /// The service is shutting down.
+    ShuttingDown,
     /// `rate_limits.websocket.connections.total` are open.
     Total,
     /// The user has `rate_limits.websocket.connections.per_user` open.
@@ -68,8 +79,11 @@ struct Inner {
     limits: WsConnections,
     next_id: AtomicU64,
     connections: Mutex<Connections>,
-    topics: Mutex<HashMap<String, HashMap<u64, Addr<WsClient>>>>,
+    topics: Mutex<HashMap<String, HashMap<u64, ClientHandle>>>,
     metrics: WsMetrics,
+    /// Deliveries a client's mailbox may hold before it is a slow consumer.
+    mailbox: usize,
+    shutting_down: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,7 +91,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl WsHub {
-    pub fn new(limits: WsConnections, metrics: WsMetrics) -> Self {
+    pub fn new(limits: WsConnections, mailbox: usize, metrics: WsMetrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 limits,
@@ -85,6 +99,8 @@ impl WsHub {
                 connections: Mutex::default(),
                 topics: Mutex::default(),
                 metrics,
+                mailbox: mailbox.max(1),
+                shutting_down: AtomicBool::new(false),
             }),
         }
     }
@@ -101,6 +117,9 @@ impl WsHub {
     /// Registers a started connection (counted against the total).
     pub fn register(&self, id: u64, addr: Addr<WsClient>) -> Result<(), Refused> {
         let mut conns = lock(&self.inner.connections);
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(Refused::ShuttingDown);
+        }
         if conns.clients.len() >= self.inner.limits.total as usize {
             return Err(Refused::Total);
         }
@@ -148,11 +167,11 @@ impl WsHub {
     }
 
     /// From now on, `topic`'s events go to `addr` too.
-    pub fn subscribe(&self, topic: &str, id: u64, addr: Addr<WsClient>) {
+    pub fn subscribe(&self, topic: &str, id: u64, client: ClientHandle) {
         lock(&self.inner.topics)
             .entry(topic.to_owned())
             .or_default()
-            .insert(id, addr);
+            .insert(id, client);
     }
 
     pub fn unsubscribe(&self, topic: &str, id: u64) {
@@ -167,17 +186,22 @@ impl WsHub {
 
     /// Hands a committed event to its topic's subscribers.
     pub fn dispatch(&self, event: &StoredEvent) {
-        let subscribers: Vec<(u64, Addr<WsClient>)> =
-            match lock(&self.inner.topics).get(&event.topic) {
-                Some(subs) => subs.iter().map(|(id, a)| (*id, a.clone())).collect(),
-                None => return,
-            };
+        let subscribers: Vec<(u64, ClientHandle)> = match lock(&self.inner.topics).get(&event.topic)
+        {
+            Some(subs) => subs.iter().map(|(id, c)| (*id, c.clone())).collect(),
+            None => return,
+        };
         let event = Arc::new(HubEvent::new(event));
-        for (id, addr) in subscribers {
-            match addr.try_send(Deliver(event.clone())) {
-                Ok(()) => {}
-                Err(SendError::Full(_)) => addr.do_send(Control::SlowConsumer),
-                Err(SendError::Closed(_)) => self.unsubscribe(&event.topic, id),
+        for (id, client) in subscribers {
+            if client.inflight.fetch_add(1, Ordering::AcqRel) >= self.inner.mailbox {
+                client.inflight.fetch_sub(1, Ordering::AcqRel);
+                client.addr.do_send(Control::SlowConsumer);
+                continue;
+            }
+            if client.addr.try_send(Deliver(event.clone())).is_err() {
+                // Stopped (a full mailbox cannot happen: counted above).
+                client.inflight.fetch_sub(1, Ordering::AcqRel);
+                self.unsubscribe(&event.topic, id);
             }
         }
     }
@@ -189,8 +213,10 @@ impl WsHub {
         }
     }
 
-    /// Closes every connection with 1001 (going away); answers how many.
+    /// Closes every connection with 1001 (going away), and refuses new
+    /// ones from now on; answers how many were open.
     pub fn shutdown_all(&self) -> usize {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
         let clients = self.clients();
         for addr in &clients {
             addr.do_send(Control::Shutdown);
