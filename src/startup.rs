@@ -188,14 +188,19 @@ impl Application {
         };
         let ws_hub = crate::ws::hub::WsHub::new(
             settings.rate_limits.websocket.connections.clone(),
-            settings.websocket.send_queue as usize,
+            // Deliveries waiting in a client actor's mailbox (an Arc each):
+            // room for bursts while the actor's thread is busy; past it, a
+            // stuck client is a slow consumer.
+            (4 * settings.websocket.send_queue as usize).max(256),
             metrics.ws.clone(),
         );
+        let ws_health = crate::ws::health::WsHealth::new(metrics.ws.clone());
         let (ws_hub_spec, _) = {
             let hub = ws_hub.clone();
             let events = events.clone();
+            let health = ws_health.clone();
             ChildSpec::new("ws-hub", move |_| {
-                crate::ws::hub::WsHubActor::new(hub.clone(), events.clone())
+                crate::ws::hub::WsHubActor::new(hub.clone(), events.clone(), health.clone())
             })
         };
         let root = SupervisorSpec::new("root")
@@ -230,6 +235,7 @@ impl Application {
         let ws_context = Arc::new(crate::ws::WsContext {
             settings: settings.clone(),
             hub: ws_hub.clone(),
+            health: ws_health.clone(),
             auth: auth.clone(),
             accounts: accounts.clone(),
             outbox: outbox.clone(),

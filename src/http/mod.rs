@@ -10,7 +10,7 @@ mod auth;
 mod debug;
 pub mod error;
 pub mod extract;
-mod health;
+pub mod health;
 mod limits;
 mod messages;
 mod metrics;
@@ -92,6 +92,7 @@ impl RouteTable {
 fn declare_routes(t: &mut RouteTable) {
     t.add(Method::GET, "/health", health::health)
         .add(Method::GET, "/health/rate-limits", limits::health)
+        .add(Method::GET, "/health/websocket", crate::ws::health_route)
         .add(Method::GET, "/metrics", metrics::metrics)
         .add(Method::GET, "/api/v1/openapi.json", openapi::openapi_json)
         .add(Method::POST, "/api/v1/auth/register", auth::register)

@@ -35,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         limits::health,
         metrics::metrics,
         crate::ws::route,
+        crate::ws::health_route,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),

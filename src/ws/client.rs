@@ -90,6 +90,9 @@ pub struct WsClient {
     subs: HashMap<String, Sub>,
     generation: u64,
     last_heard: Instant,
+    /// A ping is queued or unanswered: no second one (pings must not pile
+    /// up in the queue of a client that is slow to read).
+    ping_outstanding: bool,
     /// Why the connection ended (a metric label), once decided.
     closing: Option<&'static str>,
 }
@@ -115,6 +118,7 @@ impl WsClient {
             subs: HashMap::new(),
             generation: 0,
             last_heard: Instant::now(),
+            ping_outstanding: false,
             closing: None,
         }
     }
@@ -785,7 +789,8 @@ impl Actor for WsClient {
                         "heartbeat_timeout",
                         "heartbeat timeout",
                     );
-                } else {
+                } else if !act.ping_outstanding {
+                    act.ping_outstanding = true;
                     act.push(ctx, Out::Ping);
                 }
             },
@@ -822,6 +827,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsClient {
             return;
         }
         self.last_heard = Instant::now();
+        self.ping_outstanding = false;
         match msg {
             Ok(Message::Text(text)) => {
                 self.cx.hub.metrics().messages_in.inc();

@@ -259,11 +259,16 @@ pub async fn pump(hub: WsHub, mut rx: broadcast::Receiver<StoredEvent>) {
 pub struct WsHubActor {
     hub: WsHub,
     events: EventLog,
+    health: super::health::WsHealth,
 }
 
 impl WsHubActor {
-    pub fn new(hub: WsHub, events: EventLog) -> Self {
-        Self { hub, events }
+    pub fn new(hub: WsHub, events: EventLog, health: super::health::WsHealth) -> Self {
+        Self {
+            hub,
+            events,
+            health,
+        }
     }
 }
 
@@ -275,5 +280,6 @@ impl Actor for WsHubActor {
         // A restarted pump missed what was published while it was down.
         self.hub.catch_up_all();
         ctx.spawn(actix::fut::wrap_future(pump(self.hub.clone(), rx)));
+        ctx.run_interval(super::health::SAMPLE_EVERY, |act, _| act.health.sample());
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod frames;
+pub mod health;
 pub mod hub;
 pub mod metrics;
 
@@ -37,6 +38,7 @@ pub mod close_code {
 pub struct WsContext {
     pub settings: Arc<Settings>,
     pub hub: hub::WsHub,
+    pub health: health::WsHealth,
     pub auth: AuthService,
     pub accounts: AccountService,
     pub outbox: Outbox,
@@ -102,4 +104,38 @@ fn bearer_token(value: &header::HeaderValue) -> Option<&str> {
     let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// `/health/websocket` (the seed's shape).
+#[derive(serde::Serialize)]
+struct WsHealthBody {
+    status: crate::http::health::Status,
+    metrics: health::WsFigures,
+    thresholds: crate::config::WsThresholds,
+    timestamp: chrono::DateTime<chrono::Utc>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/websocket",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Healthy: delivery latency, error rate and reconnect rate over the last 5 minutes are within `thresholds.websocket`", content_type = "application/json"),
+        (status = 503, description = "Degraded or unhealthy", content_type = "application/json"),
+    )
+)]
+pub async fn health_route(state: web::Data<AppState>) -> HttpResponse {
+    let thresholds = state.settings.thresholds.websocket.clone();
+    let (status, metrics) = state.ws.health.check(&thresholds);
+    let body = WsHealthBody {
+        status,
+        metrics,
+        thresholds,
+        timestamp: chrono::Utc::now(),
+    };
+    if status == crate::http::health::Status::Healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }

@@ -650,7 +650,9 @@ async fn read_ticks_until(ws: &mut Ws, frames: &mut Vec<Value>, upto: i64) {
 
 #[actix_web::test]
 async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
-    // A small queue, pings all the time, and a backlog many times the queue.
+    // A small queue, pings all the time, a backlog of big events many times
+    // the queue, and live events while the client is not reading (more
+    // than can be held back: they are read from the log instead).
     let app = spawn_app_with(|f| {
         f.merge(("websocket.send_queue", 8))
             .merge(("websocket.replay_page", 50))
@@ -661,7 +663,6 @@ async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
     let account = connected_account(&app, &token, PHONE).await;
     let topic = format!("account:{account}");
     let writer = app.events.writer(&topic);
-    // Big events: the socket's buffers fill, and the queue behind them.
     let blob = "z".repeat(32 * 1024);
     for seq in 0..300 {
         writer
@@ -675,18 +676,14 @@ async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
         json!({"type": "subscribe", "id": 1, "topic": topic, "since": 0}),
     )
     .await;
-    // Live events keep coming during the replay.
-    let publisher = actix_rt::spawn(async move {
-        for seq in 300..400 {
-            writer
-                .append("test.tick", json!({ "seq": seq, "blob": blob }))
-                .await
-                .unwrap();
-        }
-    });
+    for seq in 300..400 {
+        writer
+            .append("test.tick", json!({ "seq": seq }))
+            .await
+            .unwrap();
+    }
     let mut frames = Vec::new();
     read_ticks_until(&mut ws, &mut frames, 399).await;
-    publisher.await.unwrap();
     assert_eq!(frames[0]["type"], "subscribed");
     assert_eq!(ticks(&frames), (0..400).collect::<Vec<_>>());
     let metrics = app.metrics().await;
@@ -779,5 +776,35 @@ async fn after_unsubscribed_no_frame_of_the_topic_follows_even_mid_replay() {
     // The replay was cut short: what it had queued came first, nothing after.
     assert!(ticks(&seen).len() < 500, "the replay stopped");
     assert_eq!(recv(&mut ws).await, json!({"type": "pong", "id": 3}));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn health_websocket_judges_recent_errors_by_the_seeds_thresholds() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let (mut ws, _) = authed(&app, &token).await;
+    let res = app.get("/health/websocket").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["metrics"]["connections"], 1);
+    assert_eq!(body["thresholds"]["error_rate"]["critical"], 0.05);
+
+    // Half of this client's frames are refused.
+    for i in 0..5 {
+        send(&mut ws, json!({"type": "ping", "id": i})).await;
+        assert_eq!(recv(&mut ws).await["type"], "pong");
+        ws.send(Message::text("not json")).await.unwrap();
+        assert_eq!(recv(&mut ws).await["code"], "invalid_frame");
+    }
+    let res = app.get("/health/websocket").await;
+    assert_eq!(res.status().as_u16(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "unhealthy");
+    assert!(
+        (body["metrics"]["error_rate"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        "{body}"
+    );
     app.stop().await;
 }

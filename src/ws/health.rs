@@ -1,0 +1,268 @@
+//! `/health/websocket`: the seed's WebSocketHealthCheck, judged by
+//! `thresholds.websocket` over the last few minutes.
+//!
+//! The hub's actor samples the cumulative `tgvisor_ws_*` counters every
+//! [`SAMPLE_EVERY`]; the route compares the live values with the oldest
+//! sample kept (at most [`WINDOW`] old), so every figure is a rate over a
+//! recent window, not since start:
+//!
+//! - `average_latency_ms`: mean time from an event's commit to its frame
+//!   written, over the live events delivered in the window;
+//! - `error_rate`: client frames answered with an `error`, per frame received;
+//! - `reconnect_rate`: connections that ended abnormally (slow consumer,
+//!   heartbeat timeout, limits, protocol errors: not a client's own close
+//!   nor a shutdown), per connection seen in the window; each such client
+//!   reconnects;
+//! - `message_rate`: frames written per second (reported, not judged: it
+//!   grows with the number of clients).
+
+use super::metrics::WsMetrics;
+use crate::config::WsThresholds;
+use crate::http::health::Status;
+use prometheus::core::Collector;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+pub const WINDOW: Duration = Duration::from_secs(300);
+
+/// Disconnect reasons that are not a sign of trouble.
+const ORDERLY: [&str; 2] = ["client", "shutdown"];
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    at: Option<Instant>,
+    delivered: u64,
+    delivery_secs: f64,
+    frames_in: u64,
+    frames_out: u64,
+    errors: u64,
+    connects: u64,
+    abnormal: u64,
+    connections: i64,
+}
+
+fn sum_counters(c: &impl Collector, skip: &[&str]) -> u64 {
+    c.collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .filter(|m| !m.get_label().iter().any(|l| skip.contains(&l.value())))
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+impl Sample {
+    fn take(m: &WsMetrics) -> Self {
+        Self {
+            at: Some(Instant::now()),
+            delivered: m.delivery.get_sample_count(),
+            delivery_secs: m.delivery.get_sample_sum(),
+            frames_in: m.messages_in.get(),
+            frames_out: sum_counters(&m.messages_out, &[]),
+            errors: sum_counters(&m.errors, &[]),
+            connects: m.connects.get(),
+            abnormal: sum_counters(&m.disconnects, &ORDERLY),
+            connections: m.connections.get(),
+        }
+    }
+}
+
+/// The figures `/health/websocket` shows.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct WsFigures {
+    pub connections: i64,
+    pub message_rate: f64,
+    pub error_rate: f64,
+    pub average_latency_ms: f64,
+    pub reconnect_rate: f64,
+    /// The span the rates are over.
+    pub window_secs: u64,
+}
+
+/// The window of samples; cheap to clone.
+#[derive(Clone)]
+pub struct WsHealth {
+    metrics: WsMetrics,
+    samples: Arc<Mutex<VecDeque<Sample>>>,
+}
+
+impl WsHealth {
+    pub fn new(metrics: WsMetrics) -> Self {
+        let health = Self {
+            metrics,
+            samples: Arc::default(),
+        };
+        health.sample();
+        health
+    }
+
+    /// Records the counters now, dropping samples older than the window.
+    pub fn sample(&self) {
+        let now = Sample::take(&self.metrics);
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        samples.push_back(now);
+        // Keep the newest sample at least WINDOW old, so the window is full.
+        while samples.len() > 2
+            && samples
+                .get(1)
+                .and_then(|s| s.at)
+                .is_some_and(|at| at.elapsed() >= WINDOW)
+        {
+            samples.pop_front();
+        }
+    }
+
+    /// Rates since the oldest sample kept.
+    pub fn figures(&self) -> WsFigures {
+        let now = Sample::take(&self.metrics);
+        let then = self
+            .samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .front()
+            .copied()
+            .unwrap_or_default();
+        figures(&then, &now)
+    }
+
+    /// The figures and their status under `thresholds`.
+    pub fn check(&self, t: &WsThresholds) -> (Status, WsFigures) {
+        let f = self.figures();
+        (judge(&f, t), f)
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+fn figures(then: &Sample, now: &Sample) -> WsFigures {
+    let span = match (then.at, now.at) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a),
+        _ => Duration::ZERO,
+    };
+    let delivered = now.delivered.saturating_sub(then.delivered);
+    let latency_secs = (now.delivery_secs - then.delivery_secs).max(0.0);
+    let seen = u64::try_from(then.connections.max(0)).unwrap_or(0)
+        + now.connects.saturating_sub(then.connects);
+    WsFigures {
+        connections: now.connections,
+        message_rate: if span.is_zero() {
+            0.0
+        } else {
+            now.frames_out.saturating_sub(then.frames_out) as f64 / span.as_secs_f64()
+        },
+        error_rate: ratio(
+            now.errors.saturating_sub(then.errors),
+            now.frames_in.saturating_sub(then.frames_in),
+        ),
+        average_latency_ms: if delivered == 0 {
+            0.0
+        } else {
+            latency_secs * 1000.0 / delivered as f64
+        },
+        reconnect_rate: ratio(now.abnormal.saturating_sub(then.abnormal), seen),
+        window_secs: span.as_secs(),
+    }
+}
+
+fn judge(f: &WsFigures, t: &WsThresholds) -> Status {
+    let latency = &t.message_latency;
+    if f.average_latency_ms > latency.critical_ms as f64
+        || f.error_rate > t.error_rate.critical
+        || f.reconnect_rate > t.reconnect_rate.critical
+    {
+        Status::Unhealthy
+    } else if f.average_latency_ms > latency.warning_ms as f64
+        || f.error_rate > t.error_rate.warning
+        || f.reconnect_rate > t.reconnect_rate.warning
+    {
+        Status::Degraded
+    } else {
+        Status::Healthy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Environment, Settings};
+
+    fn thresholds() -> WsThresholds {
+        Settings::from_defaults(Environment::Test, figment::Figment::new())
+            .expect("defaults")
+            .thresholds
+            .websocket
+    }
+
+    fn fig(latency: f64, errors: f64, reconnects: f64) -> WsFigures {
+        WsFigures {
+            connections: 10,
+            message_rate: 0.0,
+            error_rate: errors,
+            average_latency_ms: latency,
+            reconnect_rate: reconnects,
+            window_secs: 300,
+        }
+    }
+
+    #[test]
+    fn the_seeds_thresholds_decide() {
+        let t = thresholds();
+        assert_eq!(judge(&fig(50.0, 0.0, 0.0), &t), Status::Healthy);
+        assert_eq!(judge(&fig(150.0, 0.0, 0.0), &t), Status::Degraded);
+        assert_eq!(judge(&fig(600.0, 0.0, 0.0), &t), Status::Unhealthy);
+        assert_eq!(judge(&fig(0.0, 0.02, 0.0), &t), Status::Degraded);
+        assert_eq!(judge(&fig(0.0, 0.06, 0.0), &t), Status::Unhealthy);
+        assert_eq!(judge(&fig(0.0, 0.0, 0.2), &t), Status::Degraded);
+        assert_eq!(judge(&fig(0.0, 0.0, 0.31), &t), Status::Unhealthy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rates_are_over_the_window_not_since_start() {
+        let registry = prometheus::Registry::new();
+        let m = WsMetrics::new(&registry).unwrap();
+        // Before the window: a bad spell.
+        m.messages_in.inc_by(10);
+        m.errors.with_label_values(&["invalid_frame"]).inc_by(10);
+        m.connects.inc_by(4);
+        m.disconnects
+            .with_label_values(&["slow_consumer"])
+            .inc_by(4);
+        let health = WsHealth::new(m.clone());
+        for _ in 0..(WINDOW.as_secs() / SAMPLE_EVERY.as_secs() + 1) {
+            tokio::time::advance(SAMPLE_EVERY).await;
+            health.sample();
+        }
+        // In the window: 100 frames, 1 error; 10 connections, 2 cut off,
+        // 3 closed by their clients; 4 deliveries of 50 ms.
+        m.messages_in.inc_by(100);
+        m.errors.with_label_values(&["rate_limited"]).inc();
+        m.connects.inc_by(10);
+        m.connections.set(5);
+        m.disconnects
+            .with_label_values(&["heartbeat_timeout"])
+            .inc_by(2);
+        m.disconnects.with_label_values(&["client"]).inc_by(3);
+        for _ in 0..4 {
+            m.delivery.observe(0.05);
+        }
+        m.messages_out.with_label_values(&["event"]).inc_by(600);
+        let f = health.figures();
+        assert_eq!(f.window_secs, WINDOW.as_secs());
+        assert!((f.error_rate - 0.01).abs() < 1e-9, "{f:?}");
+        assert!((f.reconnect_rate - 0.2).abs() < 1e-9, "{f:?}");
+        assert!((f.average_latency_ms - 50.0).abs() < 1e-6, "{f:?}");
+        assert!((f.message_rate - 2.0).abs() < 1e-9, "{f:?}");
+        assert_eq!(f.connections, 5);
+        // 2 of 10 cut off is above the 10 % warning.
+        assert_eq!(judge(&f, &thresholds()), Status::Degraded);
+    }
+}
