@@ -118,6 +118,7 @@ pub async fn remove(
     state.accounts.remove(caller.0.user_id, *id, ip.0).await?;
     state.limiter.forget_account(*id);
     state.outbox.forget(*id);
+    state.ws.hub.drop_topic(&crate::events::account_topic(*id));
     if let Err(e) = crate::accounts::delete_events(&state.db, *id).await {
         tracing::warn!(account_id = *id, error = %e, "deleting a removed account's events failed");
     }

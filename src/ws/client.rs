@@ -20,6 +20,7 @@ use crate::security::validation::{ChatRef, ValidationError};
 use actix::prelude::*;
 use actix_ws::{CloseCode, CloseReason, Message, ProtocolError, Session};
 use bytestring::ByteString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,11 @@ use tokio::time::Instant;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Deliver(pub Arc<HubEvent>);
+
+/// The topic's account was removed: its subscription ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TopicGone(pub String);
 
 /// From the hub to every client.
 #[derive(Message, Debug, Clone, Copy)]
@@ -87,6 +93,9 @@ pub struct WsClient {
     principal: Option<Principal>,
     /// The result of a header token, applied when the actor starts.
     header_auth: Option<Result<Principal, AuthError>>,
+    /// The token the connection authenticated with: checked again every
+    /// heartbeat, so a revoked token (logout-all, a demotion) ends it.
+    token: Option<SecretString>,
     subs: HashMap<String, Sub>,
     generation: u64,
     last_heard: Instant,
@@ -102,8 +111,12 @@ impl WsClient {
         id: u64,
         cx: Arc<WsContext>,
         session: Session,
-        header_auth: Option<Result<Principal, AuthError>>,
+        header_auth: Option<(SecretString, Result<Principal, AuthError>)>,
     ) -> Self {
+        let (token, header_auth) = match header_auth {
+            Some((token, result)) => (Some(token), Some(result)),
+            None => (None, None),
+        };
         let (out, rx) = mpsc::channel(cx.settings.websocket.send_queue.max(1) as usize);
         let writer = actix_rt::spawn(write(rx, session.clone(), cx.clone()));
         Self {
@@ -115,6 +128,7 @@ impl WsClient {
             inflight: Arc::default(),
             principal: None,
             header_auth,
+            token,
             subs: HashMap::new(),
             generation: 0,
             last_heard: Instant::now(),
@@ -408,12 +422,31 @@ impl WsClient {
 
     fn auth_frame(&mut self, ctx: &mut Context<Self>, token: String) {
         let auth = self.cx.auth.clone();
+        let token = SecretString::from(token);
+        self.token = Some(token.clone());
         // Frames after this one wait for the answer.
         ctx.wait(
-            async move { auth.authenticate(&token).await }
+            async move { auth.authenticate(token.expose_secret()).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(p) => act.authenticated(ctx, p),
+                    Err(e) => act.unauthorized(ctx, &e),
+                }),
+        );
+    }
+
+    /// Checks the connection's token again (the cached path: no database
+    /// round trip unless the cache expired); a revoked one ends it.
+    fn recheck_token(&mut self, ctx: &mut Context<Self>) {
+        let (Some(token), Some(_)) = (self.token.clone(), self.principal.as_ref()) else {
+            return;
+        };
+        let auth = self.cx.auth.clone();
+        ctx.spawn(
+            async move { auth.authenticate(token.expose_secret()).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(_) | Err(AuthError::Internal(_)) => {}
                     Err(e) => act.unauthorized(ctx, &e),
                 }),
         );
@@ -789,9 +822,12 @@ impl Actor for WsClient {
                         "heartbeat_timeout",
                         "heartbeat timeout",
                     );
-                } else if !act.ping_outstanding {
-                    act.ping_outstanding = true;
-                    act.push(ctx, Out::Ping);
+                } else {
+                    if !act.ping_outstanding {
+                        act.ping_outstanding = true;
+                        act.push(ctx, Out::Ping);
+                    }
+                    act.recheck_token(ctx);
                 }
             },
         );
@@ -923,6 +959,20 @@ impl Handler<Deliver> for WsClient {
             ctx,
             Out::Text(event.frame.clone(), Some(event.created_at), "event"),
         );
+    }
+}
+
+impl Handler<TopicGone> for WsClient {
+    type Result = ();
+
+    fn handle(&mut self, TopicGone(topic): TopicGone, ctx: &mut Context<Self>) {
+        if let Some(sub) = self.subs.remove(&topic) {
+            if let Some(task) = sub.task {
+                ctx.cancel_future(task);
+            }
+            let message = format!("{topic} was removed; its subscription ended");
+            self.error(ctx, &Value::Null, "topic_removed", &message, None);
+        }
     }
 }
 

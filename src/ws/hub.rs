@@ -184,6 +184,17 @@ impl WsHub {
         }
     }
 
+    /// A topic is gone (its account was removed): its subscribers are told
+    /// and forgotten.
+    pub fn drop_topic(&self, topic: &str) {
+        let subscribers = lock(&self.inner.topics).remove(topic);
+        for client in subscribers.into_iter().flat_map(HashMap::into_values) {
+            client
+                .addr
+                .do_send(super::client::TopicGone(topic.to_owned()));
+        }
+    }
+
     /// Hands a committed event to its topic's subscribers.
     pub fn dispatch(&self, event: &StoredEvent) {
         let subscribers: Vec<(u64, ClientHandle)> = match lock(&self.inner.topics).get(&event.topic)

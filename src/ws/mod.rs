@@ -83,8 +83,14 @@ pub async fn route(
     let header_auth = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(match bearer_token(value) {
-            Some(token) => cx.auth.authenticate(token).await,
-            None => Err(AuthError::MissingToken),
+            Some(token) => (
+                secrecy::SecretString::from(token.to_owned()),
+                cx.auth.authenticate(token).await,
+            ),
+            None => (
+                secrecy::SecretString::from(String::new()),
+                Err(AuthError::MissingToken),
+            ),
         }),
     };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {

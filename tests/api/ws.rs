@@ -808,3 +808,47 @@ async fn health_websocket_judges_recent_errors_by_the_seeds_thresholds() {
     );
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_revoked_token_ends_its_connections_and_a_removed_account_its_subscriptions() {
+    let app = spawn_app_with(|f| f.merge(("websocket.heartbeat_interval_ms", 50))).await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let topic = format!("account:{account}");
+    let (mut ws, _) = authed(&app, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "topic": topic, "since": null}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+
+    // The account goes: so does the subscription, with a word why.
+    let res = app
+        .delete_auth(&format!("/api/v1/accounts/{account}"), &token)
+        .await;
+    assert_eq!(res.status().as_u16(), 204);
+    let gone = loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "error" {
+            break f;
+        }
+    };
+    assert_eq!(gone["code"], "topic_removed");
+    send(
+        &mut ws,
+        json!({"type": "unsubscribe", "id": 2, "topic": topic}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["code"], "not_subscribed");
+
+    // Logging out everywhere revokes the token: the connection ends.
+    let res = app
+        .post_json("/api/v1/auth/logout-all", Some(&token), &json!({}))
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(frames.last().unwrap()["code"], "unauthorized");
+    app.stop().await;
+}
