@@ -237,6 +237,9 @@ pub struct WebSocketSettings {
     pub send_queue: u32,
     /// Events read from the log per query when replaying a subscription.
     pub replay_page: u32,
+    /// Connections one address may hold open before authenticating (they
+    /// count against the total limit until then).
+    pub unauthenticated_per_ip: u32,
     pub reconnect: ReconnectSettings,
 }
 

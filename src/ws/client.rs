@@ -96,6 +96,9 @@ pub struct WsClient {
     /// The token the connection authenticated with: checked again every
     /// heartbeat, so a revoked token (logout-all, a demotion) ends it.
     token: Option<SecretString>,
+    /// The client's address while it counts as waiting to authenticate.
+    unauthenticated_ip: Option<std::net::IpAddr>,
+    ip: Option<std::net::IpAddr>,
     subs: HashMap<String, Sub>,
     generation: u64,
     last_heard: Instant,
@@ -111,6 +114,7 @@ impl WsClient {
         id: u64,
         cx: Arc<WsContext>,
         session: Session,
+        ip: Option<std::net::IpAddr>,
         header_auth: Option<(SecretString, Result<Principal, AuthError>)>,
     ) -> Self {
         let (token, header_auth) = match header_auth {
@@ -129,6 +133,8 @@ impl WsClient {
             principal: None,
             header_auth,
             token,
+            unauthenticated_ip: None,
+            ip,
             subs: HashMap::new(),
             generation: 0,
             last_heard: Instant::now(),
@@ -241,6 +247,9 @@ impl WsClient {
     }
 
     fn authenticated(&mut self, ctx: &mut Context<Self>, principal: Principal) {
+        if let Some(ip) = self.unauthenticated_ip.take() {
+            self.cx.hub.release_unauthenticated(ip);
+        }
         if let Err(Refused::PerUser) | Err(Refused::Total) =
             self.cx.hub.admit_user(principal.user_id)
         {
@@ -790,6 +799,23 @@ impl Actor for WsClient {
             Some(Ok(p)) => self.authenticated(ctx, p),
             Some(Err(e)) => self.unauthorized(ctx, &e),
             None => {
+                if let Some(ip) = self.ip {
+                    let limit = self.cx.settings.websocket.unauthenticated_per_ip;
+                    if self.cx.hub.admit_unauthenticated(ip, limit).is_err() {
+                        let message = format!(
+                            "too many connections waiting to authenticate from this address (at most {limit})"
+                        );
+                        self.error(ctx, &Value::Null, "too_many_connections", &message, None);
+                        self.close(
+                            ctx,
+                            close_code::TOO_MANY_CONNECTIONS,
+                            "too_many_connections",
+                            "too many unauthenticated connections",
+                        );
+                        return;
+                    }
+                    self.unauthenticated_ip = Some(ip);
+                }
                 let timeout = Duration::from_millis(self.cx.settings.websocket.auth_timeout_ms);
                 ctx.run_later(timeout, |act, ctx| {
                     if act.principal.is_none() {
@@ -834,6 +860,9 @@ impl Actor for WsClient {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(ip) = self.unauthenticated_ip.take() {
+            self.cx.hub.release_unauthenticated(ip);
+        }
         // The writer finishes what is queued and the close; a client that
         // reads nothing cannot keep it (and its frames) forever.
         if let Some(writer) = self.writer.take() {

@@ -59,6 +59,9 @@ pub enum Refused {
     Total,
     /// The user has `rate_limits.websocket.connections.per_user` open.
     PerUser,
+    /// The address has `websocket.unauthenticated_per_ip` connections
+    /// waiting to authenticate.
+    PerAddress,
 }
 
 #[derive(Default)]
@@ -67,6 +70,8 @@ struct Connections {
     clients: HashMap<u64, Addr<WsClient>>,
     /// Authenticated connections per user.
     per_user: HashMap<i64, u32>,
+    /// Connections not authenticated yet, per client address.
+    unauthenticated: HashMap<std::net::IpAddr, u32>,
 }
 
 /// Shared by the route, the clients and the pump; cheap to clone.
@@ -129,6 +134,29 @@ impl WsHub {
             .connections
             .set(conns.clients.len() as i64);
         Ok(())
+    }
+
+    /// Counts a connection that has yet to authenticate against its
+    /// address's limit.
+    pub fn admit_unauthenticated(&self, ip: std::net::IpAddr, limit: u32) -> Result<(), Refused> {
+        let mut conns = lock(&self.inner.connections);
+        let n = conns.unauthenticated.entry(ip).or_default();
+        if *n >= limit {
+            return Err(Refused::PerAddress);
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    /// The connection authenticated, or ended, before it did.
+    pub fn release_unauthenticated(&self, ip: std::net::IpAddr) {
+        let mut conns = lock(&self.inner.connections);
+        if let Some(n) = conns.unauthenticated.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                conns.unauthenticated.remove(&ip);
+            }
+        }
     }
 
     /// Counts an authenticated connection against its user's limit.

@@ -99,9 +99,10 @@ pub async fn route(
     let max = cx.settings.rate_limits.websocket.messages.max_size as usize;
     let stream = stream.max_frame_size(max);
     let id = cx.hub.next_id();
+    let ip = crate::http::extract::client_ip(&req, &cx.settings.server.trusted_proxies);
     client::WsClient::create(move |ctx| {
         ctx.add_stream(stream);
-        client::WsClient::new(id, cx, session, header_auth)
+        client::WsClient::new(id, cx, session, ip, header_auth)
     });
     Ok(response)
 }

@@ -852,3 +852,26 @@ async fn a_revoked_token_ends_its_connections_and_a_removed_account_its_subscrip
     assert_eq!(frames.last().unwrap()["code"], "unauthorized");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn unauthenticated_connections_are_limited_per_address() {
+    let app = spawn_app_with(|f| f.merge(("websocket.unauthenticated_per_ip", 2))).await;
+    let (user_id, token) = app.user("alice").await;
+    let mut first = connect(&app, None).await;
+    let _second = connect(&app, None).await;
+    let mut third = connect(&app, None).await;
+    let (code, frames) = closed(&mut third).await;
+    assert_eq!(code, Some(4009));
+    assert_eq!(frames[0]["code"], "too_many_connections");
+    // One authenticates: its address has room again.
+    send(&mut first, json!({"type": "auth", "token": token})).await;
+    assert_eq!(recv(&mut first).await["user_id"], user_id);
+    let mut fourth = connect(&app, None).await;
+    send(&mut fourth, json!({"type": "auth", "token": token})).await;
+    assert_eq!(recv(&mut fourth).await["type"], "auth_ok");
+    // A header-authenticated connection never waits, so never counts.
+    let (mut fifth, _) = authed(&app, &token).await;
+    send(&mut fifth, json!({"type": "ping", "id": 1})).await;
+    assert_eq!(recv(&mut fifth).await["type"], "pong");
+    app.stop().await;
+}
