@@ -199,8 +199,14 @@ impl Application {
             let hub = ws_hub.clone();
             let events = events.clone();
             let health = ws_health.clone();
+            let retention = settings.events.clone();
             ChildSpec::new("ws-hub", move |_| {
-                crate::ws::hub::WsHubActor::new(hub.clone(), events.clone(), health.clone())
+                crate::ws::hub::WsHubActor::new(
+                    hub.clone(),
+                    events.clone(),
+                    health.clone(),
+                    retention.clone(),
+                )
             })
         };
         let root = SupervisorSpec::new("root")

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261120_000001_core;
 mod m20261120_000002_audit_log;
 mod m20261121_000003_outbox;
+mod m20261122_000004_event_horizons;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261120_000001_core::Migration),
             Box::new(m20261120_000002_audit_log::Migration),
             Box::new(m20261121_000003_outbox::Migration),
+            Box::new(m20261122_000004_event_horizons::Migration),
         ]
     }
 }

@@ -98,6 +98,7 @@ pub struct Settings {
     pub alerting: Alerting,
     pub cache: CacheSettings,
     pub outbox: OutboxSettings,
+    pub events: EventSettings,
     pub auth: AuthSettings,
     pub debug: DebugSettings,
     #[serde(default)]
@@ -248,6 +249,18 @@ pub struct WebSocketSettings {
 pub struct ReconnectSettings {
     pub max_retries: u32,
     pub base_delay_ms: u64,
+}
+
+/// The event log's retention: what a subscriber can still resume from.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// Events older than this are pruned.
+    pub retention_max_age_ms: u64,
+    /// At most this many events are kept per topic (the newest).
+    pub retention_max_per_topic: u64,
+    /// How often the log is pruned.
+    pub prune_interval_ms: u64,
 }
 
 /// The durable outbox (`POST /accounts/{id}/messages`).

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod audit_log;
 pub mod event;
+pub mod event_horizon;
 pub mod outbox;
 pub mod session;
 pub mod user;

@@ -1074,9 +1074,19 @@ impl Replay {
                 };
             }
         };
-        // An offset past the log's head was not handed out by this log (a
-        // restored backup, another deployment): the client must resync.
-        let recovered = since.is_none_or(|s| s <= head);
+        let horizon = match crate::events::horizon(&self.db, &self.topic).await {
+            Ok(h) => h,
+            Err(error) => {
+                return ReplayResult::Failed {
+                    topic: self.topic,
+                    error,
+                };
+            }
+        };
+        // Below the horizon, events the client missed are pruned; past the
+        // head, the offset was not handed out by this log (a restored
+        // backup, another deployment). Either way the client must resync.
+        let recovered = since.is_none_or(|s| s >= horizon && s <= head);
         let frame = ServerFrame::Subscribed {
             id: &id,
             topic: &self.topic,
@@ -1112,6 +1122,17 @@ impl Replay {
                     };
                 }
             };
+            // Pruned meanwhile, past where this replay stands: a gap.
+            match crate::events::horizon(&self.db, &self.topic).await {
+                Ok(h) if h > after => return ReplayResult::Resync { topic: self.topic },
+                Ok(_) => {}
+                Err(error) => {
+                    return ReplayResult::Failed {
+                        topic: self.topic,
+                        error,
+                    };
+                }
+            }
             let full = events.len() as u64 == self.page;
             for e in events {
                 after = e.offset;

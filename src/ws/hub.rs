@@ -299,15 +299,36 @@ pub struct WsHubActor {
     hub: WsHub,
     events: EventLog,
     health: super::health::WsHealth,
+    retention: crate::config::EventSettings,
 }
 
 impl WsHubActor {
-    pub fn new(hub: WsHub, events: EventLog, health: super::health::WsHealth) -> Self {
+    pub fn new(
+        hub: WsHub,
+        events: EventLog,
+        health: super::health::WsHealth,
+        retention: crate::config::EventSettings,
+    ) -> Self {
         Self {
             hub,
             events,
             health,
+            retention,
         }
+    }
+
+    /// Prunes the event log to `events.retention_*`.
+    fn prune(&self, ctx: &mut Context<Self>) {
+        let db = self.events.db().clone();
+        let age = std::time::Duration::from_millis(self.retention.retention_max_age_ms);
+        let per_topic = self.retention.retention_max_per_topic;
+        ctx.spawn(actix::fut::wrap_future(async move {
+            match crate::events::prune(&db, age, per_topic).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "event log pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
+            }
+        }));
     }
 }
 
@@ -320,5 +341,7 @@ impl Actor for WsHubActor {
         self.hub.catch_up_all();
         ctx.spawn(actix::fut::wrap_future(pump(self.hub.clone(), rx)));
         ctx.run_interval(super::health::SAMPLE_EVERY, |act, _| act.health.sample());
+        let every = std::time::Duration::from_millis(self.retention.prune_interval_ms.max(1000));
+        ctx.run_interval(every, |act, ctx| act.prune(ctx));
     }
 }

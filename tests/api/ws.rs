@@ -875,3 +875,75 @@ async fn unauthenticated_connections_are_limited_per_address() {
     assert_eq!(recv(&mut fifth).await["type"], "pong");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn an_offset_older_than_the_kept_history_requires_a_resync() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let topic = format!("account:{account}");
+    let writer = app.events.writer(&topic);
+    let mut offsets = Vec::new();
+    for seq in 0..10 {
+        let e = writer
+            .append("test.tick", json!({ "seq": seq }))
+            .await
+            .unwrap();
+        offsets.push(e.offset);
+    }
+    // Keep the newest 4 of the topic: ticks 6..=9.
+    let db = app.db_conn().await;
+    let pruned = tgvisor::events::prune(&db, Duration::from_secs(3600), 4)
+        .await
+        .unwrap();
+    assert!(pruned >= 6, "{pruned}");
+    assert_eq!(
+        tgvisor::events::horizon(&db, &topic).await.unwrap(),
+        offsets[5]
+    );
+
+    // Resuming from before the horizon: events are missing for good.
+    let (mut ws, _) = authed(&app, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "topic": topic, "since": offsets[2]}),
+    )
+    .await;
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(
+        (frames[0]["type"].as_str(), frames[0]["recovered"].as_bool()),
+        (Some("subscribed"), Some(false))
+    );
+    assert_eq!(code, Some(4011));
+
+    // From the horizon itself: nothing is missing.
+    let (mut ws, _) = authed(&app, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 2, "topic": topic, "since": offsets[5]}),
+    )
+    .await;
+    let sub = recv(&mut ws).await;
+    assert_eq!(sub["recovered"], true);
+    let mut frames = Vec::new();
+    read_ticks_until(&mut ws, &mut frames, 9).await;
+    assert_eq!(ticks(&frames), vec![6, 7, 8, 9]);
+    drop(ws);
+
+    // By age: everything older than now goes; the horizon never moves back.
+    tgvisor::events::prune(&db, Duration::ZERO, 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        tgvisor::events::horizon(&db, &topic).await.unwrap(),
+        offsets[9]
+    );
+    tgvisor::events::prune(&db, Duration::from_secs(3600), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        tgvisor::events::horizon(&db, &topic).await.unwrap(),
+        offsets[9]
+    );
+    app.stop().await;
+}
