@@ -65,35 +65,35 @@ fn invalid(field: &'static str, reason: &'static str, message: &str) -> ApiError
     e
 }
 
-/// Checks a benchmark request.
-fn validate(req: &EventsRequest) -> Result<(), ApiError> {
+/// What is wrong with a benchmark request, if anything.
+fn problem(req: &EventsRequest) -> Option<ApiError> {
     let id_ok = req
         .topic
         .strip_prefix("account:")
         .and_then(|id| id.parse::<i64>().ok())
         .is_some_and(|id| id > 0 && crate::events::account_topic(id) == req.topic);
     if !id_ok {
-        return Err(invalid(
+        return Some(invalid(
             "topic",
             "invalid_format",
             "topic must be account:<id> with a positive id",
         ));
     }
     if !(1..=MAX_BENCH_EVENTS).contains(&req.count) {
-        return Err(invalid(
+        return Some(invalid(
             "count",
             "out_of_range",
             "count must be between 1 and 10000",
         ));
     }
     if req.size > MAX_BENCH_PAD {
-        return Err(invalid(
+        return Some(invalid(
             "size",
             "out_of_range",
             "size must be between 0 and 65536",
         ));
     }
-    Ok(())
+    None
 }
 
 fn unix_micros() -> u64 {
@@ -109,7 +109,9 @@ pub async fn publish_events(
     state: web::Data<AppState>,
     body: web::Json<EventsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    validate(&body)?;
+    if let Some(e) = problem(&body) {
+        return Err(e);
+    }
     let writer = state.events.writer(&body.topic);
     let pad = "x".repeat(body.size);
     let mut last_offset = 0;
@@ -149,9 +151,7 @@ mod tests {
     }
 
     fn reason(r: &EventsRequest) -> Option<(&'static str, &'static str)> {
-        validate(r)
-            .err()
-            .map(|e| (e.field.unwrap_or(""), e.reason.unwrap_or("")))
+        problem(r).map(|e| (e.field.unwrap_or(""), e.reason.unwrap_or("")))
     }
 
     #[test]
