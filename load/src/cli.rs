@@ -35,7 +35,34 @@ pub enum Command {
     /// concurrent clients and report accepted sends/s and latency.
     #[command(after_help = AFTER_HELP)]
     Send(SendArgs),
+    /// Register a user, import one sim account, open --connections
+    /// WebSocket connections subscribed to its topic, then publish events
+    /// through POST /debug/events and report fan-out deliveries/s,
+    /// delivery latency, gaps and duplicates, and server memory per idle
+    /// connection.
+    #[command(after_help = WS_AFTER_HELP)]
+    Ws(WsArgs),
 }
+
+/// Shown by `ws --help`.
+const WS_AFTER_HELP: &str = "\
+The service must run with fault injection on (development or test
+environment: POST /debug/events publishes the events) and with raised
+limits, e.g.:
+
+  TGVISOR_ENV=development \\
+  TGVISOR__RATE_LIMITS__WEBSOCKET__CONNECTIONS__PER_USER=20000 \\
+  TGVISOR__RATE_LIMITS__WEBSOCKET__CONNECTIONS__TOTAL=20000 \\
+  TGVISOR__RATE_LIMITS__API__STANDARD__MAX=100000000 \\
+  TGVISOR__RATE_LIMITS__API__AUTH__MAX=1000 tgvisor serve
+
+Each connection is a file descriptor here and in the service: raise
+`ulimit -n` above --connections. Latency is the receive time minus the
+event's published_at_us (the same machine's clock). scripts/bench-ws does
+all of this.
+
+Exit code: 0 when every connection opened and saw every event exactly once
+and in order, 1 otherwise, 2 when the run could not happen.";
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -76,6 +103,76 @@ pub struct SendArgs {
     pub keep_accounts: bool,
 }
 
+impl SendArgs {
+    /// What setup needs.
+    pub fn setup(&self) -> crate::setup::Plan {
+        crate::setup::Plan {
+            accounts: self.accounts,
+            chats: self.chats,
+            connect_timeout: self.connect_timeout,
+            keep_accounts: self.keep_accounts,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WsArgs {
+    /// The service's base URL (plain http; the WebSocket is ws://<host>/ws).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// WebSocket connections to open, all subscribed to the account's topic.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
+    pub connections: usize,
+    /// Connections being opened (upgrade and subscribe) at a time.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..=10_000).map(usize::from))]
+    pub open_concurrency: usize,
+    /// How long every connection sits subscribed and idle before the
+    /// server's memory is read (phase "idle").
+    #[arg(long, default_value = "3s", value_parser = duration::parse)]
+    pub idle: Duration,
+    /// How long to publish (phase "fan-out").
+    #[arg(long, default_value = "20s", value_parser = duration::parse_positive)]
+    pub duration: Duration,
+    /// Events published per second (each goes to every connection).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub events_per_sec: u32,
+    /// Bytes of padding per event.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65_536).map(|n| n as usize))]
+    pub size: usize,
+    /// After publishing, how long to wait for the deliveries still under way.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    pub drain: Duration,
+    /// The service's process id: its VmRSS is read from /proc before the
+    /// connections open and once they are idle (KiB per idle connection),
+    /// and its CPU time during the fan-out.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up on an HTTP request, or on opening one connection, after this long.
+    #[arg(long, default_value = "30s", value_parser = duration::parse_positive)]
+    pub timeout: Duration,
+    /// How long the imported account may take to become `connected`.
+    #[arg(long, default_value = "30s", value_parser = duration::parse_positive)]
+    pub connect_timeout: Duration,
+    /// Leave the imported account in place (deleted by default).
+    #[arg(long)]
+    pub keep_accounts: bool,
+}
+
+impl WsArgs {
+    /// What setup needs: one account, no chats beyond `me`.
+    pub fn setup(&self) -> crate::setup::Plan {
+        crate::setup::Plan {
+            accounts: 1,
+            chats: 1,
+            connect_timeout: self.connect_timeout,
+            keep_accounts: self.keep_accounts,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,7 +182,69 @@ mod tests {
         let argv = ["tgvisor-load", "send"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Send(a) => a,
+            Command::Ws(_) => unreachable!("send parses as send"),
         })
+    }
+
+    fn ws(args: &[&str]) -> Result<WsArgs, clap::Error> {
+        let argv = ["tgvisor-load", "ws"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Ws(a) => a,
+            Command::Send(_) => unreachable!("ws parses as ws"),
+        })
+    }
+
+    #[test]
+    fn ws_arguments_parse() {
+        let a = ws(&[
+            "--connections",
+            "10000",
+            "--events-per-sec",
+            "10",
+            "--duration",
+            "20s",
+            "--idle",
+            "3s",
+            "--server-pid",
+            "1234",
+            "--size",
+            "100",
+            "--json",
+        ])
+        .expect("parses");
+        assert_eq!(a.connections, 10_000);
+        assert_eq!(a.events_per_sec, 10);
+        assert_eq!(a.duration, Duration::from_secs(20));
+        assert_eq!(a.idle, Duration::from_secs(3));
+        assert_eq!(a.server_pid, Some(1234));
+        assert_eq!(a.size, 100);
+        assert!(a.json);
+        let setup = a.setup();
+        assert_eq!((setup.accounts, setup.chats), (1, 1));
+    }
+
+    #[test]
+    fn ws_defaults_and_bad_values() {
+        let a = ws(&[]).expect("parses");
+        assert_eq!((a.connections, a.open_concurrency), (1000, 200));
+        assert_eq!((a.events_per_sec, a.size, a.server_pid), (10, 0, None));
+        assert_eq!(a.idle, Duration::from_secs(3));
+        assert!(ws(&["--connections", "0"]).is_err());
+        assert!(ws(&["--connections", "100001"]).is_err());
+        assert!(ws(&["--events-per-sec", "0"]).is_err());
+        assert!(ws(&["--size", "65537"]).is_err());
+        assert!(ws(&["--duration", "0s"]).is_err());
+        assert!(ws(&["--server-pid", "x"]).is_err());
+    }
+
+    #[test]
+    fn ws_help_names_the_limits_to_raise() {
+        let help = Cli::command()
+            .find_subcommand_mut("ws")
+            .expect("ws")
+            .render_help()
+            .to_string();
+        assert!(help.contains("TGVISOR__RATE_LIMITS__WEBSOCKET__CONNECTIONS__PER_USER=20000"));
     }
 
     #[test]

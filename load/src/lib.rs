@@ -3,6 +3,9 @@
 //! `send` sets up a fresh user with imported sim accounts through the public
 //! API ([`setup`]), then keeps `--clients` concurrent senders posting
 //! messages ([`load`]) and reports throughput and latency ([`report`]).
+//! `ws` opens many WebSocket connections to one topic and measures the
+//! fan-out of events published through the debug route ([`ws`],
+//! [`ws_report`]).
 //! `main.rs` only parses the command line ([`cli`]) and picks the exit code.
 
 pub mod api;
@@ -12,6 +15,8 @@ pub mod load;
 pub mod report;
 pub mod session;
 pub mod setup;
+pub mod ws;
+pub mod ws_report;
 
 /// Exit code when the run finished without a single error.
 pub const EXIT_OK: u8 = 0;
@@ -25,7 +30,7 @@ pub const EXIT_FATAL: u8 = 2;
 /// (nothing was measured).
 pub async fn send(args: &cli::SendArgs) -> anyhow::Result<report::Report> {
     let api = api::Api::new(&args.url, args.clients, args.timeout)?;
-    let fixture = setup::prepare(&api, args)
+    let fixture = setup::prepare(&api, &args.setup())
         .await
         .map_err(hint_at_api_limit)?;
     let plan = load::Plan {

@@ -8,8 +8,32 @@ use tgvisor_load::{EXIT_ERRORS, EXIT_FATAL, EXIT_OK};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Send(args) = cli.command;
+    let args = match cli.command {
+        Command::Send(args) => args,
+        Command::Ws(args) => return ws(&args).await,
+    };
     match tgvisor_load::send(&args).await {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::from(if report.failed() {
+                EXIT_ERRORS
+            } else {
+                EXIT_OK
+            })
+        }
+        Err(e) => {
+            eprintln!("tgvisor-load: error: {e:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+async fn ws(args: &tgvisor_load::cli::WsArgs) -> ExitCode {
+    match tgvisor_load::ws::run(args).await {
         Ok(report) => {
             if args.json {
                 println!("{}", report.to_json());

@@ -213,7 +213,9 @@ mod tests {
 
     fn report(stats: &Stats) -> Report {
         let cli = crate::cli::Cli::parse_from(["tgvisor-load", "send", "--duration", "10s"]);
-        let crate::cli::Command::Send(args) = cli.command;
+        let crate::cli::Command::Send(args) = cli.command else {
+            unreachable!("send parses as send")
+        };
         let plan = Plan {
             accounts: vec![1],
             chats: vec!["me".to_owned()],

@@ -3,7 +3,6 @@
 //! accounts are deleted again.
 
 use crate::api::{Api, Failure};
-use crate::cli::SendArgs;
 use crate::duration;
 use crate::session;
 use anyhow::{Context as _, bail};
@@ -44,6 +43,8 @@ pub struct Account {
 pub struct Fixture {
     /// The API with the new user's token.
     pub api: Api,
+    /// That token (for the WebSocket's `Authorization: Bearer`).
+    pub token: String,
     /// The imported accounts, all `connected`.
     pub accounts: Vec<Account>,
     /// Chat references to rotate over (`me`, `@echo`, numeric ids).
@@ -65,9 +66,22 @@ struct TokenJson {
     token: String,
 }
 
+/// What [`prepare`] sets up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Sim accounts to import.
+    pub accounts: usize,
+    /// Chats to rotate over (see [`chat_list`]).
+    pub chats: usize,
+    /// How long the accounts may take to become `connected`.
+    pub connect_timeout: Duration,
+    /// Leave the accounts in place when setup fails.
+    pub keep_accounts: bool,
+}
+
 /// Registers, logs in, imports and waits for the accounts; on a failure
 /// after the imports the accounts are removed again (unless kept).
-pub async fn prepare(api: &Api, args: &SendArgs) -> anyhow::Result<Fixture> {
+pub async fn prepare(api: &Api, args: &Plan) -> anyhow::Result<Fixture> {
     preflight(api).await?;
     let token = register_and_login(api).await?;
     let api = api.with_token(&token)?;
@@ -84,6 +98,7 @@ pub async fn prepare(api: &Api, args: &SendArgs) -> anyhow::Result<Fixture> {
     match chats {
         Ok(chats) => Ok(Fixture {
             api,
+            token,
             accounts,
             chats,
         }),

@@ -162,7 +162,8 @@ pub fn routes(fault_injection: bool) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(
                 web::scope("/debug")
                     .route("/actors", web::get().to(debug::actors))
-                    .route("/actors/panic", web::post().to(debug::panic_actor)),
+                    .route("/actors/panic", web::post().to(debug::panic_actor))
+                    .route("/events", web::post().to(debug::publish_events)),
             );
         }
     }

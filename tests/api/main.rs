@@ -4,6 +4,7 @@
 
 mod accounts;
 mod auth;
+mod bench_events;
 mod events;
 mod grammers;
 mod grammers_accounts;

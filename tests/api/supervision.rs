@@ -49,6 +49,14 @@ async fn debug_routes_do_not_exist_without_fault_injection() {
         404
     );
     assert_eq!(app.get("/debug/actors").await.status().as_u16(), 404);
+    let body = serde_json::json!({ "topic": "account:1", "count": 1 });
+    assert_eq!(
+        app.post_json("/debug/events", None, &body)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
     assert_eq!(app.supervision.status("root/database").unwrap().restarts, 0);
     app.stop().await;
 }
