@@ -8,8 +8,8 @@
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Authenticated;
-use crate::outbox::{EnqueueError, IdempotencyKey, MessageView, NewMessage, Status};
-use crate::security::validation::{ChatRef, ValidationError};
+use crate::outbox::{EnqueueError, MessageView, NewMessage, Status};
+use crate::security::validation::ValidationError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -46,44 +46,40 @@ pub struct SendResponse {
 
 impl From<EnqueueError> for ApiError {
     fn from(e: EnqueueError) -> Self {
-        let msg = e.to_string();
-        match e {
-            EnqueueError::NotFound => Self::not_found("no such account"),
-            EnqueueError::Unavailable(state) => {
-                let mut api = Self::new(StatusCode::CONFLICT, "account_unavailable", msg);
-                api.state = Some(state.as_str());
-                api
+        let (status, message) = match &e {
+            EnqueueError::NotFound => return Self::not_found("no such account"),
+            EnqueueError::Internal(err) => return Self::internal(err),
+            EnqueueError::Unavailable(_) | EnqueueError::KeyReused => {
+                (StatusCode::CONFLICT, e.to_string())
             }
-            EnqueueError::KeyReused => {
-                Self::new(StatusCode::CONFLICT, "idempotency_key_reused", msg)
-            }
-            EnqueueError::Closed => Self::new(
+            EnqueueError::Closed => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the service is shutting down; try again",
+                "the service is shutting down; try again".to_owned(),
             ),
-            EnqueueError::Raced => {
-                let mut api = Self::new(StatusCode::SERVICE_UNAVAILABLE, "retry", msg);
-                api.retry_after = Some(std::time::Duration::from_secs(1));
-                api
-            }
-            EnqueueError::Internal(err) => Self::internal(&err),
+            EnqueueError::Raced => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        };
+        let mut api = Self::new(status, e.code(), message);
+        api.retry_after = e.retry_after();
+        if let EnqueueError::Unavailable(state) = e {
+            api.state = Some(state.as_str());
         }
+        api
     }
 }
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ValidationError> {
+/// The `Idempotency-Key` header's value, if any (checked with the rest of
+/// the request by [`NewMessage::validated`]).
+fn idempotency_key_header(req: &HttpRequest) -> Result<Option<&str>, ValidationError> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| {
+    value.to_str().map(Some).map_err(|_| {
         ValidationError::new(
             "idempotency_key",
             "invalid_characters",
             "must be visible ASCII characters (no spaces)",
         )
-    })?;
-    IdempotencyKey::parse(value).map(Some)
+    })
 }
 
 #[utoipa::path(
@@ -114,26 +110,17 @@ pub async fn send(
     body: web::Json<SendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let chat = ChatRef::parse(&body.chat)?;
-    crate::outbox::validate_text(&body.text)?;
-    if body.reply_to.is_some_and(|r| r <= 0) {
-        return Err(
-            ValidationError::new("reply_to", "invalid", "must be a positive message id").into(),
-        );
-    }
-    let key = idempotency_key(&req)?;
-    let accepted = state
-        .outbox
-        .enqueue(NewMessage {
-            account_id: *id,
-            user_id: caller.0.user_id,
-            idempotency_key: key,
-            chat,
-            text: body.text,
-            reply_to: body.reply_to,
-            silent: body.silent,
-        })
-        .await?;
+    let key = idempotency_key_header(&req)?;
+    let msg = NewMessage::validated(
+        *id,
+        caller.0.user_id,
+        &body.chat,
+        body.text,
+        body.reply_to,
+        body.silent,
+        key,
+    )?;
+    let accepted = state.outbox.enqueue(msg).await?;
     let mut resp = HttpResponse::Accepted();
     if accepted.replayed {
         resp.insert_header((IDEMPOTENT_REPLAYED, "true"));

@@ -156,6 +156,41 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
+    /// A send request, checked: the chat reference parses, the text is
+    /// within Telegram's limits, `reply_to` is a message id, the key is
+    /// well formed. `POST /messages` and WebSocket `send` frames both come
+    /// through here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn validated(
+        account_id: i64,
+        user_id: i64,
+        chat: &str,
+        text: String,
+        reply_to: Option<i32>,
+        silent: bool,
+        idempotency_key: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        let chat = ChatRef::parse(chat)?;
+        validate_text(&text)?;
+        if reply_to.is_some_and(|r| r <= 0) {
+            return Err(ValidationError::new(
+                "reply_to",
+                "invalid",
+                "must be a positive message id",
+            ));
+        }
+        let idempotency_key = idempotency_key.map(IdempotencyKey::parse).transpose()?;
+        Ok(Self {
+            account_id,
+            user_id,
+            idempotency_key,
+            chat,
+            text,
+            reply_to,
+            silent,
+        })
+    }
+
     /// What makes two requests "the same" under one idempotency key.
     fn request_hash(&self) -> String {
         let canonical = serde_json::json!({
@@ -200,6 +235,23 @@ pub enum EnqueueError {
 }
 
 impl EnqueueError {
+    /// The stable error code (HTTP bodies and WebSocket error frames).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Unavailable(_) => "account_unavailable",
+            Self::KeyReused => "idempotency_key_reused",
+            Self::Closed => "unavailable",
+            Self::Raced => "retry",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// When a retry may succeed, for refusals that are about timing.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        matches!(self, Self::Closed | Self::Raced).then_some(std::time::Duration::from_secs(1))
+    }
+
     /// The same refusal, for a repeat of the refused request.
     fn again(&self) -> Self {
         match self {

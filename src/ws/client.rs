@@ -14,9 +14,9 @@ use super::frames::{ClientFrame, ServerFrame, account_of};
 use super::hub::{HubEvent, Refused};
 use super::{WsContext, close_code};
 use crate::auth::{AuthError, Principal};
-use crate::outbox::{EnqueueError, IdempotencyKey, NewMessage};
+use crate::outbox::{EnqueueError, NewMessage};
 use crate::ratelimit::Key;
-use crate::security::validation::{ChatRef, ValidationError};
+use crate::security::validation::ValidationError;
 use actix::prelude::*;
 use actix_ws::{CloseCode, CloseReason, Message, ProtocolError, Session};
 use bytestring::ByteString;
@@ -250,17 +250,11 @@ impl WsClient {
         if let Some(ip) = self.unauthenticated_ip.take() {
             self.cx.hub.release_unauthenticated(ip);
         }
-        if let Err(Refused::PerUser) | Err(Refused::Total) =
-            self.cx.hub.admit_user(principal.user_id)
-        {
+        if self.cx.hub.admit_user(principal.user_id).is_err() {
             let limit = self.cx.settings.rate_limits.websocket.connections.per_user;
-            let message = format!("too many connections for this user (at most {limit})");
-            self.error(ctx, &Value::Null, "too_many_connections", &message, None);
-            self.close(
+            self.too_many(
                 ctx,
-                close_code::TOO_MANY_CONNECTIONS,
-                "too_many_connections",
-                "too many connections",
+                &format!("too many connections for this user (at most {limit})"),
             );
             return;
         }
@@ -288,6 +282,17 @@ impl WsClient {
         };
         self.principal = Some(principal);
         self.text(ctx, &frame, "reply");
+    }
+
+    /// An error frame saying which connection limit, then 4009.
+    fn too_many(&mut self, ctx: &mut Context<Self>, message: &str) {
+        self.error(ctx, &Value::Null, "too_many_connections", message, None);
+        self.close(
+            ctx,
+            close_code::TOO_MANY_CONNECTIONS,
+            "too_many_connections",
+            "too many connections",
+        );
     }
 
     fn unauthorized(&mut self, ctx: &mut Context<Self>, e: &AuthError) {
@@ -700,21 +705,14 @@ impl WsClient {
                         act.text(ctx, &frame, "reply");
                     }
                     Err(e) => {
-                        let (code, retry) = match &e {
-                            EnqueueError::NotFound => ("not_found", None),
-                            EnqueueError::Unavailable(_) => ("account_unavailable", None),
-                            EnqueueError::KeyReused => ("idempotency_key_reused", None),
-                            EnqueueError::Closed => ("unavailable", Some(Duration::from_secs(1))),
-                            EnqueueError::Raced => ("retry", Some(Duration::from_secs(1))),
+                        let message = match &e {
                             EnqueueError::Internal(err) => {
                                 tracing::error!(error = %err, "ws send: the outbox failed");
-                                ("internal", None)
+                                "internal error".to_owned()
                             }
-                        };
-                        let message = match &e {
-                            EnqueueError::Internal(_) => "internal error".to_owned(),
                             other => other.to_string(),
                         };
+                        let (code, retry) = (e.code(), e.retry_after());
                         act.error(ctx, &id, code, &message, retry);
                     }
                 }),
@@ -735,29 +733,15 @@ struct SendRequest {
 impl SendRequest {
     /// The same checks as `POST /accounts/{id}/messages`.
     fn validate(self, user_id: i64) -> Result<NewMessage, ValidationError> {
-        let chat = ChatRef::parse(&self.chat)?;
-        crate::outbox::validate_text(&self.text)?;
-        if self.reply_to.is_some_and(|r| r <= 0) {
-            return Err(ValidationError::new(
-                "reply_to",
-                "invalid",
-                "must be a positive message id",
-            ));
-        }
-        let idempotency_key = self
-            .idempotency_key
-            .as_deref()
-            .map(IdempotencyKey::parse)
-            .transpose()?;
-        Ok(NewMessage {
-            account_id: self.account,
+        NewMessage::validated(
+            self.account,
             user_id,
-            idempotency_key,
-            chat,
-            text: self.text,
-            reply_to: self.reply_to,
-            silent: self.silent,
-        })
+            &self.chat,
+            self.text,
+            self.reply_to,
+            self.silent,
+            self.idempotency_key.as_deref(),
+        )
     }
 }
 
@@ -777,7 +761,6 @@ impl Actor for WsClient {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let metrics = self.cx.hub.metrics().clone();
         metrics.connects.inc();
-        ctx.set_mailbox_capacity(self.cx.settings.websocket.send_queue.max(16) as usize);
         let registered = self.cx.hub.register(self.id, ctx.address());
         if registered == Err(Refused::ShuttingDown) {
             self.close(ctx, close_code::GOING_AWAY, "shutdown", "server going away");
@@ -785,14 +768,7 @@ impl Actor for WsClient {
         }
         if registered.is_err() {
             let total = self.cx.settings.rate_limits.websocket.connections.total;
-            let message = format!("too many connections (at most {total})");
-            self.error(ctx, &Value::Null, "too_many_connections", &message, None);
-            self.close(
-                ctx,
-                close_code::TOO_MANY_CONNECTIONS,
-                "too_many_connections",
-                "too many connections",
-            );
+            self.too_many(ctx, &format!("too many connections (at most {total})"));
             return;
         }
         match self.header_auth.take() {
@@ -802,15 +778,11 @@ impl Actor for WsClient {
                 if let Some(ip) = self.ip {
                     let limit = self.cx.settings.websocket.unauthenticated_per_ip;
                     if self.cx.hub.admit_unauthenticated(ip, limit).is_err() {
-                        let message = format!(
-                            "too many connections waiting to authenticate from this address (at most {limit})"
-                        );
-                        self.error(ctx, &Value::Null, "too_many_connections", &message, None);
-                        self.close(
+                        self.too_many(
                             ctx,
-                            close_code::TOO_MANY_CONNECTIONS,
-                            "too_many_connections",
-                            "too many unauthenticated connections",
+                            &format!(
+                                "too many connections waiting to authenticate from this address (at most {limit})"
+                            ),
                         );
                         return;
                     }

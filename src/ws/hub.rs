@@ -263,11 +263,6 @@ impl WsHub {
         clients.len()
     }
 
-    /// Open connections.
-    pub fn connection_count(&self) -> usize {
-        lock(&self.inner.connections).clients.len()
-    }
-
     fn clients(&self) -> Vec<Addr<WsClient>> {
         lock(&self.inner.connections)
             .clients

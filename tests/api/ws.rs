@@ -76,6 +76,20 @@ async fn closed(ws: &mut Ws) -> (Option<u16>, Vec<Value>) {
     }
 }
 
+/// Subscribes to `topic` from now on (`since: null`).
+async fn subscribe_live(ws: &mut Ws, topic: &str) {
+    send(
+        ws,
+        json!({"type": "subscribe", "id": "live", "topic": topic, "since": null}),
+    )
+    .await;
+    let sub = recv(ws).await;
+    assert_eq!(
+        (sub["type"].as_str(), &sub["id"]),
+        (Some("subscribed"), &json!("live"))
+    );
+}
+
 async fn authed(app: &TestApp, token: &str) -> (Ws, Value) {
     let mut ws = connect(app, Some(token)).await;
     let ok = recv(&mut ws).await;
@@ -316,12 +330,7 @@ async fn send_frames_go_through_the_outbox_like_post_messages() {
     let account = connected_account(&app, &token, PHONE).await;
     let (mut ws, _) = authed(&app, &token).await;
     let topic = format!("account:{account}");
-    send(
-        &mut ws,
-        json!({"type": "subscribe", "id": "s", "topic": topic, "since": null}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+    subscribe_live(&mut ws, &topic).await;
 
     let frame = json!({"type": "send", "id": 7, "account": account, "chat": "me", "text": "over the socket", "idempotency_key": "ws-1"});
     send(&mut ws, frame.clone()).await;
@@ -466,12 +475,7 @@ async fn a_client_that_does_not_read_is_disconnected_as_a_slow_consumer() {
     let account = connected_account(&app, &token, PHONE).await;
     let topic = format!("account:{account}");
     let (mut ws, _) = authed(&app, &token).await;
-    send(
-        &mut ws,
-        json!({"type": "subscribe", "id": 1, "topic": topic, "since": null}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+    subscribe_live(&mut ws, &topic).await;
     // The client stops reading; big events fill the socket, then the queue.
     let writer = app.events.writer(&topic);
     let payload = "y".repeat(64 * 1024);
@@ -698,12 +702,7 @@ async fn a_restarted_hub_catches_its_clients_up_from_the_log() {
     let account = connected_account(&app, &token, PHONE).await;
     let topic = format!("account:{account}");
     let (mut ws, _) = authed(&app, &token).await;
-    send(
-        &mut ws,
-        json!({"type": "subscribe", "id": 1, "topic": topic, "since": null}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+    subscribe_live(&mut ws, &topic).await;
     let writer = app.events.writer(&topic);
     let mut frames = Vec::new();
     for seq in 0..50 {
@@ -816,12 +815,7 @@ async fn a_revoked_token_ends_its_connections_and_a_removed_account_its_subscrip
     let account = connected_account(&app, &token, PHONE).await;
     let topic = format!("account:{account}");
     let (mut ws, _) = authed(&app, &token).await;
-    send(
-        &mut ws,
-        json!({"type": "subscribe", "id": 1, "topic": topic, "since": null}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+    subscribe_live(&mut ws, &topic).await;
 
     // The account goes: so does the subscription, with a word why.
     let res = app
