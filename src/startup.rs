@@ -188,10 +188,6 @@ impl Application {
         };
         let ws_hub = crate::ws::hub::WsHub::new(
             settings.rate_limits.websocket.connections.clone(),
-            // Deliveries waiting in a client actor's mailbox (an Arc each):
-            // room for bursts while the actor's thread is busy; past it, a
-            // stuck client is a slow consumer.
-            (4 * settings.websocket.send_queue as usize).max(256),
             metrics.ws.clone(),
         );
         let ws_health = crate::ws::health::WsHealth::new(metrics.ws.clone());

@@ -12,6 +12,8 @@
 
 use super::frames::{ClientFrame, ServerFrame, account_of};
 use super::hub::{HubEvent, Refused};
+use super::metrics::FrameKind;
+use super::outlet::{Out, Outlet, PushError};
 use super::{WsContext, close_code};
 use crate::auth::{AuthError, Principal};
 use crate::outbox::{EnqueueError, NewMessage};
@@ -19,60 +21,170 @@ use crate::ratelimit::Key;
 use crate::security::validation::ValidationError;
 use actix::prelude::*;
 use actix_ws::{CloseCode, CloseReason, Message, ProtocolError, Session};
-use bytestring::ByteString;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// A committed event for one of this client's topics (from the hub).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Deliver(pub Arc<HubEvent>);
-
-/// The topic's account was removed: its subscription ends.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TopicGone(pub String);
-
 /// From the hub to every client.
-#[derive(Message, Debug, Clone, Copy)]
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
 pub enum Control {
-    /// The hub may have missed events: read them from the log.
+    /// The shard switched subscriptions to reading the log (it may have
+    /// missed events): start reading.
     CatchUp,
-    /// This client's mailbox overflowed.
+    /// The send queue overflowed while the shard delivered.
     SlowConsumer,
     /// The service is stopping: close with 1001.
     Shutdown,
+    /// The topic's account was removed: its subscription ends.
+    TopicGone(String),
 }
 
-/// What the writer task writes.
-enum Out {
-    /// A text frame; `created` is an event's commit time (live events only,
-    /// for the delivery-latency histogram); `kind` labels the counter.
-    Text(
-        ByteString,
-        Option<chrono::DateTime<chrono::Utc>>,
-        &'static str,
-    ),
-    Ping,
-    Pong(actix_web::web::Bytes),
-    Close(CloseReason),
+/// One subscription of one connection: shared by the connection's actor
+/// and its thread's fan-out [`Shard`](super::hub::Shard), which writes live
+/// events straight into the connection's send queue (both run on the
+/// connection's thread, so the lock is never contended).
+pub struct Subscription {
+    state: std::sync::Mutex<SubState>,
+    out: Arc<Outlet>,
+    /// The connection's actor.
+    addr: Recipient<Control>,
+    /// Held events beyond this many are dropped and read from the log
+    /// instead (a busy topic during a long replay).
+    held_cap: usize,
 }
 
-/// One subscription's state.
-struct Sub {
+struct SubState {
     /// The last offset written (or queued) to the client for this topic.
     last: i64,
-    /// While the log is being read: the live events held back meanwhile.
-    held: Option<Vec<Arc<HubEvent>>>,
-    /// The hub may have missed events (or the held ones overflowed) while
-    /// the log was being read: read it once more before going live.
-    catch_up: bool,
+    mode: Mode,
+    /// The send queue overflowed; the actor was told.
+    slow: bool,
+}
+
+enum Mode {
+    /// Live events go straight to the send queue.
+    Live,
+    /// The log is being read (or is about to be): live events are held
+    /// back meanwhile.
+    Reading {
+        held: Vec<Arc<HubEvent>>,
+        /// Events may have been missed (or the held ones overflowed) while
+        /// the log was read: read it once more before going live.
+        again: bool,
+    },
+}
+
+impl Subscription {
+    pub(super) fn new(
+        out: Arc<Outlet>,
+        addr: Recipient<Control>,
+        last: i64,
+        held_cap: usize,
+    ) -> Self {
+        Self {
+            state: std::sync::Mutex::new(SubState {
+                last,
+                mode: Mode::Reading {
+                    held: Vec::new(),
+                    again: false,
+                },
+                slow: false,
+            }),
+            out,
+            addr,
+            held_cap,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SubState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn addr(&self) -> &Recipient<Control> {
+        &self.addr
+    }
+
+    /// A committed event of this subscription's topic (from the shard).
+    pub(super) fn deliver(&self, event: &Arc<HubEvent>) {
+        let mut st = self.state();
+        let st = &mut *st;
+        match &mut st.mode {
+            Mode::Reading { held, again } => {
+                if *again {
+                    // The log is read again anyway.
+                } else if held.len() >= self.held_cap {
+                    held.clear();
+                    *again = true;
+                } else {
+                    held.push(event.clone());
+                }
+            }
+            Mode::Live => {
+                if event.offset <= st.last || st.slow {
+                    return;
+                }
+                st.last = event.offset;
+                let out = Out::Text(
+                    event.frame.clone(),
+                    Some(event.created_at),
+                    FrameKind::Event,
+                );
+                if let Err(PushError::Full) = self.out.push(out) {
+                    st.slow = true;
+                    self.addr.do_send(Control::SlowConsumer);
+                }
+            }
+        }
+    }
+
+    /// Test view: `None` when live, else the offsets held back and whether
+    /// the log is to be read again.
+    #[cfg(test)]
+    pub(super) fn reading(&self) -> Option<(Vec<i64>, bool)> {
+        match &self.state().mode {
+            Mode::Live => None,
+            Mode::Reading { held, again } => {
+                Some((held.iter().map(|e| e.offset).collect(), *again))
+            }
+        }
+    }
+
+    /// Test setup: live from `last` on, as after a finished replay.
+    #[cfg(test)]
+    pub(super) fn go_live(&self) {
+        self.state().mode = Mode::Live;
+    }
+
+    /// The shard may have missed events: a live subscription switches to
+    /// reading the log (answers true: its actor must start reading); one
+    /// reading already reads once more.
+    pub(super) fn read_log(&self) -> bool {
+        let mut st = self.state();
+        match &mut st.mode {
+            Mode::Live => {
+                st.mode = Mode::Reading {
+                    held: Vec::new(),
+                    again: false,
+                };
+                true
+            }
+            Mode::Reading { again, .. } => {
+                *again = true;
+                false
+            }
+        }
+    }
+}
+
+/// The actor's side of a subscription.
+struct Sub {
+    shared: Arc<Subscription>,
     /// The task reading the log (or releasing held events), cancelled when
     /// the subscription goes.
     task: Option<SpawnHandle>,
@@ -83,12 +195,10 @@ struct Sub {
 pub struct WsClient {
     id: u64,
     cx: Arc<WsContext>,
-    /// A handle for closing when the writer is stuck behind a full queue.
-    session: Session,
-    out: mpsc::Sender<Out>,
+    outlet: Arc<Outlet>,
     writer: Option<tokio::task::JoinHandle<()>>,
-    /// Deliveries in this actor's mailbox (the hub counts up, we count down).
-    inflight: Arc<std::sync::atomic::AtomicUsize>,
+    /// This thread's fan-out shard (set when the actor starts).
+    shard: Option<Arc<super::hub::Shard>>,
     /// Set once authenticated (and admitted under the per-user limit).
     principal: Option<Principal>,
     /// The result of a header token, applied when the actor starts.
@@ -121,15 +231,18 @@ impl WsClient {
             Some((token, result)) => (Some(token), Some(result)),
             None => (None, None),
         };
-        let (out, rx) = mpsc::channel(cx.settings.websocket.send_queue.max(1) as usize);
-        let writer = actix_rt::spawn(write(rx, session.clone(), cx.clone()));
+        let outlet = Arc::new(Outlet::new(
+            session,
+            cx.settings.websocket.send_queue as usize,
+            cx.hub.metrics().clone(),
+        ));
+        let writer = actix_rt::spawn(super::outlet::write(outlet.clone()));
         Self {
             id,
             cx,
-            session,
-            out,
+            outlet,
             writer: Some(writer),
-            inflight: Arc::default(),
+            shard: None,
             principal: None,
             header_auth,
             token,
@@ -143,7 +256,7 @@ impl WsClient {
         }
     }
 
-    fn text(&mut self, ctx: &mut Context<Self>, frame: &ServerFrame<'_>, kind: &'static str) {
+    fn text(&mut self, ctx: &mut Context<Self>, frame: &ServerFrame<'_>, kind: FrameKind) {
         self.push(ctx, Out::Text(frame.to_text().into(), None, kind));
     }
 
@@ -168,7 +281,7 @@ impl WsClient {
             retry_after_ms: retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             field: None,
         };
-        self.text(ctx, &frame, "error");
+        self.text(ctx, &frame, FrameKind::Error);
     }
 
     fn invalid(&mut self, ctx: &mut Context<Self>, id: &Value, e: &ValidationError) {
@@ -186,7 +299,7 @@ impl WsClient {
             retry_after_ms: None,
             field: Some(e.field),
         };
-        self.text(ctx, &frame, "error");
+        self.text(ctx, &frame, FrameKind::Error);
     }
 
     /// Queues a frame; a full queue means a slow consumer.
@@ -194,10 +307,10 @@ impl WsClient {
         if self.closing.is_some() {
             return;
         }
-        match self.out.try_send(out) {
+        match self.outlet.push(out) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.slow_consumer(ctx),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(PushError::Full) => self.slow_consumer(ctx),
+            Err(PushError::Closed) => {
                 self.closing = Some("client");
                 ctx.stop();
             }
@@ -213,7 +326,7 @@ impl WsClient {
             code: CloseCode::from(code),
             description: Some(message.to_owned()),
         };
-        if self.out.try_send(Out::Close(close.clone())).is_err() {
+        if self.outlet.push(Out::Close(Some(close.clone()))) == Err(PushError::Full) {
             self.abort_writer(close);
         }
         self.closing = Some(reason);
@@ -240,7 +353,7 @@ impl WsClient {
         if let Some(w) = self.writer.take() {
             w.abort();
         }
-        let session = self.session.clone();
+        let session = self.outlet.abort();
         actix_rt::spawn(async move {
             let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(close))).await;
         });
@@ -281,7 +394,7 @@ impl WsClient {
             connection_id: self.id,
         };
         self.principal = Some(principal);
-        self.text(ctx, &frame, "reply");
+        self.text(ctx, &frame, FrameKind::Reply);
     }
 
     /// An error frame saying which connection limit, then 4009.
@@ -384,23 +497,21 @@ impl WsClient {
                     None,
                 );
             }
-            ClientFrame::Ping { id } => self.text(ctx, &ServerFrame::Pong { id: &id }, "reply"),
+            ClientFrame::Ping { id } => {
+                self.text(ctx, &ServerFrame::Pong { id: &id }, FrameKind::Reply)
+            }
             ClientFrame::Subscribe { id, topic, since } => {
                 self.subscribe(ctx, &principal, id, topic, since);
             }
             ClientFrame::Unsubscribe { id, topic } => {
-                if let Some(sub) = self.subs.remove(&topic) {
-                    if let Some(task) = sub.task {
-                        ctx.cancel_future(task);
-                    }
-                    self.cx.hub.unsubscribe(&topic, self.id);
+                if self.end_subscription(ctx, &topic) {
                     self.text(
                         ctx,
                         &ServerFrame::Unsubscribed {
                             id: &id,
                             topic: &topic,
                         },
-                        "reply",
+                        FrameKind::Reply,
                     );
                 } else {
                     self.error(
@@ -529,17 +640,21 @@ impl WsClient {
         if self.closing.is_some() || self.subs.contains_key(&topic) {
             return;
         }
-        let handle = super::hub::ClientHandle {
-            addr: ctx.address(),
-            inflight: self.inflight.clone(),
+        let Some(shard) = self.shard.clone() else {
+            return;
         };
-        self.cx.hub.subscribe(&topic, self.id, handle);
+        let held_cap = 4 * self.cx.settings.websocket.send_queue.max(1) as usize;
+        let shared = Arc::new(Subscription::new(
+            self.outlet.clone(),
+            ctx.address().recipient(),
+            since.unwrap_or(0),
+            held_cap,
+        ));
+        shard.subscribe(&topic, self.id, shared.clone());
         self.subs.insert(
             topic.clone(),
             Sub {
-                last: since.unwrap_or(0),
-                held: Some(Vec::new()),
-                catch_up: false,
+                shared,
                 task: None,
                 generation: 0,
             },
@@ -552,7 +667,7 @@ impl WsClient {
         let cap = self.cx.settings.websocket.send_queue.max(1) as usize;
         Replay {
             db: self.cx.db.clone(),
-            out: self.out.clone(),
+            out: self.outlet.clone(),
             topic,
             page: u64::from(self.cx.settings.websocket.replay_page.max(1)),
             // Room a replay leaves in the queue for pings, replies and live
@@ -582,6 +697,20 @@ impl WsClient {
         }
     }
 
+    /// Ends a subscription (its log task too); answers whether there was one.
+    fn end_subscription(&mut self, ctx: &mut Context<Self>, topic: &str) -> bool {
+        let Some(sub) = self.subs.remove(topic) else {
+            return false;
+        };
+        if let Some(task) = sub.task {
+            ctx.cancel_future(task);
+        }
+        if let Some(shard) = &self.shard {
+            shard.unsubscribe(topic, self.id);
+        }
+        true
+    }
+
     /// A log task finished. Live events stop being held back once the log
     /// has been read and what was held meanwhile has been written.
     fn replayed(&mut self, ctx: &mut Context<Self>, generation: u64, res: ReplayResult) {
@@ -605,8 +734,7 @@ impl WsClient {
         let last = match res {
             ReplayResult::Done { last, .. } => last,
             ReplayResult::Resync { .. } => {
-                self.subs.remove(&topic);
-                self.cx.hub.unsubscribe(&topic, self.id);
+                self.end_subscription(ctx, &topic);
                 self.close(
                     ctx,
                     close_code::RESYNC_REQUIRED,
@@ -617,53 +745,69 @@ impl WsClient {
             }
             ReplayResult::Failed { error, .. } => {
                 tracing::error!(error = %error, "ws replay: reading the event log failed");
-                self.subs.remove(&topic);
-                self.cx.hub.unsubscribe(&topic, self.id);
+                self.end_subscription(ctx, &topic);
                 let message = format!("could not read the history of {topic}; subscribe again");
                 self.error(ctx, &Value::Null, "internal", &message, None);
                 return;
             }
             ReplayResult::Closed => return,
         };
-        sub.last = sub.last.max(last);
-        if std::mem::take(&mut sub.catch_up) {
-            // Held events stay held; the log has them too.
-            let from = sub.last;
-            let replay = self.replay(topic.clone());
-            self.run(ctx, &topic, replay.pages(from));
-            return;
-        }
-        let mut pending = Vec::new();
-        let mut upto = sub.last;
-        for e in sub.held.take().unwrap_or_default() {
-            if e.offset > upto {
-                upto = e.offset;
-                pending.push(e);
+        let next = {
+            let mut st = sub.shared.state();
+            st.last = st.last.max(last);
+            let from = st.last;
+            match &mut st.mode {
+                // Held events stay held; the log has them too.
+                Mode::Reading { again, .. } if *again => {
+                    *again = false;
+                    Next::Pages(from)
+                }
+                Mode::Reading { held, .. } => {
+                    let mut pending = Vec::new();
+                    let mut upto = from;
+                    for e in std::mem::take(held) {
+                        if e.offset > upto {
+                            upto = e.offset;
+                            pending.push(e);
+                        }
+                    }
+                    if pending.is_empty() {
+                        st.mode = Mode::Live;
+                        Next::Live
+                    } else {
+                        // Written at the client's pace, still holding newer
+                        // events; then look again.
+                        Next::Release(pending)
+                    }
+                }
+                Mode::Live => Next::Live,
             }
-        }
-        if pending.is_empty() {
-            // Live from here on (`held` is None).
-            return;
-        }
-        // Write what was held at the client's pace, still holding newer
-        // events; then look again.
-        sub.held = Some(Vec::new());
+        };
         let replay = self.replay(topic.clone());
-        self.run(ctx, &topic, replay.release(pending));
+        match next {
+            Next::Live => {}
+            Next::Pages(from) => self.run(ctx, &topic, replay.pages(from)),
+            Next::Release(pending) => self.run(ctx, &topic, replay.release(pending)),
+        }
     }
 
-    /// Every subscription reads the log from its last offset (the hub may
-    /// have missed events).
+    /// Subscriptions the shard switched to reading the log start reading
+    /// it from their last offset (the shard may have missed events).
     fn catch_up(&mut self, ctx: &mut Context<Self>) {
         let mut idle = Vec::new();
-        for (topic, sub) in &mut self.subs {
-            if sub.held.is_some() {
-                // Reading already: once more when done.
-                sub.catch_up = true;
-            } else {
-                sub.held = Some(Vec::new());
-                idle.push((topic.clone(), sub.last));
+        for (topic, sub) in &self.subs {
+            if sub.task.is_some() {
+                // Reading already; the shard asked for once more.
+                continue;
             }
+            let mut st = sub.shared.state();
+            if let Mode::Live = st.mode {
+                st.mode = Mode::Reading {
+                    held: Vec::new(),
+                    again: false,
+                };
+            }
+            idle.push((topic.clone(), st.last));
         }
         for (topic, last) in idle {
             let replay = self.replay(topic.clone());
@@ -702,7 +846,7 @@ impl WsClient {
                             status: a.status,
                             replayed: a.replayed,
                         };
-                        act.text(ctx, &frame, "reply");
+                        act.text(ctx, &frame, FrameKind::Reply);
                     }
                     Err(e) => {
                         let message = match &e {
@@ -718,6 +862,13 @@ impl WsClient {
                 }),
         );
     }
+}
+
+/// What a subscription does after a log task.
+enum Next {
+    Live,
+    Pages(i64),
+    Release(Vec<Arc<HubEvent>>),
 }
 
 /// A `send` frame's fields.
@@ -761,6 +912,7 @@ impl Actor for WsClient {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let metrics = self.cx.hub.metrics().clone();
         metrics.connects.inc();
+        self.shard = Some(self.cx.hub.shard());
         let registered = self.cx.hub.register(self.id, ctx.address());
         if registered == Err(Refused::ShuttingDown) {
             self.close(ctx, close_code::GOING_AWAY, "shutdown", "server going away");
@@ -837,6 +989,7 @@ impl Actor for WsClient {
         }
         // The writer finishes what is queued and the close; a client that
         // reads nothing cannot keep it (and its frames) forever.
+        self.outlet.finish();
         if let Some(writer) = self.writer.take() {
             let abort = writer.abort_handle();
             actix_rt::spawn(async move {
@@ -845,9 +998,12 @@ impl Actor for WsClient {
             });
         }
         let user = self.principal.as_ref().map(|p| p.user_id);
-        self.cx
-            .hub
-            .release(self.id, user, self.subs.keys().cloned());
+        self.cx.hub.release(self.id, user);
+        if let Some(shard) = &self.shard {
+            for topic in self.subs.keys() {
+                shard.unsubscribe(topic, self.id);
+            }
+        }
         self.cx.limiter.forget_key(&Key::ws_messages(self.id));
         self.cx
             .hub
@@ -900,10 +1056,12 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsClient {
             Ok(Message::Ping(bytes)) => self.push(ctx, Out::Pong(bytes)),
             Ok(Message::Pong(_) | Message::Nop) => {}
             Ok(Message::Close(reason)) => {
-                let _ = self.out.try_send(Out::Close(reason.unwrap_or(CloseReason {
-                    code: CloseCode::Normal,
-                    description: None,
-                })));
+                let _ = self
+                    .outlet
+                    .push(Out::Close(Some(reason.unwrap_or(CloseReason {
+                        code: CloseCode::Normal,
+                        description: None,
+                    }))));
                 self.closing = Some("client");
                 ctx.stop();
             }
@@ -931,52 +1089,6 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsClient {
     }
 }
 
-impl Handler<Deliver> for WsClient {
-    type Result = ();
-
-    fn handle(&mut self, Deliver(event): Deliver, ctx: &mut Context<Self>) {
-        self.inflight
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        // Held events beyond this many are dropped and read from the log
-        // instead (a busy topic during a long replay).
-        let cap = 4 * self.cx.settings.websocket.send_queue.max(1) as usize;
-        let Some(sub) = self.subs.get_mut(&event.topic) else {
-            return;
-        };
-        if let Some(held) = &mut sub.held {
-            if held.len() >= cap {
-                held.clear();
-                sub.catch_up = true;
-            } else if !sub.catch_up {
-                held.push(event);
-            }
-            return;
-        }
-        if event.offset <= sub.last {
-            return;
-        }
-        sub.last = event.offset;
-        self.push(
-            ctx,
-            Out::Text(event.frame.clone(), Some(event.created_at), "event"),
-        );
-    }
-}
-
-impl Handler<TopicGone> for WsClient {
-    type Result = ();
-
-    fn handle(&mut self, TopicGone(topic): TopicGone, ctx: &mut Context<Self>) {
-        if let Some(sub) = self.subs.remove(&topic) {
-            if let Some(task) = sub.task {
-                ctx.cancel_future(task);
-            }
-            let message = format!("{topic} was removed; its subscription ended");
-            self.error(ctx, &Value::Null, "topic_removed", &message, None);
-        }
-    }
-}
-
 impl Handler<Control> for WsClient {
     type Result = ();
 
@@ -987,6 +1099,12 @@ impl Handler<Control> for WsClient {
             Control::Shutdown => {
                 self.close(ctx, close_code::GOING_AWAY, "shutdown", "server going away");
             }
+            Control::TopicGone(topic) => {
+                if self.end_subscription(ctx, &topic) {
+                    let message = format!("{topic} was removed; its subscription ended");
+                    self.error(ctx, &Value::Null, "topic_removed", &message, None);
+                }
+            }
         }
     }
 }
@@ -994,7 +1112,7 @@ impl Handler<Control> for WsClient {
 /// Reads a topic's log for one subscription, writing to its queue.
 struct Replay {
     db: sea_orm::DatabaseConnection,
-    out: mpsc::Sender<Out>,
+    out: Arc<Outlet>,
     topic: String,
     page: u64,
     /// Queue slots left free by every write of this task.
@@ -1026,13 +1144,10 @@ impl Replay {
     /// replay goes at the pace the client reads, and never takes the room
     /// that pings, replies and live events need.
     async fn put(&self, out: Out) -> Result<(), WriterGone> {
-        let mut permits = self
-            .out
-            .reserve_many(self.headroom + 1)
+        self.out
+            .put(out, self.headroom)
             .await
-            .map_err(|_| WriterGone)?;
-        permits.next().ok_or(WriterGone)?.send(out);
-        Ok(())
+            .map_err(|_| WriterGone)
     }
 
     /// `subscribed`, then the events after `since` (when given).
@@ -1066,7 +1181,7 @@ impl Replay {
             recovered,
         };
         if self
-            .put(Out::Text(frame.to_text().into(), None, "reply"))
+            .put(Out::Text(frame.to_text().into(), None, FrameKind::Reply))
             .await
             .is_err()
         {
@@ -1110,7 +1225,7 @@ impl Replay {
                 after = e.offset;
                 let frame = super::frames::event_frame(&e);
                 if self
-                    .put(Out::Text(frame.into(), None, "event"))
+                    .put(Out::Text(frame.into(), None, FrameKind::Event))
                     .await
                     .is_err()
                 {
@@ -1131,7 +1246,7 @@ impl Replay {
         let mut last = 0;
         for e in events {
             last = e.offset;
-            let out = Out::Text(e.frame.clone(), Some(e.created_at), "event");
+            let out = Out::Text(e.frame.clone(), Some(e.created_at), FrameKind::Event);
             if self.put(out).await.is_err() {
                 return ReplayResult::Closed;
             }
@@ -1141,36 +1256,4 @@ impl Replay {
             last,
         }
     }
-}
-
-/// The one writer of a connection: frames go out in queue order.
-async fn write(mut rx: mpsc::Receiver<Out>, mut session: Session, cx: Arc<WsContext>) {
-    let metrics = cx.hub.metrics();
-    while let Some(out) = rx.recv().await {
-        let sent = match out {
-            Out::Text(text, created, kind) => {
-                let r = session.text(text).await;
-                if r.is_ok() {
-                    metrics.messages_out.with_label_values(&[kind]).inc();
-                    if let Some(at) = created {
-                        let age = chrono::Utc::now() - at;
-                        metrics
-                            .delivery
-                            .observe(age.to_std().unwrap_or_default().as_secs_f64());
-                    }
-                }
-                r
-            }
-            Out::Ping => session.ping(b"").await,
-            Out::Pong(bytes) => session.pong(&bytes).await,
-            Out::Close(reason) => {
-                let _ = session.close(Some(reason)).await;
-                return;
-            }
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
-    let _ = session.close(None).await;
 }

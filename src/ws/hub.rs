@@ -2,24 +2,45 @@
 //! that fans committed events out to them.
 //!
 //! - Each event is serialized once; every subscriber gets the same bytes.
-//! - A subscriber whose mailbox is full is told it is a slow consumer (it
-//!   closes with 4010) instead of the hub waiting for it or growing memory.
+//! - Fan-out is sharded by thread. Every worker thread that holds
+//!   connections has a [`Shard`]: the subscriptions of its connections and
+//!   one task on that thread that hands them events. The pump gives each
+//!   event to each shard once; the shard writes it straight into each
+//!   subscriber's send queue. A delivery never crosses a thread, never
+//!   wakes another thread, and never passes through an actor's mailbox
+//!   (which would poll every timer and stream of the actor per event): one
+//!   event to 10 000 connections costs two cross-thread wake-ups, not
+//!   10 000, and the threads share the work.
+//! - A subscriber whose send queue is full is told it is a slow consumer
+//!   (it closes with 4010) instead of the shard waiting for it or growing
+//!   memory.
 //! - The pump reads the event log's live bus. When it falls behind the bus
-//!   (the bus drops what a lagging reader missed), or when its actor was
-//!   restarted, it cannot know what it missed: it tells every client to
-//!   catch up from the durable log, from each subscription's last offset.
+//!   (the bus drops what a lagging reader missed), when a shard's queue is
+//!   full, or when the pump's actor was restarted, it cannot know what was
+//!   missed: the shards switch their subscriptions to reading the durable
+//!   log from each one's last offset before handing out anything newer.
 //!   Nothing is lost either way; clients drop what they already have.
 
-use super::client::{Control, Deliver, WsClient};
+use super::client::{Control, Subscription, WsClient};
 use super::metrics::WsMetrics;
 use crate::config::WsConnections;
 use crate::events::{EventLog, StoredEvent};
 use actix::prelude::*;
 use bytestring::ByteString;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::broadcast;
+use std::thread::ThreadId;
+use tokio::sync::{Notify, broadcast, mpsc};
+
+/// Events a shard's queue holds before the shard counts as lagging (and
+/// its subscriptions catch up from the log).
+const SHARD_QUEUE: usize = 4096;
+/// Events a shard takes from its queue at once.
+const SHARD_BATCH: usize = 64;
+/// Deliveries after which a shard lets its thread's other tasks (the
+/// connections' HTTP dispatchers, which write the frames) run.
+const SHARD_YIELD_AFTER: usize = 4096;
 
 /// A committed event as the hub hands it out: its frame, serialized once.
 #[derive(Debug)]
@@ -41,15 +62,6 @@ impl HubEvent {
     }
 }
 
-/// A client as the hub reaches it: its address and how many deliveries
-/// sit in its mailbox. (actix's own mailbox bound does not hold for
-/// messages sent through a clone of an address, so the hub counts.)
-#[derive(Clone)]
-pub struct ClientHandle {
-    pub addr: Addr<WsClient>,
-    pub inflight: Arc<AtomicUsize>,
-}
-
 /// Why a connection may not be admitted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
@@ -66,12 +78,121 @@ pub enum Refused {
 
 #[derive(Default)]
 struct Connections {
-    /// Every open connection's address (for shutdown and catch-up).
+    /// Every open connection's address (for shutdown).
     clients: HashMap<u64, Addr<WsClient>>,
     /// Authenticated connections per user.
     per_user: HashMap<i64, u32>,
     /// Connections not authenticated yet, per client address.
     unauthenticated: HashMap<std::net::IpAddr, u32>,
+}
+
+/// The subscriptions of one thread's connections, and the queue of events
+/// for the task on that thread that hands them out.
+pub struct Shard {
+    tx: mpsc::Sender<Arc<HubEvent>>,
+    /// Events were dropped (a full queue) or the pump restarted: the
+    /// subscriptions must read the log before anything newer is handed out.
+    lagged: AtomicBool,
+    /// Wakes the task when `lagged` is set while its queue is empty.
+    wake: Notify,
+    topics: Mutex<HashMap<String, HashMap<u64, Arc<Subscription>>>>,
+}
+
+impl Shard {
+    /// From now on, `topic`'s events go to `sub` too.
+    pub fn subscribe(&self, topic: &str, id: u64, sub: Arc<Subscription>) {
+        lock(&self.topics)
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(id, sub);
+    }
+
+    pub fn unsubscribe(&self, topic: &str, id: u64) {
+        let mut topics = lock(&self.topics);
+        if let Some(subs) = topics.get_mut(topic) {
+            subs.remove(&id);
+            if subs.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Queues an event for the shard's task; answers false when the task
+    /// is gone (its thread stopped).
+    fn offer(&self, event: &Arc<HubEvent>) -> bool {
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lag();
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// What was offered may be incomplete: every subscription reads the
+    /// log before it gets anything newer.
+    fn lag(&self) {
+        self.lagged.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Hands `event` to its topic's subscribers; answers how many.
+    fn deliver(&self, event: &Arc<HubEvent>) -> usize {
+        let topics = lock(&self.topics);
+        let Some(subs) = topics.get(&event.topic) else {
+            return 0;
+        };
+        for sub in subs.values() {
+            sub.deliver(event);
+        }
+        subs.len()
+    }
+
+    /// Switches every live subscription to reading the log, and asks each
+    /// connection concerned to start reading.
+    fn catch_up(&self) {
+        let mut connections = HashSet::new();
+        let topics = lock(&self.topics);
+        for (id, sub) in topics.values().flat_map(HashMap::iter) {
+            if sub.read_log() && connections.insert(*id) {
+                sub.addr().do_send(Control::CatchUp);
+            }
+        }
+    }
+}
+
+/// A shard's task: hands queued events to the shard's subscriptions.
+///
+/// It runs outside tokio's cooperative budget: within budget, every
+/// subscriber after the first hundred or so would find its session "not
+/// ready" (tokio's channels yield once a task spent its budget) and take
+/// the detour through its writer task, a second wake-up per delivery. The
+/// task yields on its own instead, every `SHARD_YIELD_AFTER` deliveries.
+async fn run_shard(shard: Arc<Shard>, mut rx: mpsc::Receiver<Arc<HubEvent>>) {
+    let mut batch = Vec::with_capacity(SHARD_BATCH);
+    let mut since_yield = 0;
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, SHARD_BATCH) => if n == 0 {
+                return;
+            },
+            () = shard.wake.notified() => {}
+        }
+        // Whatever is handed out after the switch is held back behind the
+        // log reading, so the switch may come before events older than
+        // what was dropped: never after anything newer.
+        if shard.lagged.swap(false, Ordering::SeqCst) {
+            shard.catch_up();
+        }
+        for event in batch.drain(..) {
+            since_yield += shard.deliver(&event);
+            if since_yield >= SHARD_YIELD_AFTER {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
+        }
+    }
 }
 
 /// Shared by the route, the clients and the pump; cheap to clone.
@@ -84,11 +205,12 @@ struct Inner {
     limits: WsConnections,
     next_id: AtomicU64,
     connections: Mutex<Connections>,
-    topics: Mutex<HashMap<String, HashMap<u64, ClientHandle>>>,
+    /// One shard per thread that holds connections.
+    shards: Mutex<HashMap<ThreadId, Arc<Shard>>>,
     metrics: WsMetrics,
-    /// Deliveries a client's mailbox may hold before it is a slow consumer.
-    mailbox: usize,
     shutting_down: AtomicBool,
+    /// Events a shard's queue holds.
+    fanout_queue: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -96,16 +218,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl WsHub {
-    pub fn new(limits: WsConnections, mailbox: usize, metrics: WsMetrics) -> Self {
+    pub fn new(limits: WsConnections, metrics: WsMetrics) -> Self {
+        Self::with_fanout_queue(limits, metrics, SHARD_QUEUE)
+    }
+
+    fn with_fanout_queue(limits: WsConnections, metrics: WsMetrics, fanout_queue: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
                 limits,
                 next_id: AtomicU64::new(1),
                 connections: Mutex::default(),
-                topics: Mutex::default(),
+                shards: Mutex::default(),
                 metrics,
-                mailbox: mailbox.max(1),
                 shutting_down: AtomicBool::new(false),
+                fanout_queue: fanout_queue.max(1),
             }),
         }
     }
@@ -117,6 +243,28 @@ impl WsHub {
     /// A new connection's id.
     pub fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The shard of the calling thread (started on first use; call it from
+    /// the thread whose connections it serves, inside its runtime).
+    pub fn shard(&self) -> Arc<Shard> {
+        let mut shards = lock(&self.inner.shards);
+        let thread = std::thread::current().id();
+        if let Some(shard) = shards.get(&thread)
+            && !shard.tx.is_closed()
+        {
+            return shard.clone();
+        }
+        let (tx, rx) = mpsc::channel(self.inner.fanout_queue);
+        let shard = Arc::new(Shard {
+            tx,
+            lagged: AtomicBool::new(false),
+            wake: Notify::new(),
+            topics: Mutex::default(),
+        });
+        actix_rt::spawn(tokio::task::unconstrained(run_shard(shard.clone(), rx)));
+        shards.insert(thread, shard.clone());
+        shard
     }
 
     /// Registers a started connection (counted against the total).
@@ -170,44 +318,22 @@ impl WsHub {
         Ok(())
     }
 
-    /// A connection ended: its slots and subscriptions go.
-    pub fn release(&self, id: u64, user_id: Option<i64>, topics: impl Iterator<Item = String>) {
+    /// A connection ended: its slots go (its subscriptions are its
+    /// shard's to drop).
+    pub fn release(&self, id: u64, user_id: Option<i64>) {
+        let mut conns = lock(&self.inner.connections);
+        if conns.clients.remove(&id).is_some() {
+            self.inner
+                .metrics
+                .connections
+                .set(conns.clients.len() as i64);
+        }
+        if let Some(user) = user_id
+            && let Some(n) = conns.per_user.get_mut(&user)
         {
-            let mut conns = lock(&self.inner.connections);
-            if conns.clients.remove(&id).is_some() {
-                self.inner
-                    .metrics
-                    .connections
-                    .set(conns.clients.len() as i64);
-            }
-            if let Some(user) = user_id
-                && let Some(n) = conns.per_user.get_mut(&user)
-            {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    conns.per_user.remove(&user);
-                }
-            }
-        }
-        for topic in topics {
-            self.unsubscribe(&topic, id);
-        }
-    }
-
-    /// From now on, `topic`'s events go to `addr` too.
-    pub fn subscribe(&self, topic: &str, id: u64, client: ClientHandle) {
-        lock(&self.inner.topics)
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(id, client);
-    }
-
-    pub fn unsubscribe(&self, topic: &str, id: u64) {
-        let mut topics = lock(&self.inner.topics);
-        if let Some(subs) = topics.get_mut(topic) {
-            subs.remove(&id);
-            if subs.is_empty() {
-                topics.remove(topic);
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                conns.per_user.remove(&user);
             }
         }
     }
@@ -215,40 +341,36 @@ impl WsHub {
     /// A topic is gone (its account was removed): its subscribers are told
     /// and forgotten.
     pub fn drop_topic(&self, topic: &str) {
-        let subscribers = lock(&self.inner.topics).remove(topic);
-        for client in subscribers.into_iter().flat_map(HashMap::into_values) {
-            client
-                .addr
-                .do_send(super::client::TopicGone(topic.to_owned()));
+        for shard in self.shards() {
+            let subscribers = lock(&shard.topics).remove(topic);
+            for sub in subscribers.into_iter().flat_map(HashMap::into_values) {
+                sub.addr().do_send(Control::TopicGone(topic.to_owned()));
+            }
         }
     }
 
-    /// Hands a committed event to its topic's subscribers.
+    /// Hands a committed event to every shard (each knows its own
+    /// subscribers of the topic).
     pub fn dispatch(&self, event: &StoredEvent) {
-        let subscribers: Vec<(u64, ClientHandle)> = match lock(&self.inner.topics).get(&event.topic)
-        {
-            Some(subs) => subs.iter().map(|(id, c)| (*id, c.clone())).collect(),
-            None => return,
-        };
+        let shards = self.shards();
+        if shards.is_empty() {
+            return;
+        }
         let event = Arc::new(HubEvent::new(event));
-        for (id, client) in subscribers {
-            if client.inflight.fetch_add(1, Ordering::AcqRel) >= self.inner.mailbox {
-                client.inflight.fetch_sub(1, Ordering::AcqRel);
-                client.addr.do_send(Control::SlowConsumer);
-                continue;
-            }
-            if client.addr.try_send(Deliver(event.clone())).is_err() {
-                // Stopped (a full mailbox cannot happen: counted above).
-                client.inflight.fetch_sub(1, Ordering::AcqRel);
-                self.unsubscribe(&event.topic, id);
-            }
+        let mut gone = false;
+        for shard in &shards {
+            gone |= !shard.offer(&event);
+        }
+        if gone {
+            // A stopped thread's shard; its connections went with it.
+            lock(&self.inner.shards).retain(|_, s| !s.tx.is_closed());
         }
     }
 
-    /// Every client reads what it may have missed from the log.
+    /// Every subscription reads what it may have missed from the log.
     pub fn catch_up_all(&self) {
-        for addr in self.clients() {
-            addr.do_send(Control::CatchUp);
+        for shard in self.shards() {
+            shard.lag();
         }
     }
 
@@ -256,19 +378,19 @@ impl WsHub {
     /// ones from now on; answers how many were open.
     pub fn shutdown_all(&self) -> usize {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let clients = self.clients();
+        let clients: Vec<Addr<WsClient>> = lock(&self.inner.connections)
+            .clients
+            .values()
+            .cloned()
+            .collect();
         for addr in &clients {
             addr.do_send(Control::Shutdown);
         }
         clients.len()
     }
 
-    fn clients(&self) -> Vec<Addr<WsClient>> {
-        lock(&self.inner.connections)
-            .clients
-            .values()
-            .cloned()
-            .collect()
+    fn shards(&self) -> Vec<Arc<Shard>> {
+        lock(&self.inner.shards).values().cloned().collect()
     }
 }
 
@@ -340,3 +462,7 @@ impl Actor for WsHubActor {
         ctx.run_interval(every, |act, ctx| act.prune(ctx));
     }
 }
+
+#[cfg(test)]
+#[path = "fanout_tests.rs"]
+mod tests;

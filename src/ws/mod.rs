@@ -10,6 +10,7 @@ pub mod frames;
 pub mod health;
 pub mod hub;
 pub mod metrics;
+mod outlet;
 
 use crate::accounts::AccountService;
 use crate::auth::{AuthError, AuthService};
