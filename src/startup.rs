@@ -243,6 +243,9 @@ impl Application {
             outbox: outbox.clone(),
             limiter: limiter.clone(),
             db: db.clone(),
+            replays: Arc::new(tokio::sync::Semaphore::new(
+                (settings.database.max_connections as usize / 2).max(1),
+            )),
         });
         let state = web::Data::new(AppState {
             settings: settings.clone(),

@@ -1,10 +1,15 @@
 //! `WsClient`: one actor per WebSocket connection.
 //!
-//! - Frames to the client go through one bounded queue to one writer task,
-//!   in order. A client that lets `websocket.send_queue` frames pile up is
-//!   closed with 4010 (slow consumer): memory per connection stays bounded.
+//! - Frames to the client go through the connection's [`Outlet`], in
+//!   order: straight into actix-ws's session while nothing waits, else into
+//!   a bounded queue its writer task feeds in. A client that lets
+//!   `websocket.send_queue` frames pile up is closed with 4010 (slow
+//!   consumer): memory per connection stays bounded.
+//! - Live events do not pass through this actor: its thread's fan-out
+//!   shard writes them into the outlet through the [`Subscription`] both
+//!   share. The actor drives each subscription's log reads.
 //! - Subscriptions are gap-free across reconnects. Subscribing registers
-//!   with the hub *first*, then reads the log; live events that arrive
+//!   with the shard *first*, then reads the log; live events that arrive
 //!   meanwhile are held back, and released after the replay, minus what the
 //!   replay already sent (offsets increase per topic, so "offset > last
 //!   sent" is the whole rule). Nothing published while the replay ran is
@@ -13,7 +18,7 @@
 use super::frames::{ClientFrame, ServerFrame, account_of};
 use super::hub::{HubEvent, Refused};
 use super::metrics::FrameKind;
-use super::outlet::{Out, Outlet, PushError};
+use super::outlet::{Out, Outlet, PushError, Pushed};
 use super::{WsContext, close_code};
 use crate::auth::{AuthError, Principal};
 use crate::outbox::{EnqueueError, NewMessage};
@@ -111,7 +116,7 @@ impl Subscription {
     }
 
     /// A committed event of this subscription's topic (from the shard).
-    pub(super) fn deliver(&self, event: &Arc<HubEvent>) {
+    pub(super) fn deliver(&self, event: &Arc<HubEvent>) -> Delivered {
         let mut st = self.state();
         let st = &mut *st;
         match &mut st.mode {
@@ -124,10 +129,11 @@ impl Subscription {
                 } else {
                     held.push(event.clone());
                 }
+                Delivered::Sent
             }
             Mode::Live => {
                 if event.offset <= st.last || st.slow {
-                    return;
+                    return Delivered::Sent;
                 }
                 st.last = event.offset;
                 let out = Out::Text(
@@ -135,9 +141,17 @@ impl Subscription {
                     Some(event.created_at),
                     FrameKind::Event,
                 );
-                if let Err(PushError::Full) = self.out.push(out) {
-                    st.slow = true;
-                    self.addr.do_send(Control::SlowConsumer);
+                match self.out.push(out) {
+                    Ok(Pushed::Sent) => Delivered::Sent,
+                    Ok(Pushed::Queued) => Delivered::Queued,
+                    Err(PushError::Full) => {
+                        st.slow = true;
+                        self.addr.do_send(Control::SlowConsumer);
+                        Delivered::Queued
+                    }
+                    // The connection is over (its actor unsubscribes, or
+                    // died without doing so).
+                    Err(PushError::Closed) => Delivered::Gone,
                 }
             }
         }
@@ -180,6 +194,18 @@ impl Subscription {
             }
         }
     }
+}
+
+/// What became of a delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Delivered {
+    /// Written, held back, or not needed.
+    Sent,
+    /// Queued behind a full session: the connection's thread must let its
+    /// HTTP dispatcher write before more comes.
+    Queued,
+    /// The connection is closed.
+    Gone,
 }
 
 /// The actor's side of a subscription.
@@ -308,7 +334,7 @@ impl WsClient {
             return;
         }
         match self.outlet.push(out) {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(PushError::Full) => self.slow_consumer(ctx),
             Err(PushError::Closed) => {
                 self.closing = Some("client");
@@ -667,6 +693,7 @@ impl WsClient {
         let cap = self.cx.settings.websocket.send_queue.max(1) as usize;
         Replay {
             db: self.cx.db.clone(),
+            gate: self.cx.replays.clone(),
             out: self.outlet.clone(),
             topic,
             page: u64::from(self.cx.settings.websocket.replay_page.max(1)),
@@ -801,11 +828,15 @@ impl WsClient {
                 continue;
             }
             let mut st = sub.shared.state();
-            if let Mode::Live = st.mode {
-                st.mode = Mode::Reading {
-                    held: Vec::new(),
-                    again: false,
-                };
+            match &mut st.mode {
+                Mode::Live => {
+                    st.mode = Mode::Reading {
+                        held: Vec::new(),
+                        again: false,
+                    };
+                }
+                // The read starts after every lag that asked for it.
+                Mode::Reading { again, .. } => *again = false,
             }
             idle.push((topic.clone(), st.last));
         }
@@ -1112,6 +1143,8 @@ impl Handler<Control> for WsClient {
 /// Reads a topic's log for one subscription, writing to its queue.
 struct Replay {
     db: sea_orm::DatabaseConnection,
+    /// Bounds the log reads of all connections at once.
+    gate: Arc<tokio::sync::Semaphore>,
     out: Arc<Outlet>,
     topic: String,
     page: u64,
@@ -1150,9 +1183,21 @@ impl Replay {
             .map_err(|_| WriterGone)
     }
 
+    /// A log read, once the gate lets it through: when every subscription
+    /// catches up at once (a restarted pump, a lagging shard), the reads
+    /// queue here instead of at the database's pool.
+    async fn read<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, sea_orm::DbErr>>,
+    ) -> Result<T, sea_orm::DbErr> {
+        // The gate is never closed; were it, reading unbounded is right.
+        let _permit = self.gate.acquire().await.ok();
+        query.await
+    }
+
     /// `subscribed`, then the events after `since` (when given).
     async fn subscribe(self, id: Value, since: Option<i64>) -> ReplayResult {
-        let head = match crate::events::head(&self.db, &self.topic).await {
+        let head = match self.read(crate::events::head(&self.db, &self.topic)).await {
             Ok(h) => h,
             Err(error) => {
                 return ReplayResult::Failed {
@@ -1161,7 +1206,10 @@ impl Replay {
                 };
             }
         };
-        let horizon = match crate::events::horizon(&self.db, &self.topic).await {
+        let horizon = match self
+            .read(crate::events::horizon(&self.db, &self.topic))
+            .await
+        {
             Ok(h) => h,
             Err(error) => {
                 return ReplayResult::Failed {
@@ -1200,7 +1248,15 @@ impl Replay {
     /// The events after `after`, page by page, until the log runs out.
     async fn pages(self, mut after: i64) -> ReplayResult {
         loop {
-            let events = match crate::events::since(&self.db, &self.topic, after, self.page).await {
+            let events = match self
+                .read(crate::events::since(
+                    &self.db,
+                    &self.topic,
+                    after,
+                    self.page,
+                ))
+                .await
+            {
                 Ok(e) => e,
                 Err(error) => {
                     return ReplayResult::Failed {
@@ -1210,7 +1266,10 @@ impl Replay {
                 }
             };
             // Pruned meanwhile, past where this replay stands: a gap.
-            match crate::events::horizon(&self.db, &self.topic).await {
+            match self
+                .read(crate::events::horizon(&self.db, &self.topic))
+                .await
+            {
                 Ok(h) if h > after => return ReplayResult::Resync { topic: self.topic },
                 Ok(_) => {}
                 Err(error) => {

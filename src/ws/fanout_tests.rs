@@ -373,3 +373,54 @@ async fn a_replay_waits_for_room_and_leaves_headroom() {
         .collect();
     assert_eq!(texts, expected);
 }
+
+#[actix_rt::test]
+async fn a_burst_to_a_reader_that_keeps_up_is_no_slow_consumer() {
+    let hub = hub(256);
+    let (out, mut body) = outlet(4).await;
+    let _writer = actix_rt::spawn(super::super::outlet::write(out.clone()));
+    let (addr, seen) = recorder();
+    let sub = Arc::new(Subscription::new(out, addr, 0, 64));
+    sub.go_live();
+    hub.shard().subscribe(TOPIC, 1, sub.clone());
+    // The client reads whenever its thread lets it.
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let got = got.clone();
+        actix_rt::spawn(async move {
+            loop {
+                let offsets = body.offsets();
+                let mut got = lock(&got);
+                got.extend(offsets);
+                if got.len() >= 100 {
+                    return;
+                }
+                drop(got);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    // 100 events at once: far more than the session (32) and the queue (4)
+    // hold; the shard must let the writing happen as it goes.
+    for offset in 1..=100 {
+        hub.dispatch(&event(TOPIC, offset));
+    }
+    until(|| reader.is_finished()).await;
+    assert!(lock(&seen).is_empty(), "{:?}", lock(&seen));
+    assert_eq!(*lock(&got), (1..=100).collect::<Vec<i64>>());
+}
+
+#[actix_rt::test]
+async fn a_closed_connection_leaves_the_shard_on_the_next_event() {
+    let hub = hub(64);
+    let shard = hub.shard();
+    let (out, _body) = outlet(16).await;
+    let (addr, _seen) = recorder();
+    let sub = Arc::new(Subscription::new(out.clone(), addr, 0, 64));
+    sub.go_live();
+    shard.subscribe(TOPIC, 1, sub);
+    // Its actor died without unsubscribing; the close went out.
+    out.finish();
+    hub.dispatch(&event(TOPIC, 1));
+    until(|| lock(&shard.topics).is_empty()).await;
+}

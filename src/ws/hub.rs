@@ -21,7 +21,7 @@
 //!   log from each one's last offset before handing out anything newer.
 //!   Nothing is lost either way; clients drop what they already have.
 
-use super::client::{Control, Subscription, WsClient};
+use super::client::{Control, Delivered, Subscription, WsClient};
 use super::metrics::WsMetrics;
 use crate::config::WsConnections;
 use crate::events::{EventLog, StoredEvent};
@@ -137,16 +137,32 @@ impl Shard {
         self.wake.notify_one();
     }
 
-    /// Hands `event` to its topic's subscribers; answers how many.
-    fn deliver(&self, event: &Arc<HubEvent>) -> usize {
-        let topics = lock(&self.topics);
-        let Some(subs) = topics.get(&event.topic) else {
-            return 0;
+    /// Hands `event` to its topic's subscribers; answers how many, and
+    /// whether some had to queue it behind a full session.
+    fn deliver(&self, event: &Arc<HubEvent>) -> (usize, bool) {
+        let mut topics = lock(&self.topics);
+        let Some(subs) = topics.get_mut(&event.topic) else {
+            return (0, false);
         };
-        for sub in subs.values() {
-            sub.deliver(event);
+        let mut backlog = false;
+        let mut gone = Vec::new();
+        for (id, sub) in subs.iter() {
+            match sub.deliver(event) {
+                Delivered::Sent => {}
+                Delivered::Queued => backlog = true,
+                Delivered::Gone => gone.push(*id),
+            }
         }
-        subs.len()
+        let n = subs.len();
+        // Connections that ended without unsubscribing (an actor that
+        // died): nothing keeps them here.
+        for id in gone {
+            subs.remove(&id);
+        }
+        if subs.is_empty() {
+            topics.remove(&event.topic);
+        }
+        (n, backlog)
     }
 
     /// Switches every live subscription to reading the log, and asks each
@@ -168,12 +184,18 @@ impl Shard {
 /// subscriber after the first hundred or so would find its session "not
 /// ready" (tokio's channels yield once a task spent its budget) and take
 /// the detour through its writer task, a second wake-up per delivery. The
-/// task yields on its own instead, every `SHARD_YIELD_AFTER` deliveries.
+/// task yields on its own instead: after every batch, every
+/// `SHARD_YIELD_AFTER` deliveries, and after any event that some
+/// subscriber had to queue behind a full session, so the thread's HTTP
+/// dispatchers write what the sessions hold before more comes (a burst on
+/// a topic must not make a fast reader look like a slow consumer).
 async fn run_shard(shard: Arc<Shard>, mut rx: mpsc::Receiver<Arc<HubEvent>>) {
     let mut batch = Vec::with_capacity(SHARD_BATCH);
     let mut since_yield = 0;
     loop {
         tokio::select! {
+            // (The shard holds a sender itself: the queue ends only with
+            // the runtime, which drops this task.)
             n = rx.recv_many(&mut batch, SHARD_BATCH) => if n == 0 {
                 return;
             },
@@ -186,12 +208,15 @@ async fn run_shard(shard: Arc<Shard>, mut rx: mpsc::Receiver<Arc<HubEvent>>) {
             shard.catch_up();
         }
         for event in batch.drain(..) {
-            since_yield += shard.deliver(&event);
-            if since_yield >= SHARD_YIELD_AFTER {
+            let (n, backlog) = shard.deliver(&event);
+            since_yield += n;
+            if backlog || since_yield >= SHARD_YIELD_AFTER {
                 since_yield = 0;
                 tokio::task::yield_now().await;
             }
         }
+        since_yield = 0;
+        tokio::task::yield_now().await;
     }
 }
 

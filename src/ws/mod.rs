@@ -45,6 +45,10 @@ pub struct WsContext {
     pub outbox: Outbox,
     pub limiter: RateLimiter,
     pub db: sea_orm::DatabaseConnection,
+    /// Log reads (replays, catch-ups) running at once, across connections:
+    /// half the database pool, so a catch-up of every connection leaves
+    /// the rest of the service room.
+    pub replays: Arc<tokio::sync::Semaphore>,
 }
 
 /// Query parameters that look like a credential: refused, since query

@@ -40,6 +40,15 @@ pub(super) enum Out {
     Close(Option<CloseReason>),
 }
 
+/// Where a frame went.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Pushed {
+    /// Into the session.
+    Sent,
+    /// Into the queue: the session is full, the writer feeds it in later.
+    Queued,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum PushError {
     /// `websocket.send_queue` frames wait already: a slow consumer.
@@ -65,7 +74,8 @@ struct Inner {
     /// A close frame was queued or sent, or the session is gone: nothing
     /// more is accepted.
     closed: bool,
-    /// The session took the close frame (or is gone): the writer is done.
+    /// The session took the close frame, or is gone, or the outlet was
+    /// aborted: the writer is done.
     done: bool,
 }
 
@@ -94,7 +104,7 @@ impl Outlet {
 
     /// Queues a frame (or hands it to the session at once when nothing
     /// waits).
-    pub(super) fn push(&self, out: Out) -> Result<(), PushError> {
+    pub(super) fn push(&self, out: Out) -> Result<Pushed, PushError> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(PushError::Closed);
@@ -102,8 +112,7 @@ impl Outlet {
         if inner.queue.len() >= self.cap {
             return Err(PushError::Full);
         }
-        self.enqueue(&mut inner, out);
-        Ok(())
+        Ok(self.enqueue(&mut inner, out))
     }
 
     /// Queues a frame once `headroom` more would still fit after it.
@@ -121,7 +130,7 @@ impl Outlet {
                 }
                 if inner.queue.len() < limit {
                     if let Some(out) = out.take() {
-                        self.enqueue(&mut inner, out);
+                        let _ = self.enqueue(&mut inner, out);
                     }
                     return Ok(());
                 }
@@ -130,26 +139,31 @@ impl Outlet {
         }
     }
 
-    fn enqueue(&self, inner: &mut Inner, out: Out) {
+    fn enqueue(&self, inner: &mut Inner, out: Out) -> Pushed {
         if matches!(out, Out::Close(_)) {
             inner.closed = true;
         }
-        if inner.queue.is_empty() {
+        let pushed = if inner.queue.is_empty() {
             // Straight into the session when it has room; a waker that does
             // nothing is fine: the writer polls again with its own.
             let mut cx = Context::from_waker(Waker::noop());
             match self.send(inner, &mut cx, out) {
                 // The writer has nothing to do, unless to end.
-                Sent::Yes | Sent::Gone if !inner.done => return,
-                Sent::Yes | Sent::Gone => {}
-                Sent::NotYet(out) => inner.queue.push_back(out),
+                Sent::Yes | Sent::Gone if !inner.done => return Pushed::Sent,
+                Sent::Yes | Sent::Gone => Pushed::Sent,
+                Sent::NotYet(out) => {
+                    inner.queue.push_back(out);
+                    Pushed::Queued
+                }
             }
         } else {
             inner.queue.push_back(out);
-        }
+            Pushed::Queued
+        };
         if let Some(w) = inner.writer.take() {
             w.wake();
         }
+        pushed
     }
 
     /// Hands `out` to the session if it has room.
@@ -212,7 +226,11 @@ impl Outlet {
             };
             match self.send(&mut inner, cx, out) {
                 Sent::Yes => freed = true,
-                Sent::Gone => break Poll::Ready(()),
+                Sent::Gone => {
+                    // A replay waiting for room learns it is over.
+                    freed = true;
+                    break Poll::Ready(());
+                }
                 Sent::NotYet(out) => {
                     inner.queue.push_front(out);
                     break Poll::Pending;
@@ -251,7 +269,7 @@ impl Outlet {
     pub(super) fn finish(&self) {
         let mut inner = self.lock();
         if !inner.closed {
-            self.enqueue(&mut inner, Out::Close(None));
+            let _ = self.enqueue(&mut inner, Out::Close(None));
         }
     }
 }
