@@ -390,12 +390,14 @@ async fn a_burst_to_a_reader_that_keeps_up_is_no_slow_consumer() {
         actix_rt::spawn(async move {
             loop {
                 let offsets = body.offsets();
-                let mut got = lock(&got);
-                got.extend(offsets);
-                if got.len() >= 100 {
+                let n = {
+                    let mut got = lock(&got);
+                    got.extend(offsets);
+                    got.len()
+                };
+                if n >= 100 {
                     return;
                 }
-                drop(got);
                 tokio::task::yield_now().await;
             }
         })
