@@ -20,4 +20,5 @@ pub mod startup;
 pub mod supervisor;
 pub mod telegram;
 pub mod telemetry;
+pub mod uploads;
 pub mod ws;

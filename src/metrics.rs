@@ -26,6 +26,7 @@ pub struct Metrics {
     pub rate_limits: crate::ratelimit::RateLimitMetrics,
     pub outbox: crate::outbox::OutboxMetrics,
     pub ws: crate::ws::metrics::WsMetrics,
+    pub uploads: crate::uploads::metrics::UploadMetrics,
 }
 
 /// Database pool and health metrics, sampled by the Database actor.
@@ -110,6 +111,7 @@ impl Metrics {
         let rate_limits = crate::ratelimit::RateLimitMetrics::new(&registry)?;
         let outbox = crate::outbox::OutboxMetrics::new(&registry)?;
         let ws = crate::ws::metrics::WsMetrics::new(&registry)?;
+        let uploads = crate::uploads::metrics::UploadMetrics::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
@@ -120,6 +122,7 @@ impl Metrics {
             rate_limits,
             outbox,
             ws,
+            uploads,
         })
     }
 

@@ -234,6 +234,24 @@ impl Application {
             events.clone(),
             &settings.telegram,
         );
+        let uploads = crate::uploads::Uploads::new(
+            db.clone(),
+            settings.clone(),
+            limiter.clone(),
+            sessions.clone(),
+            accounts.clone(),
+            events.clone(),
+            metrics.uploads.clone(),
+        );
+        // Bodies are not kept: a job a stop interrupted cannot go on.
+        match uploads.fail_interrupted().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                uploads = n,
+                "upload jobs interrupted by the last stop were failed"
+            ),
+            Err(e) => return Err(e).context("failing interrupted uploads"),
+        }
         let ws_context = Arc::new(crate::ws::WsContext {
             settings: settings.clone(),
             hub: ws_hub.clone(),
@@ -260,6 +278,7 @@ impl Application {
             events: events.clone(),
             limiter: limiter.clone(),
             outbox: outbox.clone(),
+            uploads,
             ws: ws_context,
             started_at: Instant::now(),
         });

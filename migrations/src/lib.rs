@@ -6,6 +6,7 @@ mod m20261120_000001_core;
 mod m20261120_000002_audit_log;
 mod m20261121_000003_outbox;
 mod m20261122_000004_event_horizons;
+mod m20261123_000005_uploads;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261120_000002_audit_log::Migration),
             Box::new(m20261121_000003_outbox::Migration),
             Box::new(m20261122_000004_event_horizons::Migration),
+            Box::new(m20261123_000005_uploads::Migration),
         ]
     }
 }

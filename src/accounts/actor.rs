@@ -87,6 +87,18 @@ pub struct History {
     pub before: Option<i32>,
 }
 
+/// Upload one part of a file (Telegram's `saveFilePart`, or
+/// `saveBigFilePart` when `total_parts` is given).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), CallError>")]
+pub struct SavePart {
+    pub file_id: i64,
+    /// 0-based.
+    pub part: u32,
+    pub total_parts: Option<u32>,
+    pub bytes: actix_web::web::Bytes,
+}
+
 /// Why a session is rotated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RotationReason {
@@ -763,6 +775,32 @@ impl Handler<History> for AccountActor {
                     crate::outbox::drain::resolve(client.as_ref(), &peers, &msg.chat).await?;
                 client.history(&peer, msg.limit, msg.before).await
             };
+            tokio::time::timeout(timeout, run)
+                .await
+                .unwrap_or(Err(TgError::Timeout(timeout)))
+        };
+        Box::pin(
+            actix::fut::wrap_future(fut).map(|res, act: &mut Self, ctx| {
+                if let Err(e) = &res {
+                    act.note_error(e, ctx);
+                }
+                res.map_err(CallError::Telegram)
+            }),
+        )
+    }
+}
+
+impl Handler<SavePart> for AccountActor {
+    type Result = ResponseActFuture<Self, Result<(), CallError>>;
+
+    fn handle(&mut self, msg: SavePart, _: &mut Context<Self>) -> Self::Result {
+        let client = match self.connected_client() {
+            Ok(c) => c,
+            Err(e) => return Box::pin(actix::fut::ready(Err(e))),
+        };
+        let timeout = self.deps.request_timeout;
+        let fut = async move {
+            let run = client.save_file_part(msg.file_id, msg.part, msg.total_parts, &msg.bytes);
             tokio::time::timeout(timeout, run)
                 .await
                 .unwrap_or(Err(TgError::Timeout(timeout)))

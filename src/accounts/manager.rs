@@ -268,6 +268,18 @@ impl SessionManager {
             .map_err(|_| not_running())?
     }
 
+    /// Uploads one part of a file through the account's connection.
+    pub async fn save_part(
+        &self,
+        account_id: i64,
+        part: super::actor::SavePart,
+    ) -> Result<(), CallError> {
+        let actor = self.actor(account_id)?;
+        let not_running =
+            || CallError::NotConnected(self.state(account_id).unwrap_or(AccountState::Connecting));
+        actor.send(part).await.map_err(|_| not_running())?
+    }
+
     /// Rotates the account's session: through its actor when it runs (so no
     /// session write races the rotation), directly otherwise.
     pub async fn rotate(&self, account_id: i64) -> Result<i64, CallError> {

@@ -99,6 +99,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub outbox: OutboxSettings,
     pub events: EventSettings,
+    pub uploads: UploadSettings,
     pub auth: AuthSettings,
     pub debug: DebugSettings,
     #[serde(default)]
@@ -263,6 +264,26 @@ pub struct EventSettings {
     pub prune_interval_ms: u64,
 }
 
+/// Upload jobs (`POST /accounts/{id}/uploads`). Sizes and the per-account
+/// rate are `rate_limits.telegram.media_uploads`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Parts of one big file (over 10 MiB) in flight at once; also how
+    /// many 512 KiB parts one upload holds in memory at most.
+    pub parallel_parts: u32,
+    /// Tries per part before the job fails (a FLOOD_WAIT does not count).
+    pub part_attempts: u32,
+    /// First wait after a failed part; doubles per try, up to 8 s.
+    pub retry_base_ms: u64,
+    /// `upload.progress` events (and progress in the database) at most
+    /// this often per job, plus one at the end.
+    pub progress_interval_ms: u64,
+    /// A FLOOD_WAIT longer than this fails the job (`flood_wait`, with the
+    /// time to wait) instead of pausing it.
+    pub max_pause_ms: u64,
+}
+
 /// The durable outbox (`POST /accounts/{id}/messages`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -389,6 +410,18 @@ impl Settings {
     /// Checks that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
+        let max_upload = 4000 * crate::telegram::PART_SIZE as u64;
+        if self.rate_limits.telegram.media_uploads.max_size == 0
+            || self.rate_limits.telegram.media_uploads.max_size > max_upload
+        {
+            problems.push(format!(
+                "rate_limits.telegram.media_uploads.max_size must be 1 to {max_upload} bytes (Telegram's 4000 parts of 512 KiB)"
+            ));
+        }
+        if self.uploads.parallel_parts == 0 || self.uploads.part_attempts == 0 {
+            problems
+                .push("uploads.parallel_parts and uploads.part_attempts must be > 0".to_owned());
+        }
         let b = &self.supervision.backoff;
         if !(0.0..=1.0).contains(&b.jitter) {
             problems.push("supervision.backoff.jitter must be between 0 and 1".to_owned());

@@ -7,4 +7,5 @@ pub mod event;
 pub mod event_horizon;
 pub mod outbox;
 pub mod session;
+pub mod upload;
 pub mod user;

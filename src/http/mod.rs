@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod middleware;
 pub mod openapi;
+mod uploads;
 
 pub use middleware::observe;
 
@@ -45,6 +46,7 @@ pub struct AppState {
     /// Keyed rate limits and flood-wait blocks (API, Telegram, WebSocket).
     pub limiter: crate::ratelimit::RateLimiter,
     pub outbox: crate::outbox::Outbox,
+    pub uploads: crate::uploads::Uploads,
     /// The WebSocket gateway's shared parts.
     pub ws: Arc<crate::ws::WsContext>,
     pub started_at: Instant,
@@ -138,6 +140,12 @@ fn declare_routes(t: &mut RouteTable) {
             "/api/v1/accounts/{id}/chats/{chat}/messages",
             accounts::history,
         )
+        .add(
+            Method::POST,
+            "/api/v1/accounts/{id}/uploads",
+            uploads::create,
+        )
+        .add(Method::GET, "/api/v1/uploads/{id}", uploads::get)
         .add(Method::GET, "/api/v1/audit", admin::audit)
         .add(Method::GET, "/ws", crate::ws::route);
 }

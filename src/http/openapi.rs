@@ -2,7 +2,7 @@
 //! handlers' annotations and types. A test checks that it lists exactly the
 //! routes [`super::registered_routes`] registers.
 
-use super::{accounts, admin, auth, error, health, limits, messages, metrics};
+use super::{accounts, admin, auth, error, health, limits, messages, metrics, uploads};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -29,6 +29,8 @@ use utoipa::{Modify, OpenApi};
         limits::account_limits,
         messages::send,
         messages::get,
+        uploads::create,
+        uploads::get,
         admin::audit,
         openapi_json,
         health::health,
@@ -43,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Users and access tokens"),
         (name = "accounts", description = "Telegram accounts and their sessions"),
         (name = "messages", description = "Reading and sending messages"),
+        (name = "uploads", description = "Files streamed to Telegram, for sending as media"),
         (name = "admin", description = "Operator routes (admin role)"),
         (name = "meta", description = "Health, metrics and this document"),
         (name = "websocket", description = "The WebSocket gateway (frames: see ARCHITECTURE.md)"),

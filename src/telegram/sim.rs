@@ -102,6 +102,9 @@ struct State {
     uploads: HashMap<(i64, i64), BTreeMap<u32, usize>>,
     /// Calls made, by method (for tests and metrics checks).
     calls: BTreeMap<String, u64>,
+    /// Calls under way, and the most at once, by method.
+    in_flight: HashMap<String, u32>,
+    most_in_flight: HashMap<String, u32>,
     /// Accept auth keys this world never issued (see [`SimWorld::adopt_unknown_keys`]).
     adopt_unknown_keys: bool,
 }
@@ -267,6 +270,25 @@ impl SimWorld {
             .unwrap_or_default()
     }
 
+    /// The most calls of `method` that were under way at once.
+    pub fn most_in_flight(&self, method: &str) -> u32 {
+        self.lock().most_in_flight.get(method).copied().unwrap_or(0)
+    }
+
+    /// The files `e164` uploaded: file id → part number → part size.
+    pub fn uploaded(&self, e164: &str) -> HashMap<i64, BTreeMap<u32, usize>> {
+        let state = self.lock();
+        let Some(user) = state.by_phone.get(e164).copied() else {
+            return HashMap::new();
+        };
+        state
+            .uploads
+            .iter()
+            .filter(|((u, _), _)| *u == user)
+            .map(|((_, file), parts)| (*file, parts.clone()))
+            .collect()
+    }
+
     /// A session for `e164` as if it had signed in elsewhere (tests, imports).
     pub fn authorize(&self, e164: &str) -> Option<SessionData> {
         let (dc, _, _) = parse_sim_phone(e164)?;
@@ -282,11 +304,22 @@ impl SimWorld {
         method: &str,
         chat: Option<i64>,
     ) -> Result<(), TgError> {
-        let latency = self.lock().latency;
+        let latency = {
+            let mut state = self.lock();
+            let n = state.in_flight.entry(method.to_owned()).or_default();
+            *n += 1;
+            let n = *n;
+            let most = state.most_in_flight.entry(method.to_owned()).or_default();
+            *most = (*most).max(n);
+            state.latency
+        };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
         let mut state = self.lock();
+        if let Some(n) = state.in_flight.get_mut(method) {
+            *n = n.saturating_sub(1);
+        }
         *state.calls.entry(method.to_owned()).or_default() += 1;
         if let Some(id) = conn_id {
             match state.conns.get(&id) {

@@ -20,4 +20,5 @@ mod process;
 mod sessions;
 mod supervision;
 mod telegram;
+mod uploads;
 mod ws;

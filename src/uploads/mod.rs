@@ -1,0 +1,697 @@
+//! Upload jobs: a request body streamed to Telegram in 512 KiB parts.
+//!
+//! - The body is cut into parts as it arrives. A part goes to Telegram
+//!   through the account's actor (`saveFilePart`, or `saveBigFilePart` with
+//!   parts in parallel above 10 MiB) while the next ones are read; reading
+//!   waits while `uploads.parallel_parts` parts are in flight, so one upload
+//!   holds at most that many parts in memory, whatever the file's size.
+//! - A failed part is tried again with backoff; a FLOOD_WAIT pauses the job
+//!   (and, through the unread body, the client) for the time Telegram asks,
+//!   up to `uploads.max_pause_ms`.
+//! - The job's row says where it stands (`GET /uploads/{id}`), and
+//!   `upload.progress` events on the account's topic say it as it goes, at
+//!   most every `uploads.progress_interval_ms`.
+//! - Nothing of the body is kept: a job a restart interrupted cannot be
+//!   resumed and is failed (`interrupted`) when the service starts.
+
+use crate::accounts::actor::{CallError, SavePart};
+use crate::accounts::manager::SessionManager;
+use crate::accounts::state::AccountState;
+use crate::accounts::{AccountError, AccountService};
+use crate::config::Settings;
+use crate::entities::upload;
+use crate::events::EventLog;
+use crate::ratelimit::{Key, RateLimiter};
+use crate::security::validation::ValidationError;
+use crate::telegram::{BIG_FILE_THRESHOLD, PART_SIZE, TgError};
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub mod metrics;
+
+/// Where a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The body is being read and its parts sent.
+    Receiving,
+    /// Telegram asked to wait (FLOOD_WAIT); the job goes on after.
+    Paused,
+    /// Every part is on Telegram: the file can be sent.
+    Done,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receiving => "receiving",
+            Self::Paused => "paused",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "receiving" => Self::Receiving,
+            "paused" => Self::Paused,
+            "done" => Self::Done,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// Why an upload was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("no such account")]
+    NotFound,
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("the file is larger than the limit of {max} bytes")]
+    TooLarge { max: u64 },
+    #[error("the body is empty: there is no file to upload")]
+    Empty,
+    #[error(
+        "files over 10 MiB need a Content-Length (Telegram must know their part count from the first part)"
+    )]
+    LengthRequired,
+    #[error("too many uploads for this account; retry after the time given")]
+    RateLimited(Duration),
+    #[error("the account cannot upload now (state: {})", .0.as_str())]
+    Unavailable(AccountState),
+    #[error("the body ended after {received} of {declared} bytes")]
+    Truncated { received: u64, declared: u64 },
+    #[error("the body could not be read: {0}")]
+    Body(String),
+    #[error("Telegram asked to wait {0:?}, longer than uploads allow to pause")]
+    FloodWait(Duration),
+    #[error("Telegram refused a part: {0}")]
+    Telegram(TgError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl UploadError {
+    /// A stable code for answers, rows and events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Invalid(_) => "invalid_input",
+            Self::TooLarge { .. } => "upload_too_large",
+            Self::Empty => "empty_upload",
+            Self::LengthRequired => "length_required",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Unavailable(_) => "account_unavailable",
+            Self::Truncated { .. } => "truncated_body",
+            Self::Body(_) => "body_error",
+            Self::FloodWait(_) => "flood_wait",
+            Self::Telegram(_) => "telegram_error",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for UploadError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// An upload job as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadView {
+    pub upload_id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub status: Status,
+    /// Bytes, once known (from `Content-Length`, else at the end).
+    pub size: Option<i64>,
+    /// Bytes received so far.
+    pub bytes: i64,
+    pub parts_total: Option<i32>,
+    /// Parts Telegram acknowledged.
+    pub parts_done: i32,
+    /// Bytes per second over the job's life so far (or its whole life).
+    pub rate_bytes_per_s: Option<f64>,
+    pub error: Option<UploadFailure>,
+    pub created_at: chrono::DateTime<chrono::FixedOffset>,
+    pub updated_at: chrono::DateTime<chrono::FixedOffset>,
+    pub finished_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadFailure {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<upload::Model> for UploadView {
+    fn from(m: upload::Model) -> Self {
+        let end = m.finished_at.unwrap_or(m.updated_at);
+        let secs = (end - m.created_at).num_milliseconds() as f64 / 1000.0;
+        let rate = (secs > 0.0 && m.bytes > 0).then(|| m.bytes as f64 / secs);
+        let error = m.error_code.map(|code| UploadFailure {
+            code,
+            message: m.error.unwrap_or_default(),
+        });
+        Self {
+            upload_id: m.id,
+            account_id: m.account_id,
+            name: m.name,
+            status: Status::parse(&m.status),
+            size: m.size,
+            bytes: m.bytes,
+            parts_total: m.parts_total,
+            parts_done: m.parts_done,
+            rate_bytes_per_s: rate,
+            error,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            finished_at: m.finished_at,
+        }
+    }
+}
+
+/// Checks a file name: 1 to 255 bytes, no path, no control characters.
+pub fn validate_name(name: &str) -> Result<(), ValidationError> {
+    if name.trim().is_empty() {
+        return Err(ValidationError::new(
+            "name",
+            "required",
+            "a file name is required (?name=…)",
+        ));
+    }
+    if name.len() > 255 {
+        return Err(ValidationError::new(
+            "name",
+            "too_long",
+            "at most 255 bytes",
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        return Err(ValidationError::new(
+            "name",
+            "invalid_characters",
+            "a file name without path separators or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Upload jobs; cheap to clone.
+#[derive(Clone)]
+pub struct Uploads {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    settings: Arc<Settings>,
+    limiter: RateLimiter,
+    sessions: SessionManager,
+    accounts: AccountService,
+    events: EventLog,
+    metrics: metrics::UploadMetrics,
+}
+
+/// One job's progress while its body is read.
+#[derive(Clone, Copy)]
+struct Job {
+    id: i64,
+    account_id: i64,
+    file_id: i64,
+    /// Given for big files (Telegram's `file_total_parts`).
+    total_parts: Option<u32>,
+    /// Known from a declared size, else at the end.
+    parts_total: Option<u32>,
+    bytes: u64,
+    parts_done: u32,
+    status: Status,
+    last_progress: Instant,
+}
+
+impl Uploads {
+    pub fn new(
+        db: DatabaseConnection,
+        settings: Arc<Settings>,
+        limiter: RateLimiter,
+        sessions: SessionManager,
+        accounts: AccountService,
+        events: EventLog,
+        metrics: metrics::UploadMetrics,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                limiter,
+                sessions,
+                accounts,
+                events,
+                metrics,
+            }),
+        }
+    }
+
+    /// The largest file accepted.
+    pub fn max_size(&self) -> u64 {
+        self.inner
+            .settings
+            .rate_limits
+            .telegram
+            .media_uploads
+            .max_size
+    }
+
+    /// The checks made before a byte of the body is read: the name, the
+    /// account (the user's own, able to upload), the declared size and the
+    /// account's upload rate.
+    pub async fn admit(
+        &self,
+        user_id: i64,
+        account_id: i64,
+        name: &str,
+        declared: Option<u64>,
+    ) -> Result<(), UploadError> {
+        validate_name(name)?;
+        match self.inner.accounts.owned(user_id, account_id).await {
+            Ok(_) => {}
+            Err(AccountError::NotFound) => return Err(UploadError::NotFound),
+            Err(e) => return Err(UploadError::Internal(e.into())),
+        }
+        match declared {
+            Some(0) => return Err(UploadError::Empty),
+            Some(n) if n > self.max_size() => {
+                return Err(UploadError::TooLarge {
+                    max: self.max_size(),
+                });
+            }
+            _ => {}
+        }
+        let state = self
+            .inner
+            .sessions
+            .state(account_id)
+            .unwrap_or(AccountState::Stopped);
+        if !state.accepts_messages() {
+            return Err(UploadError::Unavailable(state));
+        }
+        self.inner
+            .limiter
+            .check(&Key::media_uploads(account_id))
+            .map_err(|t| UploadError::RateLimited(t.retry_after))?;
+        Ok(())
+    }
+
+    /// Runs a job over `body` (admitted with [`Uploads::admit`]): answers
+    /// the job once every part is on Telegram, or why it failed (the job's
+    /// row says so too).
+    pub async fn receive<S, E>(
+        &self,
+        user_id: i64,
+        account_id: i64,
+        name: &str,
+        declared: Option<u64>,
+        mut body: S,
+    ) -> Result<UploadView, (Option<i64>, UploadError)>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        // No job until there is a byte to upload: an empty body leaves
+        // nothing behind.
+        let first = loop {
+            match body.next().await {
+                Some(Ok(chunk)) if chunk.is_empty() => {}
+                Some(Ok(chunk)) => break chunk,
+                Some(Err(e)) => {
+                    return Err((
+                        None,
+                        match declared {
+                            Some(d) => UploadError::Truncated {
+                                received: 0,
+                                declared: d,
+                            },
+                            None => UploadError::Body(e.to_string()),
+                        },
+                    ));
+                }
+                None => return Err((None, UploadError::Empty)),
+            }
+        };
+        let body = futures_util::stream::iter([Ok(first)]).chain(body);
+        let big = declared.is_some_and(|n| n > BIG_FILE_THRESHOLD);
+        let parts_total = declared.map(|n| n.div_ceil(PART_SIZE as u64) as u32);
+        let now = chrono::Utc::now().fixed_offset();
+        let row = upload::ActiveModel {
+            account_id: Set(account_id),
+            user_id: Set(user_id),
+            name: Set(name.to_owned()),
+            status: Set(Status::Receiving.as_str().to_owned()),
+            size: Set(declared.map(|n| n as i64)),
+            bytes: Set(0),
+            parts_total: Set(parts_total.map(|n| n as i32)),
+            parts_done: Set(0),
+            big: Set(big),
+            file_id: Set(rand::random::<i64>()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.inner.db)
+        .await
+        .map_err(|e| (None, e.into()))?;
+        let mut job = Job {
+            id: row.id,
+            account_id,
+            file_id: row.file_id,
+            total_parts: big.then_some(parts_total.unwrap_or(0)),
+            parts_total,
+            bytes: 0,
+            parts_done: 0,
+            status: Status::Receiving,
+            last_progress: Instant::now(),
+        };
+        self.progress(&mut job, true).await;
+        let m = &self.inner.metrics;
+        m.running.inc();
+        let result = self.run(&mut job, declared, body).await;
+        m.running.dec();
+        let outcome = match &result {
+            Ok(()) => "done",
+            Err(e) => e.code(),
+        };
+        m.jobs.with_label_values(&[outcome]).inc();
+        match result {
+            Ok(()) => {
+                let done = self
+                    .finish(&job, None)
+                    .await
+                    .map_err(|e| (Some(job.id), e))?;
+                Ok(done)
+            }
+            Err(e) => {
+                if let Err(db) = self.finish(&job, Some(&e)).await {
+                    tracing::error!(error = %db, upload_id = job.id, "recording a failed upload failed");
+                }
+                Err((Some(job.id), e))
+            }
+        }
+    }
+
+    /// Reads the body into parts and sends them, `parallel` at a time.
+    async fn run<S, E>(
+        &self,
+        job: &mut Job,
+        declared: Option<u64>,
+        mut body: S,
+    ) -> Result<(), UploadError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let settings = &self.inner.settings.uploads;
+        // Small files go part after part, as Telegram's saveFilePart wants.
+        let parallel = if job.total_parts.is_some() {
+            settings.parallel_parts.max(1) as usize
+        } else {
+            1
+        };
+        let max = self.max_size();
+        let mut buf = BytesMut::new();
+        let mut next_part: u32 = 0;
+        let mut ended = false;
+        let mut inflight = FuturesUnordered::new();
+        loop {
+            // Hand out whole parts (and the last one) while there is room.
+            while inflight.len() < parallel
+                && (buf.len() >= PART_SIZE || (ended && !buf.is_empty()))
+            {
+                let take = buf.len().min(PART_SIZE);
+                let bytes = buf.split_to(take).freeze();
+                inflight.push(self.send_part(*job, next_part, bytes));
+                next_part += 1;
+            }
+            if ended && buf.is_empty() && inflight.is_empty() {
+                break;
+            }
+            let want_body = !ended && inflight.len() < parallel && buf.len() < PART_SIZE;
+            tokio::select! {
+                chunk = body.next(), if want_body => match chunk {
+                    Some(Ok(chunk)) => {
+                        job.bytes += chunk.len() as u64;
+                        if job.bytes > declared.unwrap_or(max).min(max) {
+                            return Err(UploadError::TooLarge { max });
+                        }
+                        if job.total_parts.is_none() && declared.is_none() && job.bytes > BIG_FILE_THRESHOLD {
+                            return Err(UploadError::LengthRequired);
+                        }
+                        buf.extend_from_slice(&chunk);
+                    }
+                    Some(Err(e)) => {
+                        return Err(match declared {
+                            Some(d) => UploadError::Truncated { received: job.bytes, declared: d },
+                            None => UploadError::Body(e.to_string()),
+                        });
+                    }
+                    None => {
+                        ended = true;
+                        if job.bytes == 0 {
+                            return Err(UploadError::Empty);
+                        }
+                        if let Some(d) = declared && job.bytes < d {
+                            return Err(UploadError::Truncated { received: job.bytes, declared: d });
+                        }
+                    }
+                },
+                Some(res) = inflight.next(), if !inflight.is_empty() => {
+                    res?;
+                    job.parts_done += 1;
+                    self.progress(job, false).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one part, trying again with backoff; a FLOOD_WAIT pauses.
+    fn send_part(
+        &self,
+        job: Job,
+        part: u32,
+        bytes: Bytes,
+    ) -> impl std::future::Future<Output = Result<(), UploadError>> + 'static {
+        let this = self.clone();
+        let (account_id, file_id, total_parts) = (job.account_id, job.file_id, job.total_parts);
+        async move {
+            let inner = &this.inner;
+            let settings = &inner.settings.uploads;
+            let mut attempt = 0;
+            loop {
+                let call = SavePart {
+                    file_id,
+                    part,
+                    total_parts,
+                    bytes: bytes.clone(),
+                };
+                let err = match inner.sessions.save_part(account_id, call).await {
+                    Ok(()) => {
+                        inner.metrics.parts.with_label_values(&["ok"]).inc();
+                        inner.metrics.bytes.inc_by(bytes.len() as u64);
+                        return Ok(());
+                    }
+                    Err(e) => e,
+                };
+                let result = match &err {
+                    CallError::Telegram(TgError::FloodWait { .. }) => "flood_wait",
+                    _ => "error",
+                };
+                inner.metrics.parts.with_label_values(&[result]).inc();
+                match err {
+                    CallError::Telegram(TgError::FloodWait { seconds, .. }) => {
+                        let wait = Duration::from_secs(u64::from(seconds));
+                        if wait > Duration::from_millis(settings.max_pause_ms) {
+                            return Err(UploadError::FloodWait(wait));
+                        }
+                        this.paused(job, wait).await;
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    CallError::Telegram(e) if !e.is_transient() => {
+                        return Err(UploadError::Telegram(e));
+                    }
+                    CallError::Telegram(_) | CallError::NotConnected(_) => {}
+                    CallError::Internal(e) => return Err(UploadError::Internal(e)),
+                }
+                attempt += 1;
+                if attempt >= settings.part_attempts {
+                    return Err(match err {
+                        CallError::NotConnected(state) => UploadError::Unavailable(state),
+                        CallError::Telegram(e) => UploadError::Telegram(e),
+                        CallError::Internal(e) => UploadError::Internal(e),
+                    });
+                }
+                tracing::debug!(
+                    upload_id = job.id,
+                    part,
+                    attempt,
+                    "upload part failed; trying again"
+                );
+                let backoff = Duration::from_millis(settings.retry_base_ms)
+                    .saturating_mul(1 << (attempt - 1).min(10))
+                    .min(Duration::from_secs(8));
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+
+    /// A part met a FLOOD_WAIT: the job shows `paused` (until its next
+    /// progress) and says for how long.
+    async fn paused(&self, job: Job, wait: Duration) {
+        let update = upload::ActiveModel {
+            id: Set(job.id),
+            status: Set(Status::Paused.as_str().to_owned()),
+            updated_at: Set(chrono::Utc::now().fixed_offset()),
+            ..Default::default()
+        };
+        if let Err(e) = update.update(&self.inner.db).await {
+            tracing::warn!(error = %e, upload_id = job.id, "recording an upload's pause failed");
+        }
+        let job = Job {
+            status: Status::Paused,
+            ..job
+        };
+        self.publish(&job, None, Some(wait));
+    }
+
+    /// Records and publishes progress, at most every
+    /// `uploads.progress_interval_ms` unless `now`.
+    async fn progress(&self, job: &mut Job, now: bool) {
+        let every = Duration::from_millis(self.inner.settings.uploads.progress_interval_ms);
+        if !now && job.last_progress.elapsed() < every {
+            return;
+        }
+        job.last_progress = Instant::now();
+        let update = upload::ActiveModel {
+            id: Set(job.id),
+            status: Set(job.status.as_str().to_owned()),
+            bytes: Set(job.bytes as i64),
+            parts_done: Set(job.parts_done as i32),
+            updated_at: Set(chrono::Utc::now().fixed_offset()),
+            ..Default::default()
+        };
+        if let Err(e) = update.update(&self.inner.db).await {
+            tracing::warn!(error = %e, upload_id = job.id, "recording upload progress failed");
+        }
+        self.publish(job, None, None);
+    }
+
+    fn publish(&self, job: &Job, error: Option<&UploadError>, retry_after: Option<Duration>) {
+        let mut data = serde_json::json!({
+            "upload_id": job.id,
+            "status": job.status,
+            "bytes": job.bytes,
+            "parts_done": job.parts_done,
+            "parts_total": job.parts_total,
+        });
+        if let Some(e) = error {
+            data["error"] = serde_json::json!({"code": e.code(), "message": e.to_string()});
+        }
+        if let Some(wait) = retry_after {
+            data["retry_after_ms"] = serde_json::json!(wait.as_millis() as u64);
+        }
+        let writer = self
+            .inner
+            .events
+            .writer(&crate::events::account_topic(job.account_id));
+        if let Err(later) = writer.try_publish("upload.progress", data) {
+            // The topic's queue is full: this one waits its turn.
+            actix_rt::spawn(async move {
+                let _ = later.await;
+            });
+        }
+    }
+
+    /// Records the job's end.
+    async fn finish(
+        &self,
+        job: &Job,
+        error: Option<&UploadError>,
+    ) -> Result<UploadView, UploadError> {
+        let now = chrono::Utc::now().fixed_offset();
+        let status = if error.is_some() {
+            Status::Failed
+        } else {
+            Status::Done
+        };
+        let mut update = upload::ActiveModel {
+            id: Set(job.id),
+            status: Set(status.as_str().to_owned()),
+            bytes: Set(job.bytes as i64),
+            parts_done: Set(job.parts_done as i32),
+            updated_at: Set(now),
+            finished_at: Set(Some(now)),
+            error_code: Set(error.map(|e| e.code().to_owned())),
+            error: Set(error.map(ToString::to_string)),
+            ..Default::default()
+        };
+        if error.is_none() {
+            update.size = Set(Some(job.bytes as i64));
+            update.parts_total = Set(Some(job.parts_done as i32));
+        }
+        let row = update.update(&self.inner.db).await?;
+        let job = Job {
+            status,
+            parts_total: if error.is_none() {
+                Some(job.parts_done)
+            } else {
+                job.parts_total
+            },
+            ..*job
+        };
+        self.publish(&job, error, None);
+        Ok(row.into())
+    }
+
+    /// A user's job.
+    pub async fn get(&self, user_id: i64, upload_id: i64) -> Result<UploadView, UploadError> {
+        upload::Entity::find_by_id(upload_id)
+            .filter(upload::Column::UserId.eq(user_id))
+            .one(&self.inner.db)
+            .await?
+            .map(UploadView::from)
+            .ok_or(UploadError::NotFound)
+    }
+
+    /// Fails the jobs a stop interrupted (their bodies are gone); answers
+    /// how many.
+    pub async fn fail_interrupted(&self) -> Result<u64, sea_orm::DbErr> {
+        let now = chrono::Utc::now().fixed_offset();
+        let res = upload::Entity::update_many()
+            .col_expr(upload::Column::Status, Status::Failed.as_str().into())
+            .col_expr(upload::Column::ErrorCode, "interrupted".into())
+            .col_expr(
+                upload::Column::Error,
+                "the service stopped before the file was received whole; upload it again".into(),
+            )
+            .col_expr(upload::Column::UpdatedAt, now.into())
+            .col_expr(upload::Column::FinishedAt, Some(now).into())
+            .filter(
+                upload::Column::Status.is_in([Status::Receiving.as_str(), Status::Paused.as_str()]),
+            )
+            .exec(&self.inner.db)
+            .await?;
+        Ok(res.rows_affected)
+    }
+}

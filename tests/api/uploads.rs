@@ -1,0 +1,376 @@
+//! Upload jobs on the simulated Telegram: small and big files (parts in
+//! parallel), a part failing once, FLOOD_WAITs, bad bodies, limits,
+//! ownership, and jobs a stop interrupted.
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::outbox::connected_account;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::Value;
+use tgvisor::entities::upload;
+use tgvisor::telegram::sim::{FloodRule, FloodTarget};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PHONE: &str = "+9996631234";
+const PART: usize = 512 * 1024;
+
+/// Bytes that differ from part to part.
+fn file(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    account: i64,
+    name: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/accounts/{account}/uploads")))
+        .query(&[("name", name)])
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+async fn error_of(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.expect("a JSON body");
+    (status, body["error"].clone())
+}
+
+/// Sends `head` (request line and headers, without the blank line) and
+/// `body` over a raw connection, then closes the writing side; answers the
+/// status code, if one came back.
+async fn raw(app: &TestApp, head: &str, body: &[u8]) -> Option<u16> {
+    let addr = app.address.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("{head}\r\n\r\n").as_bytes())
+        .await
+        .expect("head");
+    s.write_all(body).await.expect("body");
+    s.shutdown().await.expect("shutdown");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
+
+/// The account's upload rows.
+async fn rows(app: &TestApp, account: i64) -> Vec<upload::Model> {
+    upload::Entity::find()
+        .filter(upload::Column::AccountId.eq(account))
+        .all(&app.db_conn().await)
+        .await
+        .expect("uploads")
+}
+
+#[actix_rt::test]
+async fn a_small_file_goes_part_by_part_and_its_job_says_so() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let len = 2 * PART + 1000;
+    let res = upload(&app, &token, account, "notes.txt", file(len)).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["status"], "done");
+    assert_eq!(job["name"], "notes.txt");
+    assert_eq!(job["size"], len);
+    assert_eq!(job["bytes"], len);
+    assert_eq!(job["parts_total"], 3);
+    assert_eq!(job["parts_done"], 3);
+    assert!(job["error"].is_null());
+    let id = job["upload_id"].as_i64().unwrap();
+    assert_eq!(location, format!("/api/v1/uploads/{id}"));
+    // Telegram got three parts of the right sizes, with the small-file method.
+    let files = app.world.uploaded(PHONE);
+    assert_eq!(files.len(), 1);
+    let parts: Vec<(u32, usize)> = files.into_values().next().unwrap().into_iter().collect();
+    assert_eq!(parts, [(0, PART), (1, PART), (2, 1000)]);
+    let calls = app.world.calls();
+    assert_eq!(calls.get("upload.saveFilePart"), Some(&3));
+    assert_eq!(calls.get("upload.saveBigFilePart"), None);
+    // GET says the same; the account's topic heard the end.
+    let got: Value = app.get_auth(&location, &token).await.json().await.unwrap();
+    assert_eq!(got["status"], "done");
+    assert_eq!(got["parts_done"], 3);
+    assert!(
+        got["rate_bytes_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{got}"
+    );
+    let done = app
+        .wait_event(&format!("account:{account}"), |e| {
+            e.kind == "upload.progress" && e.data["upload_id"] == id && e.data["status"] == "done"
+        })
+        .await;
+    assert_eq!(done.data["bytes"], len);
+    assert_eq!(done.data["parts_total"], 3);
+}
+
+#[actix_rt::test]
+async fn a_big_file_sends_its_parts_in_parallel_with_the_big_file_method() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    // Every call takes a while: the parts overlap if they are sent in parallel.
+    app.world.set_latency(std::time::Duration::from_millis(100));
+    let len = 11 * 1024 * 1024 + 5;
+    let res = upload(&app, &token, account, "big.bin", file(len)).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["status"], "done");
+    assert_eq!(job["parts_total"], 23);
+    let calls = app.world.calls();
+    assert_eq!(calls.get("upload.saveBigFilePart"), Some(&23));
+    assert_eq!(calls.get("upload.saveFilePart"), None);
+    let parallel = app.settings.uploads.parallel_parts;
+    assert_eq!(app.world.most_in_flight("upload.saveBigFilePart"), parallel);
+    let parts = app.world.uploaded(PHONE).into_values().next().unwrap();
+    assert_eq!(parts.len(), 23);
+    assert_eq!(parts.values().sum::<usize>(), len);
+}
+
+#[actix_rt::test]
+async fn a_part_that_fails_once_is_sent_again() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    app.world.fail_next_parts(1);
+    let res = upload(&app, &token, account, "a.bin", file(PART + 10)).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["status"], "done");
+    assert_eq!(job["parts_done"], 2);
+    assert_eq!(app.world.calls().get("upload.saveFilePart"), Some(&3));
+    let parts = app.world.uploaded(PHONE).into_values().next().unwrap();
+    assert_eq!(parts.into_iter().collect::<Vec<_>>(), [(0, PART), (1, 10)]);
+    let metrics = app.metrics().await;
+    for line in [
+        "tgvisor_upload_parts_total{result=\"ok\"} 2",
+        "tgvisor_upload_parts_total{result=\"error\"} 1",
+        &format!("tgvisor_upload_bytes_total {}", PART + 10),
+        "tgvisor_uploads_total{result=\"done\"} 1",
+        "tgvisor_uploads_running 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line}");
+    }
+}
+
+#[actix_rt::test]
+async fn a_flood_wait_pauses_the_job_then_it_goes_on() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    app.world.inject_flood(FloodRule {
+        target: FloodTarget::Method("upload.saveFilePart".into()),
+        seconds: 1,
+        times: 1,
+    });
+    let res = upload(&app, &token, account, "a.bin", file(PART + 10)).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["status"], "done");
+    let id = job["upload_id"].as_i64().unwrap();
+    let paused = app
+        .wait_event(&format!("account:{account}"), |e| {
+            e.kind == "upload.progress" && e.data["upload_id"] == id && e.data["status"] == "paused"
+        })
+        .await;
+    assert_eq!(paused.data["retry_after_ms"], 1000);
+}
+
+#[actix_rt::test]
+async fn a_flood_wait_longer_than_the_pause_allowed_fails_the_job_with_the_wait() {
+    let app = spawn_app_with(|f| f.merge(("uploads.max_pause_ms", 2000))).await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    app.world.inject_flood(FloodRule {
+        target: FloodTarget::Method("upload.saveFilePart".into()),
+        seconds: 30,
+        times: 1,
+    });
+    let res = upload(&app, &token, account, "a.bin", file(100)).await;
+    assert_eq!(res.headers()["retry-after"], "30");
+    let (status, error) = error_of(res).await;
+    assert_eq!((status, error["code"].as_str()), (503, Some("flood_wait")));
+    let rows = rows(&app, account).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "failed");
+    assert_eq!(rows[0].error_code.as_deref(), Some("flood_wait"));
+}
+
+#[actix_rt::test]
+async fn bodies_that_are_empty_too_big_or_cut_short_are_refused_and_leave_nothing_running() {
+    let app =
+        spawn_app_with(|f| f.merge(("rate_limits.telegram.media_uploads.max_size", 3 * PART)))
+            .await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    // Zero bytes: refused before a job exists.
+    let (status, error) = error_of(upload(&app, &token, account, "a.bin", Vec::new()).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("empty_upload"))
+    );
+    // Over the limit by Content-Length: refused before the body is read.
+    let (status, error) =
+        error_of(upload(&app, &token, account, "a.bin", file(3 * PART + 1)).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (413, Some("upload_too_large"))
+    );
+    assert!(rows(&app, account).await.is_empty());
+    assert_eq!(app.world.calls().get("upload.saveFilePart"), None);
+    // Over the limit without a Content-Length (chunked): cut off on the way.
+    let path = format!("/api/v1/accounts/{account}/uploads?name=c.bin");
+    let mut chunked = Vec::new();
+    for _ in 0..4 {
+        chunked.extend_from_slice(format!("{:x}\r\n", PART).as_bytes());
+        chunked.extend_from_slice(&file(PART));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\nConnection: close"
+    );
+    assert_eq!(raw(&app, &head, &chunked).await, Some(413));
+    // Cut short: the body ends before its Content-Length.
+    let path = format!("/api/v1/accounts/{account}/uploads?name=t.bin");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}",
+        2 * PART
+    );
+    raw(&app, &head, &file(PART + 7)).await;
+    // Every job ended, failed, with its reason.
+    let jobs = rows(&app, account).await;
+    let mut codes: Vec<(String, Option<String>)> = jobs
+        .iter()
+        .map(|r| (r.name.clone(), r.error_code.clone()))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            ("c.bin".to_owned(), Some("upload_too_large".to_owned())),
+            ("t.bin".to_owned(), Some("truncated_body".to_owned())),
+        ]
+    );
+    assert!(
+        jobs.iter()
+            .all(|r| r.status == "failed" && r.finished_at.is_some())
+    );
+}
+
+#[actix_rt::test]
+async fn names_accounts_and_uploads_of_others_are_checked() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let account = connected_account(&app, &alice, PHONE).await;
+    // Someone else's account is not found.
+    let (status, error) = error_of(upload(&app, &bob, account, "a.bin", file(10)).await).await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+    // A path is no file name.
+    let (status, error) =
+        error_of(upload(&app, &alice, account, "../etc/passwd", file(10)).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("invalid_input"))
+    );
+    assert_eq!(error["field"], "name");
+    // multipart is refused clearly (for now).
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/accounts/{account}/uploads?name=a.bin")))
+        .bearer_auth(&alice)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x--")
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    // Alice's upload is hers alone; an unknown id is not found either.
+    let job: Value = upload(&app, &alice, account, "a.bin", file(10))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = job["upload_id"].as_i64().unwrap();
+    let res = app.get_auth(&format!("/api/v1/uploads/{id}"), &bob).await;
+    assert_eq!(res.status().as_u16(), 404);
+    let res = app
+        .get_auth(&format!("/api/v1/uploads/{}", id + 1000), &alice)
+        .await;
+    assert_eq!(res.status().as_u16(), 404);
+    let res = app.get_auth(&format!("/api/v1/uploads/{id}"), &alice).await;
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+#[actix_rt::test]
+async fn the_eleventh_upload_in_a_minute_is_rate_limited() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let max = app.settings.rate_limits.telegram.media_uploads.max;
+    for n in 0..max {
+        let res = upload(&app, &token, account, &format!("{n}.bin"), file(10)).await;
+        assert_eq!(res.status().as_u16(), 201, "upload {n}");
+    }
+    let res = upload(&app, &token, account, "one-more.bin", file(10)).await;
+    assert!(res.headers().contains_key("retry-after"));
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert_eq!(rows(&app, account).await.len(), max as usize);
+}
+
+#[actix_rt::test]
+async fn a_job_a_stop_interrupted_is_failed_when_the_service_starts() {
+    let app = spawn_app().await;
+    let (user, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    // A job as a stop mid-body leaves it.
+    let now = chrono::Utc::now().fixed_offset();
+    let row = sea_orm::ActiveModelTrait::insert(
+        upload::ActiveModel {
+            account_id: sea_orm::Set(account),
+            user_id: sea_orm::Set(user),
+            name: sea_orm::Set("half.bin".into()),
+            status: sea_orm::Set("receiving".into()),
+            size: sea_orm::Set(Some(3 * PART as i64)),
+            bytes: sea_orm::Set(PART as i64),
+            parts_total: sea_orm::Set(Some(3)),
+            parts_done: sea_orm::Set(1),
+            big: sea_orm::Set(false),
+            file_id: sea_orm::Set(42),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+            ..Default::default()
+        },
+        &app.db_conn().await,
+    )
+    .await
+    .unwrap();
+    let app = app.restart(|f| f).await;
+    let token = app.login("alice").await;
+    let got: Value = app
+        .get_auth(&format!("/api/v1/uploads/{}", row.id), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["status"], "failed");
+    assert_eq!(got["error"]["code"], "interrupted");
+    assert_eq!(got["parts_done"], 1);
+}
