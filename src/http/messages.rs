@@ -20,14 +20,22 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Set on an answer that repeats an earlier one.
 pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 
-/// A text message to send.
+/// A message to send: a text, or a finished upload as media.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// `me` (Saved Messages), `@username` or a numeric chat id.
     pub chat: String,
-    /// 1 to 4096 characters (UTF-16 code units, as Telegram counts).
-    pub text: String,
+    /// A text message: 1 to 4096 characters (UTF-16 code units, as
+    /// Telegram counts). Not with `upload_id`.
+    pub text: Option<String>,
+    /// A media message: a finished upload of this account (from
+    /// `POST /accounts/{id}/uploads`). Not with `text`.
+    pub upload_id: Option<i64>,
+    /// With `upload_id`: how Telegram shows it.
+    pub kind: Option<crate::telegram::MediaKind>,
+    /// With `upload_id`: up to 1024 characters.
+    pub caption: Option<String>,
     /// The Telegram id of the message to reply to.
     pub reply_to: Option<i32>,
     /// Send without a notification.
@@ -111,15 +119,64 @@ pub async fn send(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let key = idempotency_key_header(&req)?;
-    let msg = NewMessage::validated(
-        *id,
-        caller.0.user_id,
-        &body.chat,
-        body.text,
-        body.reply_to,
-        body.silent,
-        key,
-    )?;
+    let msg = match (body.text, body.upload_id) {
+        (Some(text), None) => {
+            if body.kind.is_some() || body.caption.is_some() {
+                return Err(ValidationError::new(
+                    "caption",
+                    "not_allowed",
+                    "kind and caption go with upload_id, not with text",
+                )
+                .into());
+            }
+            NewMessage::validated(
+                *id,
+                caller.0.user_id,
+                &body.chat,
+                text,
+                body.reply_to,
+                body.silent,
+                key,
+            )?
+        }
+        (None, Some(upload_id)) => {
+            let Some(kind) = body.kind else {
+                return Err(ValidationError::new(
+                    "kind",
+                    "required",
+                    "photo or document, with upload_id",
+                )
+                .into());
+            };
+            let media = crate::outbox::Media { upload_id, kind };
+            let msg = NewMessage::validated_media(
+                *id,
+                caller.0.user_id,
+                &body.chat,
+                media,
+                body.caption.unwrap_or_default(),
+                body.reply_to,
+                body.silent,
+                key,
+            )?;
+            state
+                .uploads
+                .ready(caller.0.user_id, *id, upload_id)
+                .await?;
+            msg
+        }
+        (Some(_), Some(_)) => {
+            return Err(ValidationError::new(
+                "upload_id",
+                "conflict",
+                "a message is a text or an upload, not both",
+            )
+            .into());
+        }
+        (None, None) => {
+            return Err(ValidationError::new("text", "empty", "is required (or upload_id)").into());
+        }
+    };
     let accepted = state.outbox.enqueue(msg).await?;
     let mut resp = HttpResponse::Accepted();
     if accepted.replayed {

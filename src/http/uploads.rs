@@ -14,7 +14,10 @@ use utoipa::IntoParams;
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         let status = match &e {
-            UploadError::NotFound => return Self::not_found(e.to_string()),
+            UploadError::NotFound | UploadError::UploadNotFound => {
+                return Self::not_found(e.to_string());
+            }
+            UploadError::NotReady(_) => StatusCode::CONFLICT,
             UploadError::Internal(err) => return Self::internal(err.as_ref()),
             UploadError::Invalid(v) => return (*v).into(),
             UploadError::RateLimited(wait) => return Self::rate_limited(e.to_string(), *wait),

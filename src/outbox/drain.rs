@@ -32,7 +32,7 @@ use crate::events::{SideWrite, TopicWriter, WriterClosed};
 use crate::ratelimit::{Key, RateLimiter};
 use crate::security::validation::ChatRef;
 use crate::supervisor::Backoff;
-use crate::telegram::{Client, FloodScope, Peer, SendOptions, TgError};
+use crate::telegram::{Client, FloodScope, MediaKind, Peer, SendOptions, TgError, UploadedFile};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
@@ -169,6 +169,8 @@ pub trait DrainStore: Send + Sync {
     /// sending), oldest heads first, at most `limit`.
     async fn heads(&self, account_id: i64, limit: u64) -> Result<Vec<outbox::Model>, DbErr>;
     async fn set_chat_id(&self, id: i64, chat_id: i64) -> Result<(), DbErr>;
+    /// A media message's file: its upload, if it is finished.
+    async fn uploaded_file(&self, upload_id: i64) -> Result<Option<UploadedFile>, DbErr>;
     /// Writes a row's transition and its `message.status` event together
     /// and waits until both are stored. `Ok(false)`: the row is gone (its
     /// account was removed).
@@ -204,6 +206,23 @@ impl DrainStore for DbStore {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    async fn uploaded_file(&self, upload_id: i64) -> Result<Option<UploadedFile>, DbErr> {
+        use crate::entities::upload;
+        let Some(u) = upload::Entity::find_by_id(upload_id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        if u.status != crate::uploads::Status::Done.as_str() {
+            return Ok(None);
+        }
+        Ok(Some(UploadedFile {
+            file_id: u.file_id,
+            parts: u32::try_from(u.parts_total.unwrap_or(u.parts_done)).unwrap_or(0),
+            name: u.name,
+            size: u64::try_from(u.size.unwrap_or(u.bytes)).unwrap_or(0),
+            big: u.big,
+        }))
     }
 
     async fn transition(
@@ -427,9 +446,35 @@ impl Drain {
             silent: row.silent,
             random_id: row.random_id,
         };
-        let sent = tokio::time::timeout(timeout, self.client.send_text(&peer, &row.text, &opts))
-            .await
-            .unwrap_or(Err(TgError::Timeout(timeout)));
+        let media = match row.kind.as_str() {
+            "photo" => Some(MediaKind::Photo),
+            "document" => Some(MediaKind::Document),
+            _ => None,
+        };
+        let (sent, method) = match (media, row.upload_id) {
+            (None, _) => (
+                tokio::time::timeout(timeout, self.client.send_text(&peer, &row.text, &opts))
+                    .await
+                    .unwrap_or(Err(TgError::Timeout(timeout))),
+                "messages.sendMessage",
+            ),
+            (Some(kind), Some(upload_id)) => {
+                let Some(file) = self.store.uploaded_file(upload_id).await? else {
+                    // Checked at acceptance; gone since (its account removed).
+                    return Ok(self.fail(&row, attempts, "upload_missing", None).await);
+                };
+                let send = self.client.send_media(&peer, &file, kind, &row.text, &opts);
+                (
+                    tokio::time::timeout(timeout, send)
+                        .await
+                        .unwrap_or(Err(TgError::Timeout(timeout))),
+                    "messages.sendMedia",
+                )
+            }
+            (Some(_), None) => {
+                return Ok(self.fail(&row, attempts, "upload_missing", None).await);
+            }
+        };
         let telegram_id = match sent {
             Ok(m) => Some(m.id),
             // Telegram has it, but its id is not in the answer: an earlier
@@ -437,9 +482,7 @@ impl Drain {
             // another shape.
             Err(e) if e.is_random_id_duplicate() || e.is_sent_without_message() => None,
             Err(e) => {
-                return Ok(self
-                    .failed(&row, Some(&peer), e, "messages.sendMessage", run)
-                    .await);
+                return Ok(self.failed(&row, Some(&peer), e, method, run).await);
             }
         };
         let update = RowUpdate {

@@ -150,9 +150,56 @@ pub struct NewMessage {
     pub user_id: i64,
     pub idempotency_key: Option<IdempotencyKey>,
     pub chat: ChatRef,
+    /// The text, or the caption of media.
     pub text: String,
     pub reply_to: Option<i32>,
     pub silent: bool,
+    /// A finished upload to send, when the message is media.
+    pub media: Option<Media>,
+}
+
+/// A finished upload, sent as a photo or a document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Media {
+    pub upload_id: i64,
+    pub kind: crate::telegram::MediaKind,
+}
+
+impl Media {
+    /// The outbox row's `kind`.
+    pub fn kind_str(self) -> &'static str {
+        match self.kind {
+            crate::telegram::MediaKind::Photo => "photo",
+            crate::telegram::MediaKind::Document => "document",
+        }
+    }
+}
+
+/// Telegram's limit on a media caption.
+pub const MAX_CAPTION_UTF16: usize = 1024;
+
+/// Checks a media caption: may be empty, at most 1024 characters (UTF-16
+/// code units), no control characters but tab and line breaks.
+pub fn validate_caption(caption: &str) -> Result<(), ValidationError> {
+    const F: &str = "caption";
+    if caption
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ValidationError::new(
+            F,
+            "invalid_characters",
+            "must not contain control characters (tab and line breaks are fine)",
+        ));
+    }
+    if caption.encode_utf16().count() > MAX_CAPTION_UTF16 {
+        return Err(ValidationError::new(
+            F,
+            "too_long",
+            "must be at most 1024 characters (UTF-16 code units, as Telegram counts)",
+        ));
+    }
+    Ok(())
 }
 
 impl NewMessage {
@@ -188,7 +235,38 @@ impl NewMessage {
             text,
             reply_to,
             silent,
+            media: None,
         })
+    }
+
+    /// Like [`NewMessage::validated`], for media: a finished upload sent
+    /// with an optional caption (whether the upload exists, is the
+    /// caller's and is finished is for the caller to check).
+    #[allow(clippy::too_many_arguments)]
+    pub fn validated_media(
+        account_id: i64,
+        user_id: i64,
+        chat: &str,
+        media: Media,
+        caption: String,
+        reply_to: Option<i32>,
+        silent: bool,
+        idempotency_key: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        validate_caption(&caption)?;
+        // The text checks, with a stand-in text: the rest is the same.
+        let mut msg = Self::validated(
+            account_id,
+            user_id,
+            chat,
+            "-".to_owned(),
+            reply_to,
+            silent,
+            idempotency_key,
+        )?;
+        msg.text = caption;
+        msg.media = Some(media);
+        Ok(msg)
     }
 
     /// What makes two requests "the same" under one idempotency key.
@@ -196,7 +274,8 @@ impl NewMessage {
         let canonical = serde_json::json!({
             "account": self.account_id,
             "chat": self.chat.to_string(),
-            "kind": "text",
+            "kind": self.media.map_or("text", Media::kind_str),
+            "upload_id": self.media.map(|m| m.upload_id),
             "text": self.text,
             "reply_to": self.reply_to,
             "silent": self.silent,
@@ -764,6 +843,7 @@ mod tests {
             text: "hello".into(),
             reply_to: None,
             silent: false,
+            media: None,
         };
         let same = base.clone();
         assert_eq!(base.request_hash(), same.request_hash());
@@ -776,5 +856,25 @@ mod tests {
         let mut other = base.clone();
         other.silent = true;
         assert_ne!(base.request_hash(), other.request_hash());
+        // Media: the upload and how it is sent are part of the request.
+        let photo = Media {
+            upload_id: 7,
+            kind: crate::telegram::MediaKind::Photo,
+        };
+        let mut media = base.clone();
+        media.media = Some(photo);
+        assert_ne!(base.request_hash(), media.request_hash());
+        let mut other = media.clone();
+        other.media = Some(Media {
+            upload_id: 8,
+            ..photo
+        });
+        assert_ne!(media.request_hash(), other.request_hash());
+        let mut other = media.clone();
+        other.media = Some(Media {
+            kind: crate::telegram::MediaKind::Document,
+            ..photo
+        });
+        assert_ne!(media.request_hash(), other.request_hash());
     }
 }

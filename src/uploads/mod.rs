@@ -73,6 +73,10 @@ impl Status {
 pub enum UploadError {
     #[error("no such account")]
     NotFound,
+    #[error("no such upload for this account")]
+    UploadNotFound,
+    #[error("the upload is not finished (status: {})", .0.as_str())]
+    NotReady(Status),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("the file is larger than the limit of {max} bytes")]
@@ -103,7 +107,8 @@ impl UploadError {
     /// A stable code for answers, rows and events.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::UploadNotFound => "not_found",
+            Self::NotReady(_) => "upload_not_ready",
             Self::Invalid(_) => "invalid_input",
             Self::TooLarge { .. } => "upload_too_large",
             Self::Empty => "empty_upload",
@@ -662,6 +667,26 @@ impl Uploads {
         };
         self.publish(&job, error, None);
         Ok(row.into())
+    }
+
+    /// Whether `upload_id` is the user's finished upload on `account_id`
+    /// (what a media message may send).
+    pub async fn ready(
+        &self,
+        user_id: i64,
+        account_id: i64,
+        upload_id: i64,
+    ) -> Result<(), UploadError> {
+        let row = upload::Entity::find_by_id(upload_id)
+            .filter(upload::Column::UserId.eq(user_id))
+            .filter(upload::Column::AccountId.eq(account_id))
+            .one(&self.inner.db)
+            .await?
+            .ok_or(UploadError::UploadNotFound)?;
+        match Status::parse(&row.status) {
+            Status::Done => Ok(()),
+            other => Err(UploadError::NotReady(other)),
+        }
     }
 
     /// A user's job.

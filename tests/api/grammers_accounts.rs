@@ -8,11 +8,11 @@ use fake_mtproto::FakeServer;
 use serde_json::{Value, json};
 use tgvisor::telegram::sim::ECHO_USER_ID;
 
-const PHONE: &str = "+9996621234";
+pub const PHONE: &str = "+9996621234";
 
 /// Imports a session the fake server knows, as a Telethon string; waits
 /// until the account is connected.
-async fn imported(app: &TestApp, server: &FakeServer, token: &str) -> i64 {
+pub async fn imported(app: &TestApp, server: &FakeServer, token: &str) -> i64 {
     let session = server.authorize(PHONE).expect("a sim number");
     let res = app
         .post_json(

@@ -289,9 +289,9 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_queued() {
             json!({ "chat": "me" }),
             None,
             400,
-            "invalid_field",
-            None,
-            None,
+            "invalid_input",
+            Some("text"),
+            Some("empty"),
         ),
         (
             json!({ "chat": "me", "text": "hi" }),
@@ -565,6 +565,7 @@ async fn one_batch_answers_every_kind_of_request_as_it_would_alone() {
         text: text.to_owned(),
         reply_to: None,
         silent: false,
+        media: None,
     };
     let requests = vec![
         msg(alice_id, a, None, "new"),                  // 0: new

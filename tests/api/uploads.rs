@@ -374,3 +374,190 @@ async fn a_job_a_stop_interrupted_is_failed_when_the_service_starts() {
     assert_eq!(got["error"]["code"], "interrupted");
     assert_eq!(got["parts_done"], 1);
 }
+
+#[actix_rt::test]
+async fn a_finished_upload_is_sent_as_media_through_the_outbox() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let len = PART + 99;
+    let job: Value = upload(&app, &token, account, "report.pdf", file(len))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let upload_id = job["upload_id"].as_i64().unwrap();
+    let body = serde_json::json!({
+        "chat": "me", "upload_id": upload_id, "kind": "document", "caption": "the report",
+    });
+    let res = crate::outbox::send(&app, &token, account, &body, Some("media-1")).await;
+    assert_eq!(res.status().as_u16(), 202);
+    let message_id = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+    crate::outbox::wait_status(&app, account, message_id, "sent").await;
+    let me = app.world.user_id(PHONE).unwrap();
+    let sent = app.world.dialog(PHONE, me);
+    let last = sent.last().expect("a message in Saved Messages");
+    assert_eq!(last.text, "the report");
+    let media = last.media.as_ref().expect("media");
+    assert_eq!(media.name.as_deref(), Some("report.pdf"));
+    assert_eq!(media.size, len as u64);
+    assert_eq!(app.world.calls().get("messages.sendMedia"), Some(&1));
+    // The same key and request: the same message, not a second one.
+    let res = crate::outbox::send(&app, &token, account, &body, Some("media-1")).await;
+    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    assert_eq!(res.json::<Value>().await.unwrap()["message_id"], message_id);
+    // The same key with another upload is another request.
+    let other = serde_json::json!({
+        "chat": "me", "upload_id": upload_id, "kind": "photo", "caption": "the report",
+    });
+    let res = crate::outbox::send(&app, &token, account, &other, Some("media-1")).await;
+    assert_eq!(res.status().as_u16(), 409);
+}
+
+#[actix_rt::test]
+async fn media_messages_need_a_finished_upload_of_the_account() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let account = connected_account(&app, &alice, PHONE).await;
+    let bobs = connected_account(&app, &bob, "+9996631235").await;
+    let job: Value = upload(&app, &alice, account, "a.bin", file(10))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let upload_id = job["upload_id"].as_i64().unwrap();
+    let send = |token: &str, account: i64, body: Value| {
+        let (app, token) = (&app, token.to_owned());
+        async move { error_of(crate::outbox::send(app, &token, account, &body, None).await).await }
+    };
+    // Bob cannot send Alice's upload from his account.
+    let (status, error) = send(
+        &bob,
+        bobs,
+        serde_json::json!({"chat": "me", "upload_id": upload_id, "kind": "document"}),
+    )
+    .await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+    // Text and upload together, or an upload without its kind: refused.
+    let (status, error) = send(
+        &alice,
+        account,
+        serde_json::json!({"chat": "me", "upload_id": upload_id, "text": "x", "kind": "photo"}),
+    )
+    .await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("upload_id")));
+    let (status, error) = send(
+        &alice,
+        account,
+        serde_json::json!({"chat": "me", "upload_id": upload_id}),
+    )
+    .await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("kind")));
+    let (status, error) = send(
+        &alice,
+        account,
+        serde_json::json!({"chat": "me", "upload_id": upload_id, "kind": "photo", "caption": "x".repeat(1025)}),
+    )
+    .await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("caption")));
+    // A failed upload is not sendable.
+    let path = format!("/api/v1/accounts/{account}/uploads?name=t.bin");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {alice}\r\nContent-Length: {}",
+        2 * PART
+    );
+    raw(&app, &head, &file(PART + 7)).await;
+    let failed = rows(&app, account)
+        .await
+        .into_iter()
+        .find(|r| r.name == "t.bin")
+        .expect("the cut-short job");
+    let (status, error) = send(
+        &alice,
+        account,
+        serde_json::json!({"chat": "me", "upload_id": failed.id, "kind": "document"}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (409, Some("upload_not_ready"))
+    );
+}
+
+/// On the grammers backend against the loopback fake MTProto server: a big
+/// file in parallel parts (one failing once, one meeting a FLOOD_WAIT),
+/// then sent as a document.
+#[actix_rt::test]
+async fn on_grammers_a_big_file_goes_in_parallel_parts_and_is_sent_as_a_document() {
+    let (app, server) = crate::helpers::spawn_grammers_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = crate::grammers_accounts::imported(&app, &server, &token).await;
+    let phone = crate::grammers_accounts::PHONE;
+    app.world.set_latency(std::time::Duration::from_millis(100));
+    app.world.fail_next_parts(1);
+    app.world.inject_flood(FloodRule {
+        target: FloodTarget::Method("upload.saveBigFilePart".into()),
+        seconds: 1,
+        times: 1,
+    });
+    let len = 11 * 1024 * 1024 + 5;
+    let res = upload(&app, &token, account, "big.bin", file(len)).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["status"], "done");
+    assert_eq!(job["parts_done"], 23);
+    // 23 parts, one tried again after failing, one after its wait; the
+    // failure drops the connection (the fake's way with network errors),
+    // and grammers sends the parts that were in flight on it again.
+    let calls = app.world.calls()["upload.saveBigFilePart"];
+    assert!((25..=25 + 3).contains(&calls), "{calls} calls");
+    assert_eq!(
+        app.world.most_in_flight("upload.saveBigFilePart"),
+        app.settings.uploads.parallel_parts
+    );
+    let parts = app.world.uploaded(phone).into_values().next().unwrap();
+    assert_eq!(parts.len(), 23);
+    assert_eq!(parts.values().sum::<usize>(), len);
+    app.world.set_latency(std::time::Duration::ZERO);
+    let body = serde_json::json!({
+        "chat": "me", "upload_id": job["upload_id"], "kind": "document",
+    });
+    let res = crate::outbox::send(&app, &token, account, &body, None).await;
+    assert_eq!(res.status().as_u16(), 202);
+    let message_id = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+    crate::outbox::wait_status(&app, account, message_id, "sent").await;
+    let me = app.world.user_id(phone).unwrap();
+    let last = app.world.dialog(phone, me).pop().expect("the document");
+    let media = last.media.expect("media");
+    assert_eq!(media.size, len as u64);
+    assert_eq!(media.name.as_deref(), Some("big.bin"));
+}
+
+#[actix_rt::test]
+async fn on_grammers_a_small_file_goes_part_by_part_and_a_cut_body_fails() {
+    let (app, server) = crate::helpers::spawn_grammers_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = crate::grammers_accounts::imported(&app, &server, &token).await;
+    let res = upload(&app, &token, account, "small.bin", file(2 * PART + 3)).await;
+    assert_eq!(res.status().as_u16(), 201);
+    assert_eq!(app.world.calls().get("upload.saveFilePart"), Some(&3));
+    let path = format!("/api/v1/accounts/{account}/uploads?name=t.bin");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}",
+        2 * PART
+    );
+    raw(&app, &head, &file(PART + 7)).await;
+    let cut = rows(&app, account)
+        .await
+        .into_iter()
+        .find(|r| r.name == "t.bin")
+        .expect("the cut-short job");
+    assert_eq!(cut.status, "failed");
+    assert_eq!(cut.error_code.as_deref(), Some("truncated_body"));
+}

@@ -122,6 +122,10 @@ impl DrainStore for MemStore {
             .collect())
     }
 
+    async fn uploaded_file(&self, _: i64) -> Result<Option<crate::telegram::UploadedFile>, DbErr> {
+        Ok(None)
+    }
+
     async fn set_chat_id(&self, id: i64, chat_id: i64) -> Result<(), DbErr> {
         self.rows.lock().unwrap()[(id - 1) as usize].chat_id = Some(chat_id);
         Ok(())
