@@ -42,6 +42,40 @@ pub enum Command {
     /// connection.
     #[command(after_help = WS_AFTER_HELP)]
     Ws(WsArgs),
+    /// Register a user, import the account a fake MTProto server printed
+    /// (--phone, --session), stream --mib MiB through
+    /// POST /accounts/{id}/uploads and report throughput and the
+    /// service's memory growth.
+    Upload(UploadArgs),
+}
+
+/// `upload`'s arguments.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The account's phone number (as the fake server printed it).
+    #[arg(long)]
+    pub phone: String,
+    /// The account's Telethon session string (as the fake server printed it).
+    #[arg(long)]
+    pub session: String,
+    /// The file's size in MiB (generated on the fly, never held whole).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub mib: u32,
+    /// The service's process id: its memory and CPU time are read from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up on the upload request after this long.
+    #[arg(long, default_value = "600s", value_parser = duration::parse_positive)]
+    pub timeout: Duration,
+    /// How long the imported account may take to become `connected`.
+    #[arg(long, default_value = "30s", value_parser = duration::parse_positive)]
+    pub connect_timeout: Duration,
 }
 
 /// Shown by `ws --help`.
@@ -182,7 +216,7 @@ mod tests {
         let argv = ["tgvisor-load", "send"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Send(a) => a,
-            Command::Ws(_) => unreachable!("send parses as send"),
+            Command::Ws(_) | Command::Upload(_) => unreachable!("send parses as send"),
         })
     }
 
@@ -190,7 +224,7 @@ mod tests {
         let argv = ["tgvisor-load", "ws"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Ws(a) => a,
-            Command::Send(_) => unreachable!("ws parses as ws"),
+            Command::Send(_) | Command::Upload(_) => unreachable!("ws parses as ws"),
         })
     }
 

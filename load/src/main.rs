@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
     let args = match cli.command {
         Command::Send(args) => args,
         Command::Ws(args) => return ws(&args).await,
+        Command::Upload(args) => return upload(&args).await,
     };
     match tgvisor_load::send(&args).await {
         Ok(report) => {
@@ -45,6 +46,29 @@ async fn ws(args: &tgvisor_load::cli::WsArgs) -> ExitCode {
             } else {
                 EXIT_OK
             })
+        }
+        Err(e) => {
+            eprintln!("tgvisor-load: error: {e:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+async fn upload(args: &tgvisor_load::cli::UploadArgs) -> ExitCode {
+    match tgvisor_load::upload::run(args).await {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string(&report) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("tgvisor-load: error: {e}");
+                        return ExitCode::from(EXIT_FATAL);
+                    }
+                }
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::from(EXIT_OK)
         }
         Err(e) => {
             eprintln!("tgvisor-load: error: {e:#}");

@@ -158,7 +158,7 @@ fn random_alnum(len: usize) -> String {
 }
 
 /// Registers a fresh user and returns a token for it.
-async fn register_and_login(api: &Api) -> anyhow::Result<String> {
+pub async fn register_and_login(api: &Api) -> anyhow::Result<String> {
     let mut attempt = 0;
     let creds = loop {
         attempt += 1;
@@ -190,6 +190,23 @@ async fn register_and_login(api: &Api) -> anyhow::Result<String> {
         .context("logging in as the new user")?;
     eprintln!("tgvisor-load: registered user {}", creds.username);
     Ok(token.token)
+}
+
+/// Imports one account from a given Telethon session string (e.g. one a
+/// fake MTProto server printed).
+pub async fn import_session(api: &Api, phone: &str, session: &str) -> anyhow::Result<Account> {
+    let body = json!({ "phone": phone, "session": session });
+    let request = api
+        .request(Method::POST, "/api/v1/accounts/import")
+        .json(&body);
+    let a: AccountJson = api
+        .call(request, StatusCode::CREATED)
+        .await
+        .context("importing the account")?;
+    Ok(Account {
+        id: a.id,
+        telegram_user_id: a.telegram_user_id,
+    })
 }
 
 /// Imports `n` sim accounts into `out` (so that a failure half-way can still clean up).
@@ -234,7 +251,7 @@ async fn import_one(api: &Api, dc: u8) -> anyhow::Result<Account> {
 }
 
 /// Polls the accounts until all are `connected`, or fails with their states.
-async fn wait_connected(
+pub async fn wait_connected(
     api: &Api,
     accounts: &mut [Account],
     timeout: Duration,

@@ -432,7 +432,7 @@ pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
 }
 
 /// CPU use in percent of one core over `wall`, from two tick readings.
-fn cpu_pct(before: Option<u64>, after: Option<u64>, wall: Duration) -> Option<f64> {
+pub fn cpu_pct(before: Option<u64>, after: Option<u64>, wall: Duration) -> Option<f64> {
     let ticks = after?.checked_sub(before?)?;
     let secs = wall.as_secs_f64();
     (secs > 0.0).then(|| (ticks as f64 / 100.0) / secs * 100.0)

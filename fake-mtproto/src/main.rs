@@ -1,0 +1,64 @@
+//! `tgvisor-fake-mtproto`: the loopback fake MTProto server as a process,
+//! for benchmarks that run tgvisor (grammers backend) against it.
+//!
+//! It signs in one sim number (the first argument; `+9996621234` by
+//! default), prints one JSON line `{"addr", "phone", "session"}` (the
+//! session as a Telethon string whose DC address is this server), and
+//! serves until it gets SIGTERM or SIGINT.
+
+use base64::Engine as _;
+use fake_mtproto::FakeServer;
+use std::io::Write as _;
+use std::process::ExitCode;
+use tgvisor::sessions::SessionData;
+use tgvisor::telegram::sim::SimWorld;
+
+/// A Telethon string for the session's home DC.
+fn telethon(session: &SessionData) -> Option<String> {
+    let dc = session.dcs.iter().find(|d| d.id == session.home_dc)?;
+    let addr = dc.ipv4?;
+    let mut raw = vec![u8::try_from(dc.id).ok()?];
+    raw.extend_from_slice(&addr.ip().octets());
+    raw.extend_from_slice(&addr.port().to_be_bytes());
+    raw.extend_from_slice(dc.auth_key.as_ref()?.expose());
+    Some(format!(
+        "1{}",
+        base64::engine::general_purpose::URL_SAFE.encode(raw)
+    ))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let phone = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "+9996621234".to_owned());
+    let server = match FakeServer::start(SimWorld::default()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tgvisor-fake-mtproto: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(session) = server.authorize(&phone).as_ref().and_then(telethon) else {
+        eprintln!("tgvisor-fake-mtproto: {phone} is not a sim number (+99966XYYYY, X in 1-3)");
+        return ExitCode::FAILURE;
+    };
+    // Only digits, '+', an address and URL-safe base64: nothing to escape.
+    println!(
+        "{{\"addr\":\"{}\",\"phone\":\"{phone}\",\"session\":\"{session}\"}}",
+        server.addr()
+    );
+    let _ = std::io::stdout().flush();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tgvisor-fake-mtproto: cannot wait for SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    ExitCode::SUCCESS
+}
