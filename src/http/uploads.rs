@@ -23,9 +23,10 @@ impl From<UploadError> for ApiError {
             UploadError::RateLimited(wait) => return Self::rate_limited(e.to_string(), *wait),
             UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UploadError::LengthRequired => StatusCode::LENGTH_REQUIRED,
-            UploadError::Empty | UploadError::Truncated { .. } | UploadError::Body(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            UploadError::Empty
+            | UploadError::Truncated { .. }
+            | UploadError::LongerThanDeclared { .. }
+            | UploadError::Body(_) => StatusCode::BAD_REQUEST,
             UploadError::Unavailable(_) => StatusCode::CONFLICT,
             UploadError::FloodWait(_) => StatusCode::SERVICE_UNAVAILABLE,
             UploadError::Telegram(_) => StatusCode::BAD_GATEWAY,
@@ -43,8 +44,53 @@ impl From<UploadError> for ApiError {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
-    /// The file name Telegram shows (1 to 255 bytes, no path).
-    pub name: String,
+    /// The file name Telegram shows (1 to 255 bytes, no path). Required for
+    /// a raw body; a multipart upload takes the file part's `filename`
+    /// when it is not given.
+    pub name: Option<String>,
+    /// The file's exact size in bytes, for multipart uploads (whose
+    /// `Content-Length` counts the form around the file too): needed above
+    /// 10 MiB, and checked against what arrives.
+    pub size: Option<u64>,
+}
+
+/// Bytes of form fields before the file part that are read and dropped.
+const MAX_FORM_PREAMBLE: usize = 64 * 1024;
+
+fn bad_form(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_multipart", message)
+}
+
+/// The first file part of a multipart body, and its `filename`; the fields
+/// before it are read and dropped (up to [`MAX_FORM_PREAMBLE`] bytes).
+async fn file_part(
+    form: &mut actix_multipart::Multipart,
+) -> Result<(actix_multipart::Field, Option<String>), ApiError> {
+    use futures_util::StreamExt as _;
+    let mut skipped = 0usize;
+    loop {
+        let mut field = match form.next().await {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => return Err(bad_form(format!("the form could not be read: {e}"))),
+            None => return Err(bad_form("the form has no file part")),
+        };
+        let filename = field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename())
+            .map(str::to_owned);
+        if filename.is_some() {
+            return Ok((field, filename));
+        }
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| bad_form(format!("the form could not be read: {e}")))?;
+            skipped += chunk.len();
+            if skipped > MAX_FORM_PREAMBLE {
+                return Err(bad_form(
+                    "the form's fields before the file exceed 64 KiB; put the file first",
+                ));
+            }
+        }
+    }
 }
 
 /// The body's declared length; a malformed header is the client's error.
@@ -70,7 +116,7 @@ fn content_length(req: &HttpRequest) -> Result<Option<u64>, ValidationError> {
     tag = "uploads",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Account id"), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed. With `Content-Length`, an oversized file is refused before a byte is read, and files over 10 MiB use Telegram's big-file method with parts in parallel; without it (chunked), files up to 10 MiB."),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed: the raw body (`?name=` required), or a multipart/form-data form whose first file part is the file (browsers; `?size=` for files over 10 MiB). With a known size an oversized file is refused before a byte is read, and files over 10 MiB use Telegram's big-file method with parts in parallel; without one (chunked), files up to 10 MiB."),
     responses(
         (status = 201, description = "Every part is on Telegram: the upload id can be sent as media", body = UploadView),
         (status = 400, description = "Empty, truncated or unreadable body (`empty_upload`, `truncated_body`, `body_error`), or a bad name (`invalid_input`)", body = ErrorBody),
@@ -79,7 +125,7 @@ fn content_length(req: &HttpRequest) -> Result<Option<u64>, ValidationError> {
         (status = 409, description = "The account cannot upload now (`account_unavailable`, with its state)", body = ErrorBody),
         (status = 411, description = "Over 10 MiB without a Content-Length (`length_required`)", body = ErrorBody),
         (status = 413, description = "Larger than `rate_limits.telegram.media_uploads.max_size` (`upload_too_large`)", body = ErrorBody),
-        (status = 415, description = "multipart/form-data is not accepted yet (`unsupported_media_type`)", body = ErrorBody),
+        (status = 400, description = "A form without a file part, or unreadable (`invalid_multipart`)", body = ErrorBody),
         (status = 429, description = "More than `rate_limits.telegram.media_uploads.max` uploads a minute for this account", body = ErrorBody),
         (status = 502, description = "Telegram refused a part (`telegram_error`)", body = ErrorBody),
         (status = 503, description = "Telegram asked to wait longer than `uploads.max_pause_ms` (`flood_wait`, with Retry-After)", body = ErrorBody),
@@ -95,6 +141,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let account_id = path.into_inner();
     let user_id = caller.0.user_id;
+    let query = query.into_inner();
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -102,25 +149,49 @@ pub async fn create(
         .is_some_and(|v| {
             v.trim_start()
                 .to_ascii_lowercase()
-                .starts_with("multipart/")
+                .starts_with("multipart/form-data")
         });
-    if is_multipart {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the file as the raw body (application/octet-stream) with ?name=…; multipart/form-data is not accepted yet",
-        ));
-    }
-    let declared = content_length(&req)?;
-    state
-        .uploads
-        .admit(user_id, account_id, &query.name, declared)
-        .await?;
-    match state
-        .uploads
-        .receive(user_id, account_id, &query.name, declared, body)
-        .await
-    {
+    let result = if is_multipart {
+        // The account and the declared size first: a refused upload reads
+        // nothing of the form.
+        state
+            .uploads
+            .admit_account(user_id, account_id, query.size)
+            .await?;
+        let mut form = actix_multipart::Multipart::new(req.headers(), body);
+        let (field, filename) = file_part(&mut form).await?;
+        let name = query.name.or(filename).unwrap_or_default();
+        state
+            .uploads
+            .admit(user_id, account_id, &name, query.size)
+            .await?;
+        state
+            .uploads
+            .receive(user_id, account_id, &name, query.size, field)
+            .await
+    } else {
+        let declared = content_length(&req)?;
+        if let (Some(d), Some(s)) = (declared, query.size)
+            && d != s
+        {
+            return Err(ValidationError::new(
+                "size",
+                "mismatch",
+                "size must equal Content-Length for a raw body (or be left out)",
+            )
+            .into());
+        }
+        let name = query.name.unwrap_or_default();
+        state
+            .uploads
+            .admit(user_id, account_id, &name, declared)
+            .await?;
+        state
+            .uploads
+            .receive(user_id, account_id, &name, declared, body)
+            .await
+    };
+    match result {
         Ok(view) => Ok(HttpResponse::Created()
             .insert_header((
                 header::LOCATION,

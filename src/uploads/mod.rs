@@ -93,6 +93,8 @@ pub enum UploadError {
     Unavailable(AccountState),
     #[error("the body ended after {received} of {declared} bytes")]
     Truncated { received: u64, declared: u64 },
+    #[error("the file is longer than its declared size of {declared} bytes")]
+    LongerThanDeclared { declared: u64 },
     #[error("the body could not be read: {0}")]
     Body(String),
     #[error("Telegram asked to wait {0:?}, longer than uploads allow to pause")]
@@ -116,6 +118,7 @@ impl UploadError {
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "account_unavailable",
             Self::Truncated { .. } => "truncated_body",
+            Self::LongerThanDeclared { .. } => "size_mismatch",
             Self::Body(_) => "body_error",
             Self::FloodWait(_) => "flood_wait",
             Self::Telegram(_) => "telegram_error",
@@ -290,6 +293,22 @@ impl Uploads {
         declared: Option<u64>,
     ) -> Result<(), UploadError> {
         validate_name(name)?;
+        self.admit_account(user_id, account_id, declared).await?;
+        self.inner
+            .limiter
+            .check(&Key::media_uploads(account_id))
+            .map_err(|t| UploadError::RateLimited(t.retry_after))?;
+        Ok(())
+    }
+
+    /// The checks of [`Uploads::admit`] that need no file name: the
+    /// account and the declared size (the rate is not spent).
+    pub async fn admit_account(
+        &self,
+        user_id: i64,
+        account_id: i64,
+        declared: Option<u64>,
+    ) -> Result<(), UploadError> {
         match self.inner.accounts.owned(user_id, account_id).await {
             Ok(_) => {}
             Err(AccountError::NotFound) => return Err(UploadError::NotFound),
@@ -312,10 +331,6 @@ impl Uploads {
         if !state.accepts_messages() {
             return Err(UploadError::Unavailable(state));
         }
-        self.inner
-            .limiter
-            .check(&Key::media_uploads(account_id))
-            .map_err(|t| UploadError::RateLimited(t.retry_after))?;
         Ok(())
     }
 
@@ -456,8 +471,11 @@ impl Uploads {
                 chunk = body.next(), if want_body => match chunk {
                     Some(Ok(chunk)) => {
                         job.bytes += chunk.len() as u64;
-                        if job.bytes > declared.unwrap_or(max).min(max) {
+                        if job.bytes > max {
                             return Err(UploadError::TooLarge { max });
+                        }
+                        if let Some(d) = declared && job.bytes > d {
+                            return Err(UploadError::LongerThanDeclared { declared: d });
                         }
                         if job.total_parts.is_none() && declared.is_none() && job.bytes > BIG_FILE_THRESHOLD {
                             return Err(UploadError::LengthRequired);

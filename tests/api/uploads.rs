@@ -59,6 +59,44 @@ async fn raw(app: &TestApp, head: &str, body: &[u8]) -> Option<u16> {
     text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
 }
 
+/// A multipart/form-data request as a browser sends it: `fields` are
+/// (name, filename, bytes), in order.
+async fn multipart(
+    app: &TestApp,
+    token: &str,
+    account: i64,
+    query: &str,
+    fields: &[(&str, Option<&str>, &[u8])],
+) -> reqwest::Response {
+    let boundary = "----tgvisorFormBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    app.client
+        .post(app.url(&format!("/api/v1/accounts/{account}/uploads{query}")))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
 /// The account's upload rows.
 async fn rows(app: &TestApp, account: i64) -> Vec<upload::Model> {
     upload::Entity::find()
@@ -283,20 +321,19 @@ async fn names_accounts_and_uploads_of_others_are_checked() {
         (400, Some("invalid_input"))
     );
     assert_eq!(error["field"], "name");
-    // multipart is refused clearly (for now).
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/accounts/{account}/uploads?name=a.bin")))
-        .bearer_auth(&alice)
-        .header("content-type", "multipart/form-data; boundary=x")
-        .body("--x--")
-        .send()
-        .await
-        .unwrap();
+    // A form without a file part says so.
+    let res = multipart(
+        &app,
+        &alice,
+        account,
+        "",
+        &[("note", None, b"hi".as_slice())],
+    )
+    .await;
     let (status, error) = error_of(res).await;
     assert_eq!(
         (status, error["code"].as_str()),
-        (415, Some("unsupported_media_type"))
+        (400, Some("invalid_multipart"))
     );
     // Alice's upload is hers alone; an unknown id is not found either.
     let job: Value = upload(&app, &alice, account, "a.bin", file(10))
@@ -560,4 +597,82 @@ async fn on_grammers_a_small_file_goes_part_by_part_and_a_cut_body_fails() {
         .expect("the cut-short job");
     assert_eq!(cut.status, "failed");
     assert_eq!(cut.error_code.as_deref(), Some("truncated_body"));
+}
+
+#[actix_rt::test]
+async fn a_browser_form_uploads_its_file_part_under_its_file_name() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let photo = file(PART + 321);
+    // A field before the file, as forms have.
+    let res = multipart(
+        &app,
+        &token,
+        account,
+        "",
+        &[
+            ("note", None, b"holiday".as_slice()),
+            ("file", Some("beach.jpg"), &photo),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["name"], "beach.jpg");
+    assert_eq!(job["status"], "done");
+    assert_eq!(job["size"], PART + 321);
+    let parts = app.world.uploaded(PHONE).into_values().next().unwrap();
+    assert_eq!(parts.into_iter().collect::<Vec<_>>(), [(0, PART), (1, 321)]);
+    // With ?size=, the size is known up front and checked: a file longer
+    // than it is refused, one shorter is cut short.
+    let res = multipart(
+        &app,
+        &token,
+        account,
+        "?size=100",
+        &[("file", Some("a.bin"), &file(200))],
+    )
+    .await;
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("size_mismatch"))
+    );
+    let res = multipart(
+        &app,
+        &token,
+        account,
+        "?size=300",
+        &[("file", Some("b.bin"), &file(200))],
+    )
+    .await;
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("truncated_body"))
+    );
+    // A big file names its size, and goes in parallel parts.
+    let big = file(11 * 1024 * 1024 + 1);
+    let query = format!("?size={}&name=big.bin", big.len());
+    let res = multipart(
+        &app,
+        &token,
+        account,
+        &query,
+        &[("file", Some("ignored.bin"), &big)],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["name"], "big.bin");
+    assert_eq!(job["parts_total"], 23);
+    assert_eq!(app.world.calls().get("upload.saveBigFilePart"), Some(&23));
+    // Without its size, a form over 10 MiB cannot be sent as a big file.
+    let res = multipart(&app, &token, account, "", &[("file", Some("c.bin"), &big)]).await;
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (411, Some("length_required"))
+    );
 }
