@@ -279,9 +279,15 @@ pub struct UploadSettings {
     /// `upload.progress` events (and progress in the database) at most
     /// this often per job, plus one at the end.
     pub progress_interval_ms: u64,
-    /// A FLOOD_WAIT longer than this fails the job (`flood_wait`, with the
-    /// time to wait) instead of pausing it.
+    /// A job's FLOOD_WAIT pauses add up to at most this; beyond it the job
+    /// fails (`flood_wait`, with the time to wait).
     pub max_pause_ms: u64,
+    /// A body that sends nothing for this long fails its job
+    /// (`body_timeout`, 408).
+    pub body_idle_timeout_ms: u64,
+    /// Jobs receiving at once, all accounts together (503
+    /// `too_many_uploads` beyond).
+    pub max_running: u32,
 }
 
 /// The durable outbox (`POST /accounts/{id}/messages`).

@@ -28,12 +28,16 @@ impl From<UploadError> for ApiError {
             | UploadError::LongerThanDeclared { .. }
             | UploadError::Body(_) => StatusCode::BAD_REQUEST,
             UploadError::Unavailable(_) => StatusCode::CONFLICT,
-            UploadError::FloodWait(_) => StatusCode::SERVICE_UNAVAILABLE,
+            UploadError::FloodWait(_) | UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            UploadError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            // Only a dropped request is abandoned: nobody reads this answer.
+            UploadError::Abandoned => StatusCode::BAD_REQUEST,
             UploadError::Telegram(_) => StatusCode::BAD_GATEWAY,
         };
         let mut api = Self::new(status, e.code(), e.to_string());
         match e {
             UploadError::FloodWait(wait) => api.retry_after = Some(wait),
+            UploadError::Busy => api.retry_after = Some(std::time::Duration::from_secs(1)),
             UploadError::Unavailable(state) => api.state = Some(state.as_str()),
             _ => {}
         }
@@ -170,8 +174,9 @@ pub async fn create(
             .receive(user_id, account_id, &name, query.size, field)
             .await
     } else {
-        let declared = content_length(&req)?;
-        if let (Some(d), Some(s)) = (declared, query.size)
+        let length = content_length(&req)?;
+        let declared = length.or(query.size);
+        if let (Some(d), Some(s)) = (length, query.size)
             && d != s
         {
             return Err(ValidationError::new(

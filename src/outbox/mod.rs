@@ -271,15 +271,20 @@ impl NewMessage {
 
     /// What makes two requests "the same" under one idempotency key.
     fn request_hash(&self) -> String {
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "account": self.account_id,
             "chat": self.chat.to_string(),
-            "kind": self.media.map_or("text", Media::kind_str),
-            "upload_id": self.media.map(|m| m.upload_id),
+            "kind": "text",
             "text": self.text,
             "reply_to": self.reply_to,
             "silent": self.silent,
         });
+        // Text requests hash as they always did (keys stored before media
+        // existed must still match their retries); media adds its own.
+        if let Some(m) = self.media {
+            canonical["kind"] = m.kind_str().into();
+            canonical["upload_id"] = m.upload_id.into();
+        }
         let digest = Sha256::digest(canonical.to_string().as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -847,6 +852,14 @@ mod tests {
         };
         let same = base.clone();
         assert_eq!(base.request_hash(), same.request_hash());
+        // A text request's hash is pinned: stored keys outlive upgrades.
+        let pinned = serde_json::json!({
+            "account": 1, "chat": "me", "kind": "text", "text": "hello",
+            "reply_to": null, "silent": false,
+        });
+        let digest = Sha256::digest(pinned.to_string().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(base.request_hash(), hex);
         let mut other = base.clone();
         other.text = "hello!".into();
         assert_ne!(base.request_hash(), other.request_hash());

@@ -97,6 +97,12 @@ pub enum UploadError {
     LongerThanDeclared { declared: u64 },
     #[error("the body could not be read: {0}")]
     Body(String),
+    #[error("no byte of the body arrived for {0:?}")]
+    BodyTimeout(Duration),
+    #[error("too many uploads are running; retry shortly")]
+    Busy,
+    #[error("the request ended before the file was received whole")]
+    Abandoned,
     #[error("Telegram asked to wait {0:?}, longer than uploads allow to pause")]
     FloodWait(Duration),
     #[error("Telegram refused a part: {0}")]
@@ -120,6 +126,9 @@ impl UploadError {
             Self::Truncated { .. } => "truncated_body",
             Self::LongerThanDeclared { .. } => "size_mismatch",
             Self::Body(_) => "body_error",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::Busy => "too_many_uploads",
+            Self::Abandoned => "abandoned",
             Self::FloodWait(_) => "flood_wait",
             Self::Telegram(_) => "telegram_error",
             Self::Internal(_) => "internal",
@@ -188,7 +197,18 @@ impl From<upload::Model> for UploadView {
     }
 }
 
-/// Checks a file name: 1 to 255 bytes, no path, no control characters.
+/// Format characters that change how a name reads without showing:
+/// bidirectional overrides (`invoice\u{202E}fdp.exe` shows as
+/// `invoiceexe.pdf`), zero-width characters, the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
+/// Checks a file name: 1 to 255 bytes, no path, no control or invisible
+/// format characters.
 pub fn validate_name(name: &str) -> Result<(), ValidationError> {
     if name.trim().is_empty() {
         return Err(ValidationError::new(
@@ -206,7 +226,7 @@ pub fn validate_name(name: &str) -> Result<(), ValidationError> {
     }
     if name
         .chars()
-        .any(|c| c.is_control() || c == '/' || c == '\\')
+        .any(|c| c.is_control() || invisible(c) || c == '/' || c == '\\')
     {
         return Err(ValidationError::new(
             "name",
@@ -231,6 +251,73 @@ struct Inner {
     accounts: AccountService,
     events: EventLog,
     metrics: metrics::UploadMetrics,
+    /// Jobs receiving at once (`uploads.max_running`).
+    running: Arc<tokio::sync::Semaphore>,
+}
+
+/// How a part's sending ended.
+enum Sent {
+    Done,
+    /// Telegram asked to wait: the job pauses, then sends `bytes` again.
+    Flood {
+        part: u32,
+        bytes: Bytes,
+        wait: Duration,
+    },
+    Failed(UploadError),
+}
+
+/// Fails a job whose request went away (see [`Uploads::receive`]).
+struct Abandoned {
+    uploads: Uploads,
+    /// The job as last known (for the final event).
+    job: Job,
+    armed: bool,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let m = &self.uploads.inner.metrics;
+        m.running.dec();
+        m.jobs.with_label_values(&["abandoned"]).inc();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime: the service is stopping; start-up fails the job.
+            return;
+        };
+        let db = self.uploads.inner.db.clone();
+        let id = self.job.id;
+        let job = Job {
+            status: Status::Failed,
+            ..self.job
+        };
+        let uploads = self.uploads.clone();
+        runtime.spawn(async move {
+            let now = chrono::Utc::now().fixed_offset();
+            let res = upload::Entity::update_many()
+                .col_expr(upload::Column::Status, Status::Failed.as_str().into())
+                .col_expr(upload::Column::ErrorCode, "abandoned".into())
+                .col_expr(
+                    upload::Column::Error,
+                    "the request ended before the file was received whole".into(),
+                )
+                .col_expr(upload::Column::UpdatedAt, now.into())
+                .col_expr(upload::Column::FinishedAt, Some(now).into())
+                .filter(upload::Column::Id.eq(id))
+                .filter(
+                    upload::Column::Status
+                        .is_in([Status::Receiving.as_str(), Status::Paused.as_str()]),
+                )
+                .exec(&db)
+                .await;
+            if let Err(e) = res {
+                tracing::warn!(error = %e, upload_id = id, "recording an abandoned upload failed");
+            }
+            uploads.publish(&job, Some(&UploadError::Abandoned), None);
+        });
+    }
 }
 
 /// One job's progress while its body is read.
@@ -262,6 +349,9 @@ impl Uploads {
         Self {
             inner: Arc::new(Inner {
                 db,
+                running: Arc::new(tokio::sync::Semaphore::new(
+                    settings.uploads.max_running.max(1) as usize,
+                )),
                 settings,
                 limiter,
                 sessions,
@@ -349,10 +439,17 @@ impl Uploads {
         S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let Ok(_slot) = self.inner.running.clone().try_acquire_owned() else {
+            return Err((None, UploadError::Busy));
+        };
+        let idle = Duration::from_millis(self.inner.settings.uploads.body_idle_timeout_ms.max(1));
         // No job until there is a byte to upload: an empty body leaves
         // nothing behind.
         let first = loop {
-            match body.next().await {
+            let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
+                return Err((None, UploadError::BodyTimeout(idle)));
+            };
+            match next {
                 Some(Ok(chunk)) if chunk.is_empty() => {}
                 Some(Ok(chunk)) => break chunk,
                 Some(Err(e)) => {
@@ -403,34 +500,44 @@ impl Uploads {
             status: Status::Receiving,
             last_progress: Instant::now(),
         };
-        self.progress(&mut job, true).await;
+        // Dropped before the end (the client went away mid-body, and actix
+        // dropped the request): the job is failed, not left `receiving`.
         let m = &self.inner.metrics;
         m.running.inc();
+        let mut guard = Abandoned {
+            uploads: self.clone(),
+            job,
+            armed: true,
+        };
+        self.progress(&mut job, true).await;
         let result = self.run(&mut job, declared, body).await;
-        m.running.dec();
+        guard.job = job;
         let outcome = match &result {
             Ok(()) => "done",
             Err(e) => e.code(),
         };
-        m.jobs.with_label_values(&[outcome]).inc();
-        match result {
-            Ok(()) => {
-                let done = self
-                    .finish(&job, None)
-                    .await
-                    .map_err(|e| (Some(job.id), e))?;
-                Ok(done)
-            }
+        let answer = match result {
+            Ok(()) => self.finish(&job, None).await.map_err(|e| (Some(job.id), e)),
             Err(e) => {
                 if let Err(db) = self.finish(&job, Some(&e)).await {
                     tracing::error!(error = %db, upload_id = job.id, "recording a failed upload failed");
                 }
                 Err((Some(job.id), e))
             }
-        }
+        };
+        // Recorded: nothing left for the guard to do.
+        guard.armed = false;
+        m.running.dec();
+        m.jobs.with_label_values(&[outcome]).inc();
+        answer
     }
 
     /// Reads the body into parts and sends them, `parallel` at a time.
+    ///
+    /// A FLOOD_WAIT on any part pauses the whole job: no part is sent (and
+    /// no more of the body read) until the wait is over; the part that met
+    /// it goes again first. The pauses of one job add up to at most
+    /// `uploads.max_pause_ms`.
     async fn run<S, E>(
         &self,
         job: &mut Job,
@@ -449,27 +556,58 @@ impl Uploads {
             1
         };
         let max = self.max_size();
-        let mut buf = BytesMut::new();
+        let idle = Duration::from_millis(settings.body_idle_timeout_ms.max(1));
+        let pause_budget = Duration::from_millis(settings.max_pause_ms);
+        let mut paused_for = Duration::ZERO;
+        let mut not_before: Option<Instant> = None;
+        // Parts to send again first (after a FLOOD_WAIT), in order.
+        let mut again: std::collections::VecDeque<(u32, Bytes)> = Default::default();
+        // The part being filled, allocated at its final size; whole parts
+        // wait in `ready` (each its own allocation, freed once sent).
+        let mut buf = BytesMut::with_capacity(PART_SIZE);
+        let mut ready: std::collections::VecDeque<Bytes> = Default::default();
         let mut next_part: u32 = 0;
         let mut ended = false;
         let mut inflight = FuturesUnordered::new();
         loop {
-            // Hand out whole parts (and the last one) while there is room.
-            while inflight.len() < parallel
-                && (buf.len() >= PART_SIZE || (ended && !buf.is_empty()))
-            {
-                let take = buf.len().min(PART_SIZE);
-                let bytes = buf.split_to(take).freeze();
-                inflight.push(self.send_part(*job, next_part, bytes));
-                next_part += 1;
+            if not_before.is_some_and(|t| Instant::now() >= t) {
+                not_before = None;
+                job.status = Status::Receiving;
+                self.progress(job, true).await;
             }
-            if ended && buf.is_empty() && inflight.is_empty() {
+            // Hand out parts (waiting ones first) while there is room.
+            while not_before.is_none() && inflight.len() < parallel {
+                let (part, bytes) = if let Some(p) = again.pop_front() {
+                    p
+                } else if let Some(bytes) = ready.pop_front() {
+                    next_part += 1;
+                    (next_part - 1, bytes)
+                } else if ended && !buf.is_empty() {
+                    next_part += 1;
+                    (next_part - 1, std::mem::take(&mut buf).freeze())
+                } else {
+                    break;
+                };
+                inflight.push(self.send_part(*job, part, bytes));
+            }
+            if ended
+                && buf.is_empty()
+                && ready.is_empty()
+                && again.is_empty()
+                && inflight.is_empty()
+            {
                 break;
             }
-            let want_body = !ended && inflight.len() < parallel && buf.len() < PART_SIZE;
+            let want_body = !ended
+                && not_before.is_none()
+                && inflight.len() < parallel
+                && ready.is_empty()
+                && again.is_empty();
+            let resume = not_before.unwrap_or_else(Instant::now);
             tokio::select! {
-                chunk = body.next(), if want_body => match chunk {
-                    Some(Ok(chunk)) => {
+                chunk = tokio::time::timeout(idle, body.next()), if want_body => match chunk {
+                    Err(_) => return Err(UploadError::BodyTimeout(idle)),
+                    Ok(Some(Ok(chunk))) => {
                         job.bytes += chunk.len() as u64;
                         if job.bytes > max {
                             return Err(UploadError::TooLarge { max });
@@ -480,15 +618,24 @@ impl Uploads {
                         if job.total_parts.is_none() && declared.is_none() && job.bytes > BIG_FILE_THRESHOLD {
                             return Err(UploadError::LengthRequired);
                         }
-                        buf.extend_from_slice(&chunk);
+                        let mut rest = &chunk[..];
+                        while !rest.is_empty() {
+                            let n = (PART_SIZE - buf.len()).min(rest.len());
+                            buf.extend_from_slice(&rest[..n]);
+                            rest = &rest[n..];
+                            if buf.len() == PART_SIZE {
+                                let full = std::mem::replace(&mut buf, BytesMut::with_capacity(PART_SIZE));
+                                ready.push_back(full.freeze());
+                            }
+                        }
                     }
-                    Some(Err(e)) => {
+                    Ok(Some(Err(e))) => {
                         return Err(match declared {
                             Some(d) => UploadError::Truncated { received: job.bytes, declared: d },
                             None => UploadError::Body(e.to_string()),
                         });
                     }
-                    None => {
+                    Ok(None) => {
                         ended = true;
                         if job.bytes == 0 {
                             return Err(UploadError::Empty);
@@ -498,23 +645,40 @@ impl Uploads {
                         }
                     }
                 },
-                Some(res) = inflight.next(), if !inflight.is_empty() => {
-                    res?;
-                    job.parts_done += 1;
-                    self.progress(job, false).await;
-                }
+                Some(res) = inflight.next(), if !inflight.is_empty() => match res {
+                    Sent::Done => {
+                        job.parts_done += 1;
+                        self.progress(job, false).await;
+                    }
+                    Sent::Flood { part, bytes, wait } => {
+                        again.push_back((part, bytes));
+                        let until = Instant::now() + wait;
+                        if not_before.is_none_or(|t| t < until) {
+                            paused_for += until.saturating_duration_since(not_before.unwrap_or_else(Instant::now));
+                            if paused_for > pause_budget {
+                                return Err(UploadError::FloodWait(wait));
+                            }
+                            not_before = Some(until);
+                            job.status = Status::Paused;
+                            self.paused(job, wait).await;
+                        }
+                    }
+                    Sent::Failed(e) => return Err(e),
+                },
+                () = tokio::time::sleep_until(resume), if not_before.is_some() => {}
             }
         }
         Ok(())
     }
 
-    /// Sends one part, trying again with backoff; a FLOOD_WAIT pauses.
+    /// Sends one part, trying again with backoff; a FLOOD_WAIT goes back to
+    /// the job (which pauses).
     fn send_part(
         &self,
         job: Job,
         part: u32,
         bytes: Bytes,
-    ) -> impl std::future::Future<Output = Result<(), UploadError>> + 'static {
+    ) -> impl std::future::Future<Output = Sent> + 'static {
         let this = self.clone();
         let (account_id, file_id, total_parts) = (job.account_id, job.file_id, job.total_parts);
         async move {
@@ -532,34 +696,28 @@ impl Uploads {
                     Ok(()) => {
                         inner.metrics.parts.with_label_values(&["ok"]).inc();
                         inner.metrics.bytes.inc_by(bytes.len() as u64);
-                        return Ok(());
+                        return Sent::Done;
                     }
                     Err(e) => e,
                 };
-                let result = match &err {
-                    CallError::Telegram(TgError::FloodWait { .. }) => "flood_wait",
-                    _ => "error",
-                };
-                inner.metrics.parts.with_label_values(&[result]).inc();
                 match err {
                     CallError::Telegram(TgError::FloodWait { seconds, .. }) => {
+                        inner.metrics.parts.with_label_values(&["flood_wait"]).inc();
                         let wait = Duration::from_secs(u64::from(seconds));
-                        if wait > Duration::from_millis(settings.max_pause_ms) {
-                            return Err(UploadError::FloodWait(wait));
-                        }
-                        this.paused(job, wait).await;
-                        tokio::time::sleep(wait).await;
-                        continue;
+                        return Sent::Flood { part, bytes, wait };
                     }
                     CallError::Telegram(e) if !e.is_transient() => {
-                        return Err(UploadError::Telegram(e));
+                        inner.metrics.parts.with_label_values(&["error"]).inc();
+                        return Sent::Failed(UploadError::Telegram(e));
                     }
-                    CallError::Telegram(_) | CallError::NotConnected(_) => {}
-                    CallError::Internal(e) => return Err(UploadError::Internal(e)),
+                    CallError::Internal(e) => return Sent::Failed(UploadError::Internal(e)),
+                    CallError::Telegram(_) | CallError::NotConnected(_) => {
+                        inner.metrics.parts.with_label_values(&["error"]).inc();
+                    }
                 }
                 attempt += 1;
                 if attempt >= settings.part_attempts {
-                    return Err(match err {
+                    return Sent::Failed(match err {
                         CallError::NotConnected(state) => UploadError::Unavailable(state),
                         CallError::Telegram(e) => UploadError::Telegram(e),
                         CallError::Internal(e) => UploadError::Internal(e),
@@ -579,23 +737,21 @@ impl Uploads {
         }
     }
 
-    /// A part met a FLOOD_WAIT: the job shows `paused` (until its next
-    /// progress) and says for how long.
-    async fn paused(&self, job: Job, wait: Duration) {
+    /// The job paused for a FLOOD_WAIT: the row says `paused` and an event
+    /// says for how long.
+    async fn paused(&self, job: &Job, wait: Duration) {
         let update = upload::ActiveModel {
             id: Set(job.id),
             status: Set(Status::Paused.as_str().to_owned()),
+            bytes: Set(job.bytes as i64),
+            parts_done: Set(job.parts_done as i32),
             updated_at: Set(chrono::Utc::now().fixed_offset()),
             ..Default::default()
         };
         if let Err(e) = update.update(&self.inner.db).await {
             tracing::warn!(error = %e, upload_id = job.id, "recording an upload's pause failed");
         }
-        let job = Job {
-            status: Status::Paused,
-            ..job
-        };
-        self.publish(&job, None, Some(wait));
+        self.publish(job, None, Some(wait));
     }
 
     /// Records and publishes progress, at most every
@@ -714,7 +870,7 @@ impl Uploads {
             .one(&self.inner.db)
             .await?
             .map(UploadView::from)
-            .ok_or(UploadError::NotFound)
+            .ok_or(UploadError::UploadNotFound)
     }
 
     /// Fails the jobs a stop interrupted (their bodies are gone); answers

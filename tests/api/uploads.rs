@@ -676,3 +676,62 @@ async fn a_browser_form_uploads_its_file_part_under_its_file_name() {
         (411, Some("length_required"))
     );
 }
+
+#[actix_rt::test]
+async fn a_stalled_body_times_out_and_running_jobs_are_capped() {
+    let app = spawn_app_with(|f| {
+        f.merge(("uploads.max_running", 1))
+            .merge(("uploads.body_idle_timeout_ms", 1500))
+    })
+    .await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    // A client that sends part of its body, then nothing, connection open.
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /api/v1/accounts/{account}/uploads?name=stalled.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        2 * PART
+    );
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(&file(1000)).await.unwrap();
+    app.wait_event(&format!("account:{account}"), |e| {
+        e.kind == "upload.progress" && e.data["status"] == "receiving"
+    })
+    .await;
+    // It holds the only slot.
+    let (status, error) = error_of(upload(&app, &token, account, "b.bin", file(10)).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (503, Some("too_many_uploads"))
+    );
+    // Silence ends it with 408; the slot is free again.
+    let mut answer = Vec::new();
+    let _ = stalled.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    let res = upload(&app, &token, account, "c.bin", file(10)).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let jobs = rows(&app, account).await;
+    let stalled = jobs.iter().find(|r| r.name == "stalled.bin").unwrap();
+    assert_eq!(stalled.status, "failed");
+    assert_eq!(stalled.error_code.as_deref(), Some("body_timeout"));
+}
+
+#[actix_rt::test]
+async fn names_that_read_differently_than_they_are_are_refused() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    for name in ["invoice\u{202E}fdp.exe", "a\u{200B}b.txt", "\u{FEFF}x.txt"] {
+        let (status, error) = error_of(upload(&app, &token, account, name, file(10)).await).await;
+        assert_eq!(
+            (status, error["field"].as_str()),
+            (400, Some("name")),
+            "{name:?}"
+        );
+    }
+    let res = upload(&app, &token, account, "résumé 2026.pdf", file(10)).await;
+    assert_eq!(res.status().as_u16(), 201);
+}
