@@ -5,74 +5,76 @@ use std::process::ExitCode;
 use tgvisor_load::cli::{Cli, Command};
 use tgvisor_load::{EXIT_ERRORS, EXIT_FATAL, EXIT_OK};
 
+/// What every command's report offers `main`.
+trait Outcome {
+    fn to_json(&self) -> String;
+    fn to_text(&self) -> String;
+    fn failed(&self) -> bool;
+}
+
+impl Outcome for tgvisor_load::report::Report {
+    fn to_json(&self) -> String {
+        self.to_json()
+    }
+    fn to_text(&self) -> String {
+        self.to_text()
+    }
+    fn failed(&self) -> bool {
+        self.failed()
+    }
+}
+
+impl Outcome for tgvisor_load::ws_report::WsReport {
+    fn to_json(&self) -> String {
+        self.to_json()
+    }
+    fn to_text(&self) -> String {
+        self.to_text()
+    }
+    fn failed(&self) -> bool {
+        self.failed()
+    }
+}
+
+impl Outcome for tgvisor_load::upload::UploadReport {
+    fn to_json(&self) -> String {
+        self.to_json()
+    }
+    fn to_text(&self) -> String {
+        self.to_text()
+    }
+    fn failed(&self) -> bool {
+        false
+    }
+}
+
+/// Prints the report (JSON or text) and picks the exit code.
+fn finish(result: anyhow::Result<impl Outcome>, json: bool) -> ExitCode {
+    match result {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::from(if report.failed() {
+                EXIT_ERRORS
+            } else {
+                EXIT_OK
+            })
+        }
+        Err(e) => {
+            eprintln!("tgvisor-load: error: {e:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let args = match cli.command {
-        Command::Send(args) => args,
-        Command::Ws(args) => return ws(&args).await,
-        Command::Upload(args) => return upload(&args).await,
-    };
-    match tgvisor_load::send(&args).await {
-        Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_text());
-            }
-            ExitCode::from(if report.failed() {
-                EXIT_ERRORS
-            } else {
-                EXIT_OK
-            })
-        }
-        Err(e) => {
-            eprintln!("tgvisor-load: error: {e:#}");
-            ExitCode::from(EXIT_FATAL)
-        }
-    }
-}
-
-async fn ws(args: &tgvisor_load::cli::WsArgs) -> ExitCode {
-    match tgvisor_load::ws::run(args).await {
-        Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_text());
-            }
-            ExitCode::from(if report.failed() {
-                EXIT_ERRORS
-            } else {
-                EXIT_OK
-            })
-        }
-        Err(e) => {
-            eprintln!("tgvisor-load: error: {e:#}");
-            ExitCode::from(EXIT_FATAL)
-        }
-    }
-}
-
-async fn upload(args: &tgvisor_load::cli::UploadArgs) -> ExitCode {
-    match tgvisor_load::upload::run(args).await {
-        Ok(report) => {
-            if args.json {
-                match serde_json::to_string(&report) {
-                    Ok(j) => println!("{j}"),
-                    Err(e) => {
-                        eprintln!("tgvisor-load: error: {e}");
-                        return ExitCode::from(EXIT_FATAL);
-                    }
-                }
-            } else {
-                print!("{}", report.to_text());
-            }
-            ExitCode::from(EXIT_OK)
-        }
-        Err(e) => {
-            eprintln!("tgvisor-load: error: {e:#}");
-            ExitCode::from(EXIT_FATAL)
-        }
+    match Cli::parse().command {
+        Command::Send(args) => finish(tgvisor_load::send(&args).await, args.json),
+        Command::Ws(args) => finish(tgvisor_load::ws::run(&args).await, args.json),
+        Command::Upload(args) => finish(tgvisor_load::upload::run(&args).await, args.json),
     }
 }

@@ -37,6 +37,11 @@ pub struct UploadReport {
 }
 
 impl UploadReport {
+    pub fn to_json(&self) -> String {
+        // unwrap: numbers and strings only; serialising them cannot fail.
+        serde_json::to_string(self).unwrap()
+    }
+
     pub fn to_text(&self) -> String {
         let kib =
             |v: Option<u64>| v.map_or("-".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));

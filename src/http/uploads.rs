@@ -30,8 +30,9 @@ impl From<UploadError> for ApiError {
             UploadError::Unavailable(_) => StatusCode::CONFLICT,
             UploadError::FloodWait(_) | UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             UploadError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            // Only a dropped request is abandoned: nobody reads this answer.
-            UploadError::Abandoned => StatusCode::BAD_REQUEST,
+            // Recorded on rows only (a dropped request, a restart): no
+            // request is answered with these.
+            UploadError::Abandoned | UploadError::Interrupted => StatusCode::BAD_REQUEST,
             UploadError::Telegram(_) => StatusCode::BAD_GATEWAY,
         };
         let mut api = Self::new(status, e.code(), e.to_string());

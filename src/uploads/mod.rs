@@ -103,6 +103,8 @@ pub enum UploadError {
     Busy,
     #[error("the request ended before the file was received whole")]
     Abandoned,
+    #[error("the service stopped before the file was received whole; upload it again")]
+    Interrupted,
     #[error("Telegram asked to wait {0:?}, longer than uploads allow to pause")]
     FloodWait(Duration),
     #[error("Telegram refused a part: {0}")]
@@ -129,6 +131,7 @@ impl UploadError {
             Self::BodyTimeout(_) => "body_timeout",
             Self::Busy => "too_many_uploads",
             Self::Abandoned => "abandoned",
+            Self::Interrupted => "interrupted",
             Self::FloodWait(_) => "flood_wait",
             Self::Telegram(_) => "telegram_error",
             Self::Internal(_) => "internal",
@@ -255,6 +258,14 @@ struct Inner {
     running: Arc<tokio::sync::Semaphore>,
 }
 
+/// A body that failed to read: cut short when its size was declared.
+fn body_error(declared: Option<u64>, received: u64, e: &dyn std::fmt::Display) -> UploadError {
+    match declared {
+        Some(declared) => UploadError::Truncated { received, declared },
+        None => UploadError::Body(e.to_string()),
+    }
+}
+
 /// How a part's sending ended.
 enum Sent {
     Done,
@@ -287,7 +298,6 @@ impl Drop for Abandoned {
             // No runtime: the service is stopping; start-up fails the job.
             return;
         };
-        let db = self.uploads.inner.db.clone();
         let id = self.job.id;
         let job = Job {
             status: Status::Failed,
@@ -295,24 +305,10 @@ impl Drop for Abandoned {
         };
         let uploads = self.uploads.clone();
         runtime.spawn(async move {
-            let now = chrono::Utc::now().fixed_offset();
-            let res = upload::Entity::update_many()
-                .col_expr(upload::Column::Status, Status::Failed.as_str().into())
-                .col_expr(upload::Column::ErrorCode, "abandoned".into())
-                .col_expr(
-                    upload::Column::Error,
-                    "the request ended before the file was received whole".into(),
-                )
-                .col_expr(upload::Column::UpdatedAt, now.into())
-                .col_expr(upload::Column::FinishedAt, Some(now).into())
-                .filter(upload::Column::Id.eq(id))
-                .filter(
-                    upload::Column::Status
-                        .is_in([Status::Receiving.as_str(), Status::Paused.as_str()]),
-                )
-                .exec(&db)
+            let failed = uploads
+                .fail_unfinished(Some(id), &UploadError::Abandoned)
                 .await;
-            if let Err(e) = res {
+            if let Err(e) = failed {
                 tracing::warn!(error = %e, upload_id = id, "recording an abandoned upload failed");
             }
             uploads.publish(&job, Some(&UploadError::Abandoned), None);
@@ -452,18 +448,7 @@ impl Uploads {
             match next {
                 Some(Ok(chunk)) if chunk.is_empty() => {}
                 Some(Ok(chunk)) => break chunk,
-                Some(Err(e)) => {
-                    return Err((
-                        None,
-                        match declared {
-                            Some(d) => UploadError::Truncated {
-                                received: 0,
-                                declared: d,
-                            },
-                            None => UploadError::Body(e.to_string()),
-                        },
-                    ));
-                }
+                Some(Err(e)) => return Err((None, body_error(declared, 0, &e))),
                 None => return Err((None, UploadError::Empty)),
             }
         };
@@ -629,12 +614,7 @@ impl Uploads {
                             }
                         }
                     }
-                    Ok(Some(Err(e))) => {
-                        return Err(match declared {
-                            Some(d) => UploadError::Truncated { received: job.bytes, declared: d },
-                            None => UploadError::Body(e.to_string()),
-                        });
-                    }
+                    Ok(Some(Err(e))) => return Err(body_error(declared, job.bytes, &e)),
                     Ok(None) => {
                         ended = true;
                         if job.bytes == 0 {
@@ -660,7 +640,7 @@ impl Uploads {
                             }
                             not_before = Some(until);
                             job.status = Status::Paused;
-                            self.paused(job, wait).await;
+                            self.progress_with(job, true, Some(wait)).await;
                         }
                     }
                     Sent::Failed(e) => return Err(e),
@@ -737,26 +717,14 @@ impl Uploads {
         }
     }
 
-    /// The job paused for a FLOOD_WAIT: the row says `paused` and an event
-    /// says for how long.
-    async fn paused(&self, job: &Job, wait: Duration) {
-        let update = upload::ActiveModel {
-            id: Set(job.id),
-            status: Set(Status::Paused.as_str().to_owned()),
-            bytes: Set(job.bytes as i64),
-            parts_done: Set(job.parts_done as i32),
-            updated_at: Set(chrono::Utc::now().fixed_offset()),
-            ..Default::default()
-        };
-        if let Err(e) = update.update(&self.inner.db).await {
-            tracing::warn!(error = %e, upload_id = job.id, "recording an upload's pause failed");
-        }
-        self.publish(job, None, Some(wait));
-    }
-
     /// Records and publishes progress, at most every
     /// `uploads.progress_interval_ms` unless `now`.
     async fn progress(&self, job: &mut Job, now: bool) {
+        self.progress_with(job, now, None).await;
+    }
+
+    /// [`Uploads::progress`]; a pause says how long it lasts.
+    async fn progress_with(&self, job: &mut Job, now: bool, retry_after: Option<Duration>) {
         let every = Duration::from_millis(self.inner.settings.uploads.progress_interval_ms);
         if !now && job.last_progress.elapsed() < every {
             return;
@@ -773,7 +741,7 @@ impl Uploads {
         if let Err(e) = update.update(&self.inner.db).await {
             tracing::warn!(error = %e, upload_id = job.id, "recording upload progress failed");
         }
-        self.publish(job, None, None);
+        self.publish(job, None, retry_after);
     }
 
     fn publish(&self, job: &Job, error: Option<&UploadError>, retry_after: Option<Duration>) {
@@ -876,21 +844,28 @@ impl Uploads {
     /// Fails the jobs a stop interrupted (their bodies are gone); answers
     /// how many.
     pub async fn fail_interrupted(&self) -> Result<u64, sea_orm::DbErr> {
+        self.fail_unfinished(None, &UploadError::Interrupted).await
+    }
+
+    /// Fails unfinished jobs (one, or all) with `why`; answers how many.
+    async fn fail_unfinished(
+        &self,
+        id: Option<i64>,
+        why: &UploadError,
+    ) -> Result<u64, sea_orm::DbErr> {
         let now = chrono::Utc::now().fixed_offset();
-        let res = upload::Entity::update_many()
+        let mut update = upload::Entity::update_many()
             .col_expr(upload::Column::Status, Status::Failed.as_str().into())
-            .col_expr(upload::Column::ErrorCode, "interrupted".into())
-            .col_expr(
-                upload::Column::Error,
-                "the service stopped before the file was received whole; upload it again".into(),
-            )
+            .col_expr(upload::Column::ErrorCode, why.code().into())
+            .col_expr(upload::Column::Error, why.to_string().into())
             .col_expr(upload::Column::UpdatedAt, now.into())
             .col_expr(upload::Column::FinishedAt, Some(now).into())
             .filter(
                 upload::Column::Status.is_in([Status::Receiving.as_str(), Status::Paused.as_str()]),
-            )
-            .exec(&self.inner.db)
-            .await?;
-        Ok(res.rows_affected)
+            );
+        if let Some(id) = id {
+            update = update.filter(upload::Column::Id.eq(id));
+        }
+        Ok(update.exec(&self.inner.db).await?.rows_affected)
     }
 }

@@ -434,6 +434,16 @@ impl WsClient {
         );
     }
 
+    /// A frame other than `auth` before authentication: close 4001.
+    fn close_unauthenticated(&mut self, ctx: &mut Context<Self>) {
+        self.close(
+            ctx,
+            close_code::UNAUTHORIZED,
+            "unauthorized",
+            "authenticate first",
+        );
+    }
+
     fn unauthorized(&mut self, ctx: &mut Context<Self>, e: &AuthError) {
         let message = match e {
             AuthError::Internal(_) => "authentication failed".to_owned(),
@@ -482,12 +492,7 @@ impl WsClient {
                 let message = format!("invalid frame: {}", strip_position(&e.to_string()));
                 self.error(ctx, &id, "invalid_frame", &message, None);
                 if self.principal.is_none() {
-                    self.close(
-                        ctx,
-                        close_code::UNAUTHORIZED,
-                        "unauthorized",
-                        "authenticate first",
-                    );
+                    self.close_unauthenticated(ctx);
                 }
                 return;
             }
@@ -503,12 +508,7 @@ impl WsClient {
                         "authenticate first: an auth frame or an Authorization header",
                         None,
                     );
-                    self.close(
-                        ctx,
-                        close_code::UNAUTHORIZED,
-                        "unauthorized",
-                        "authenticate first",
-                    );
+                    self.close_unauthenticated(ctx);
                 }
             }
             return;
@@ -1076,12 +1076,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsClient {
                     None,
                 );
                 if self.principal.is_none() {
-                    self.close(
-                        ctx,
-                        close_code::UNAUTHORIZED,
-                        "unauthorized",
-                        "authenticate first",
-                    );
+                    self.close_unauthenticated(ctx);
                 }
             }
             Ok(Message::Ping(bytes)) => self.push(ctx, Out::Pong(bytes)),

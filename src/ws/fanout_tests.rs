@@ -164,16 +164,36 @@ async fn settle() {
     }
 }
 
+/// Connection 1, subscribed live to [`TOPIC`] from offset 0: its
+/// subscription, outlet (queue of `queue`), response body, and what its
+/// actor is told.
+struct Live {
+    sub: Arc<Subscription>,
+    out: Arc<Outlet>,
+    body: Body,
+    seen: Arc<Mutex<Vec<Control>>>,
+}
+
+async fn live(hub: &WsHub, queue: usize) -> Live {
+    let (out, body) = outlet(queue).await;
+    let (addr, seen) = recorder();
+    let sub = Arc::new(Subscription::new(out.clone(), addr, 0, 64));
+    sub.go_live();
+    hub.shard().subscribe(TOPIC, 1, sub.clone());
+    Live {
+        sub,
+        out,
+        body,
+        seen,
+    }
+}
+
 const TOPIC: &str = "account:1";
 
 #[actix_rt::test]
 async fn live_events_reach_the_connection_in_order_once_and_only_for_its_topic() {
     let hub = hub(64);
-    let (out, mut body) = outlet(16).await;
-    let (addr, seen) = recorder();
-    let sub = Arc::new(Subscription::new(out, addr, 0, 64));
-    sub.go_live();
-    hub.shard().subscribe(TOPIC, 1, sub.clone());
+    let Live { mut body, seen, .. } = live(&hub, 16).await;
     for offset in [1, 2, 2, 1, 3] {
         hub.dispatch(&event(TOPIC, offset));
     }
@@ -193,11 +213,12 @@ async fn live_events_reach_the_connection_in_order_once_and_only_for_its_topic()
 #[actix_rt::test]
 async fn a_full_fanout_queue_sends_subscribers_to_the_log_before_anything_newer() {
     let hub = hub(2);
-    let (out, mut body) = outlet(16).await;
-    let (addr, seen) = recorder();
-    let sub = Arc::new(Subscription::new(out, addr, 0, 64));
-    sub.go_live();
-    hub.shard().subscribe(TOPIC, 1, sub.clone());
+    let Live {
+        sub,
+        mut body,
+        seen,
+        ..
+    } = live(&hub, 16).await;
     // The shard's task cannot run in between: 3 to 5 find its queue full.
     for offset in 1..=5 {
         hub.dispatch(&event(TOPIC, offset));
@@ -265,11 +286,12 @@ async fn a_subscriber_that_cannot_keep_up_is_reported_once() {
     let hub = hub(256);
     // Nobody reads the body: actix-ws's channel (32) fills, then the
     // outlet's queue (4).
-    let (out, _body) = outlet(4).await;
-    let (addr, seen) = recorder();
-    let sub = Arc::new(Subscription::new(out.clone(), addr, 0, 64));
-    sub.go_live();
-    hub.shard().subscribe(TOPIC, 1, sub.clone());
+    let Live {
+        out,
+        seen,
+        body: _body,
+        ..
+    } = live(&hub, 4).await;
     for offset in 1..=100 {
         hub.dispatch(&event(TOPIC, offset));
     }
@@ -282,11 +304,7 @@ async fn a_subscriber_that_cannot_keep_up_is_reported_once() {
 #[actix_rt::test]
 async fn a_removed_topic_ends_its_subscriptions() {
     let hub = hub(64);
-    let (out, mut body) = outlet(16).await;
-    let (addr, seen) = recorder();
-    let sub = Arc::new(Subscription::new(out, addr, 0, 64));
-    sub.go_live();
-    hub.shard().subscribe(TOPIC, 1, sub.clone());
+    let Live { mut body, seen, .. } = live(&hub, 16).await;
     hub.drop_topic(TOPIC);
     until(|| !lock(&seen).is_empty()).await;
     assert_eq!(*lock(&seen), [Control::TopicGone(TOPIC.to_owned())]);
@@ -377,12 +395,13 @@ async fn a_replay_waits_for_room_and_leaves_headroom() {
 #[actix_rt::test]
 async fn a_burst_to_a_reader_that_keeps_up_is_no_slow_consumer() {
     let hub = hub(256);
-    let (out, mut body) = outlet(4).await;
-    let _writer = actix_rt::spawn(super::super::outlet::write(out.clone()));
-    let (addr, seen) = recorder();
-    let sub = Arc::new(Subscription::new(out, addr, 0, 64));
-    sub.go_live();
-    hub.shard().subscribe(TOPIC, 1, sub.clone());
+    let Live {
+        out,
+        mut body,
+        seen,
+        ..
+    } = live(&hub, 4).await;
+    let _writer = actix_rt::spawn(super::super::outlet::write(out));
     // The client reads whenever its thread lets it.
     let got = Arc::new(Mutex::new(Vec::new()));
     let reader = {
@@ -416,11 +435,9 @@ async fn a_burst_to_a_reader_that_keeps_up_is_no_slow_consumer() {
 async fn a_closed_connection_leaves_the_shard_on_the_next_event() {
     let hub = hub(64);
     let shard = hub.shard();
-    let (out, _body) = outlet(16).await;
-    let (addr, _seen) = recorder();
-    let sub = Arc::new(Subscription::new(out.clone(), addr, 0, 64));
-    sub.go_live();
-    shard.subscribe(TOPIC, 1, sub);
+    let Live {
+        out, body: _body, ..
+    } = live(&hub, 16).await;
     // Its actor died without unsubscribing; the close went out.
     out.finish();
     hub.dispatch(&event(TOPIC, 1));

@@ -97,6 +97,16 @@ async fn multipart(
         .expect("request sent")
 }
 
+/// An upload whose body ends (the client closes) after PART + 7 of its
+/// declared 2 × PART bytes.
+async fn cut_short(app: &TestApp, token: &str, account: i64, name: &str) {
+    let head = format!(
+        "POST /api/v1/accounts/{account}/uploads?name={name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}",
+        2 * PART
+    );
+    raw(app, &head, &file(PART + 7)).await;
+}
+
 /// The account's upload rows.
 async fn rows(app: &TestApp, account: i64) -> Vec<upload::Model> {
     upload::Entity::find()
@@ -278,12 +288,7 @@ async fn bodies_that_are_empty_too_big_or_cut_short_are_refused_and_leave_nothin
     );
     assert_eq!(raw(&app, &head, &chunked).await, Some(413));
     // Cut short: the body ends before its Content-Length.
-    let path = format!("/api/v1/accounts/{account}/uploads?name=t.bin");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}",
-        2 * PART
-    );
-    raw(&app, &head, &file(PART + 7)).await;
+    cut_short(&app, &token, account, "t.bin").await;
     // Every job ended, failed, with its reason.
     let jobs = rows(&app, account).await;
     let mut codes: Vec<(String, Option<String>)> = jobs
@@ -502,12 +507,7 @@ async fn media_messages_need_a_finished_upload_of_the_account() {
     .await;
     assert_eq!((status, error["field"].as_str()), (400, Some("caption")));
     // A failed upload is not sendable.
-    let path = format!("/api/v1/accounts/{account}/uploads?name=t.bin");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {alice}\r\nContent-Length: {}",
-        2 * PART
-    );
-    raw(&app, &head, &file(PART + 7)).await;
+    cut_short(&app, &alice, account, "t.bin").await;
     let failed = rows(&app, account)
         .await
         .into_iter()
@@ -584,12 +584,7 @@ async fn on_grammers_a_small_file_goes_part_by_part_and_a_cut_body_fails() {
     let res = upload(&app, &token, account, "small.bin", file(2 * PART + 3)).await;
     assert_eq!(res.status().as_u16(), 201);
     assert_eq!(app.world.calls().get("upload.saveFilePart"), Some(&3));
-    let path = format!("/api/v1/accounts/{account}/uploads?name=t.bin");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}",
-        2 * PART
-    );
-    raw(&app, &head, &file(PART + 7)).await;
+    cut_short(&app, &token, account, "t.bin").await;
     let cut = rows(&app, account)
         .await
         .into_iter()

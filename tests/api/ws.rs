@@ -90,6 +90,13 @@ async fn subscribe_live(ws: &mut Ws, topic: &str) {
     );
 }
 
+/// The user alice, her token, a connected sim account of hers and its topic.
+async fn alice_with_account(app: &TestApp) -> (String, i64, String) {
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(app, &token, PHONE).await;
+    (token, account, format!("account:{account}"))
+}
+
 async fn authed(app: &TestApp, token: &str) -> (Ws, Value) {
     let mut ws = connect(app, Some(token)).await;
     let ok = recv(&mut ws).await;
@@ -234,9 +241,7 @@ fn ticks(frames: &[Value]) -> Vec<i64> {
 #[actix_web::test]
 async fn a_reconnect_with_since_misses_nothing_and_repeats_nothing_while_events_keep_coming() {
     let app = spawn_app().await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, _, topic) = alice_with_account(&app).await;
     const TOTAL: i64 = 400;
 
     let (mut ws, _) = authed(&app, &token).await;
@@ -307,10 +312,8 @@ async fn a_reconnect_with_since_misses_nothing_and_repeats_nothing_while_events_
 #[actix_web::test]
 async fn an_offset_the_log_never_handed_out_requires_a_resync() {
     let app = spawn_app().await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
+    let (token, _, topic) = alice_with_account(&app).await;
     let (mut ws, _) = authed(&app, &token).await;
-    let topic = format!("account:{account}");
     send(
         &mut ws,
         json!({"type": "subscribe", "id": 1, "topic": topic, "since": 1_000_000_000}),
@@ -326,10 +329,8 @@ async fn an_offset_the_log_never_handed_out_requires_a_resync() {
 #[actix_web::test]
 async fn send_frames_go_through_the_outbox_like_post_messages() {
     let app = spawn_app().await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
+    let (token, account, topic) = alice_with_account(&app).await;
     let (mut ws, _) = authed(&app, &token).await;
-    let topic = format!("account:{account}");
     subscribe_live(&mut ws, &topic).await;
 
     let frame = json!({"type": "send", "id": 7, "account": account, "chat": "me", "text": "over the socket", "idempotency_key": "ws-1"});
@@ -471,9 +472,7 @@ async fn frame_size_and_rate_limits_close_with_4008_after_an_error_frame() {
 #[actix_web::test]
 async fn a_client_that_does_not_read_is_disconnected_as_a_slow_consumer() {
     let app = spawn_app_with(|f| f.merge(("websocket.send_queue", 4))).await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, _, topic) = alice_with_account(&app).await;
     let (mut ws, _) = authed(&app, &token).await;
     subscribe_live(&mut ws, &topic).await;
     // The client stops reading; big events fill the socket, then the queue.
@@ -592,9 +591,7 @@ async fn the_client_crate_carries_a_gap_free_stream_across_a_server_restart() {
     use tgvisor_client::{Backoff, Client, Config};
     let port = free_port();
     let app = spawn_app_with(|f| f.merge(("server.port", port))).await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, _, topic) = alice_with_account(&app).await;
 
     let mut config = Config::new(ws_url(&app), token.as_str());
     // Up to 100 ms · (2^8 − 1) ≈ 25 s for the restart (PostgreSQL's is slower).
@@ -663,9 +660,7 @@ async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
             .merge(("websocket.heartbeat_interval_ms", 20))
     })
     .await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, _, topic) = alice_with_account(&app).await;
     let writer = app.events.writer(&topic);
     let blob = "z".repeat(32 * 1024);
     for seq in 0..300 {
@@ -698,9 +693,7 @@ async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
 #[actix_web::test]
 async fn a_restarted_hub_catches_its_clients_up_from_the_log() {
     let app = spawn_app().await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, _, topic) = alice_with_account(&app).await;
     let (mut ws, _) = authed(&app, &token).await;
     subscribe_live(&mut ws, &topic).await;
     let writer = app.events.writer(&topic);
@@ -742,9 +735,7 @@ async fn a_restarted_hub_catches_its_clients_up_from_the_log() {
 #[actix_web::test]
 async fn after_unsubscribed_no_frame_of_the_topic_follows_even_mid_replay() {
     let app = spawn_app_with(|f| f.merge(("websocket.replay_page", 10))).await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, _, topic) = alice_with_account(&app).await;
     let writer = app.events.writer(&topic);
     for seq in 0..500 {
         writer
@@ -811,9 +802,7 @@ async fn health_websocket_judges_recent_errors_by_the_seeds_thresholds() {
 #[actix_web::test]
 async fn a_revoked_token_ends_its_connections_and_a_removed_account_its_subscriptions() {
     let app = spawn_app_with(|f| f.merge(("websocket.heartbeat_interval_ms", 50))).await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, account, topic) = alice_with_account(&app).await;
     let (mut ws, _) = authed(&app, &token).await;
     subscribe_live(&mut ws, &topic).await;
 
@@ -873,9 +862,7 @@ async fn unauthenticated_connections_are_limited_per_address() {
 #[actix_web::test]
 async fn an_offset_older_than_the_kept_history_requires_a_resync() {
     let app = spawn_app().await;
-    let (_, token) = app.user("alice").await;
-    let account = connected_account(&app, &token, PHONE).await;
-    let topic = format!("account:{account}");
+    let (token, _, topic) = alice_with_account(&app).await;
     let writer = app.events.writer(&topic);
     let mut offsets = Vec::new();
     for seq in 0..10 {
