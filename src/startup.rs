@@ -59,6 +59,7 @@ pub struct Application {
     sessions: SessionManager,
     events: EventLog,
     limiter: RateLimiter,
+    uploads: crate::uploads::Uploads,
     ws_hub: crate::ws::hub::WsHub,
     sim_world: Option<SimWorld>,
 }
@@ -205,12 +206,30 @@ impl Application {
                 )
             })
         };
+        let accounts = AccountService::new(db.clone(), store.clone(), security.phones.clone());
+        let uploads = crate::uploads::Uploads::new(
+            db.clone(),
+            settings.clone(),
+            limiter.clone(),
+            sessions.clone(),
+            accounts.clone(),
+            events.clone(),
+            metrics.uploads.clone(),
+        );
+        let (uploader_spec, _) = {
+            let uploads = uploads.clone();
+            let every = Duration::from_millis(settings.uploads.sweep_interval_ms);
+            ChildSpec::new("uploader", move |_| {
+                crate::uploads::UploaderActor::new(uploads.clone(), every)
+            })
+        };
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())
             .child(database_spec)
             .child(limiter_spec)
             .child(sessions_spec)
             .child(ws_hub_spec)
+            .child(uploader_spec)
             .start_root(supervision.clone());
         sessions
             .start_all()
@@ -224,7 +243,6 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let auth = AuthService::from_settings(&settings, db.clone())?;
-        let accounts = AccountService::new(db.clone(), store, security.phones.clone());
         let logins = LoginService::new(
             db.clone(),
             backend.clone(),
@@ -233,15 +251,6 @@ impl Application {
             sessions.clone(),
             events.clone(),
             &settings.telegram,
-        );
-        let uploads = crate::uploads::Uploads::new(
-            db.clone(),
-            settings.clone(),
-            limiter.clone(),
-            sessions.clone(),
-            accounts.clone(),
-            events.clone(),
-            metrics.uploads.clone(),
         );
         // Bodies are not kept: a job a stop interrupted cannot go on.
         match uploads.fail_interrupted().await {
@@ -278,7 +287,7 @@ impl Application {
             events: events.clone(),
             limiter: limiter.clone(),
             outbox: outbox.clone(),
-            uploads,
+            uploads: uploads.clone(),
             ws: ws_context,
             started_at: Instant::now(),
         });
@@ -322,6 +331,7 @@ impl Application {
             sessions,
             events,
             limiter,
+            uploads,
             ws_hub,
             sim_world,
         })
@@ -333,6 +343,11 @@ impl Application {
 
     pub fn events(&self) -> EventLog {
         self.events.clone()
+    }
+
+    /// Upload jobs.
+    pub fn uploads(&self) -> crate::uploads::Uploads {
+        self.uploads.clone()
     }
 
     /// The rate limiter every request and account shares.

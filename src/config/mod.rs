@@ -288,6 +288,9 @@ pub struct UploadSettings {
     /// Jobs receiving at once, all accounts together (503
     /// `too_many_uploads` beyond).
     pub max_running: u32,
+    /// How often the uploader actor fails unfinished jobs that no request
+    /// runs any more (and at each of its starts).
+    pub sweep_interval_ms: u64,
 }
 
 /// The durable outbox (`POST /accounts/{id}/messages`).
@@ -423,6 +426,9 @@ impl Settings {
             problems.push(format!(
                 "rate_limits.telegram.media_uploads.max_size must be 1 to {max_upload} bytes (Telegram's 4000 parts of 512 KiB)"
             ));
+        }
+        if self.uploads.sweep_interval_ms < 1000 {
+            problems.push("uploads.sweep_interval_ms must be at least 1000".to_owned());
         }
         if self.uploads.parallel_parts == 0 || self.uploads.part_attempts == 0 {
             problems

@@ -26,7 +26,8 @@ impl From<UploadError> for ApiError {
             UploadError::Empty
             | UploadError::Truncated { .. }
             | UploadError::LongerThanDeclared { .. }
-            | UploadError::Body(_) => StatusCode::BAD_REQUEST,
+            | UploadError::Body(_)
+            | UploadError::PhotoTooLarge => StatusCode::BAD_REQUEST,
             UploadError::Unavailable(_) => StatusCode::CONFLICT,
             UploadError::FloodWait(_) | UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             UploadError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -61,19 +62,22 @@ pub struct UploadQuery {
 
 /// Bytes of form fields before the file part that are read and dropped.
 const MAX_FORM_PREAMBLE: usize = 64 * 1024;
+/// Form fields before the file part (each costs a header parse, even empty).
+const MAX_FORM_FIELDS: usize = 32;
 
 fn bad_form(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_multipart", message)
 }
 
 /// The first file part of a multipart body, and its `filename`; the fields
-/// before it are read and dropped (up to [`MAX_FORM_PREAMBLE`] bytes).
+/// before it are read and dropped (up to [`MAX_FORM_PREAMBLE`] bytes and
+/// [`MAX_FORM_FIELDS`] fields).
 async fn file_part(
     form: &mut actix_multipart::Multipart,
 ) -> Result<(actix_multipart::Field, Option<String>), ApiError> {
     use futures_util::StreamExt as _;
     let mut skipped = 0usize;
-    loop {
+    for _ in 0..=MAX_FORM_FIELDS {
         let mut field = match form.next().await {
             Some(Ok(f)) => f,
             Some(Err(e)) => return Err(bad_form(format!("the form could not be read: {e}"))),
@@ -96,6 +100,9 @@ async fn file_part(
             }
         }
     }
+    Err(bad_form(
+        "the form has more than 32 fields before the file; put the file first",
+    ))
 }
 
 /// The body's declared length; a malformed header is the client's error.

@@ -13,6 +13,11 @@
 //!   most every `uploads.progress_interval_ms`.
 //! - Nothing of the body is kept: a job a restart interrupted cannot be
 //!   resumed and is failed (`interrupted`) when the service starts.
+//! - Jobs run inside their requests (the body is the request's), and each
+//!   is in a registry while it runs. The supervised [`UploaderActor`]
+//!   fails, at each of its starts and then periodically, unfinished rows
+//!   that no running job owns: whatever way a job ended without recording
+//!   it, its row does not stay `receiving`.
 
 use crate::accounts::actor::{CallError, SavePart};
 use crate::accounts::manager::SessionManager;
@@ -33,7 +38,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod actor;
 pub mod metrics;
+
+pub use actor::UploaderActor;
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -103,12 +111,14 @@ pub enum UploadError {
     Busy,
     #[error("the request ended before the file was received whole")]
     Abandoned,
-    #[error("the service stopped before the file was received whole; upload it again")]
+    #[error("the job stopped (a restart) before the file was received whole; upload it again")]
     Interrupted,
     #[error("Telegram asked to wait {0:?}, longer than uploads allow to pause")]
     FloodWait(Duration),
     #[error("Telegram refused a part: {0}")]
     Telegram(TgError),
+    #[error("a photo is at most 10 MiB; send this upload as a document")]
+    PhotoTooLarge,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -134,6 +144,7 @@ impl UploadError {
             Self::Interrupted => "interrupted",
             Self::FloodWait(_) => "flood_wait",
             Self::Telegram(_) => "telegram_error",
+            Self::PhotoTooLarge => "photo_too_large",
             Self::Internal(_) => "internal",
         }
     }
@@ -256,6 +267,8 @@ struct Inner {
     metrics: metrics::UploadMetrics,
     /// Jobs receiving at once (`uploads.max_running`).
     running: Arc<tokio::sync::Semaphore>,
+    /// The ids of the jobs running now (see [`Uploads::sweep`]).
+    live: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 /// A body that failed to read: cut short when its size was declared.
@@ -278,16 +291,29 @@ enum Sent {
     Failed(UploadError),
 }
 
-/// Fails a job whose request went away (see [`Uploads::receive`]).
-struct Abandoned {
+/// Holds a running job's place in the registry; fails the job if its
+/// request went away before its end was recorded (see [`Uploads::receive`]).
+struct JobGuard {
     uploads: Uploads,
     /// The job as last known (for the final event).
     job: Job,
     armed: bool,
 }
 
-impl Drop for Abandoned {
+impl JobGuard {
+    fn new(uploads: Uploads, job: Job) -> Self {
+        uploads.live().insert(job.id);
+        Self {
+            uploads,
+            job,
+            armed: true,
+        }
+    }
+}
+
+impl Drop for JobGuard {
     fn drop(&mut self) {
+        self.uploads.live().remove(&self.job.id);
         if !self.armed {
             return;
         }
@@ -354,8 +380,23 @@ impl Uploads {
                 accounts,
                 events,
                 metrics,
+                live: Default::default(),
             }),
         }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        // A panic while the set is held leaves it whole: the lock is poisoned
+        // only in name.
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Jobs running now.
+    pub fn running(&self) -> usize {
+        self.live().len()
     }
 
     /// The largest file accepted.
@@ -414,7 +455,9 @@ impl Uploads {
             .sessions
             .state(account_id)
             .unwrap_or(AccountState::Stopped);
-        if !state.accepts_messages() {
+        // Parts go out now, not later: an account on its way to a
+        // connection would fail them after every retry.
+        if !matches!(state, AccountState::Connected | AccountState::FloodLimited) {
             return Err(UploadError::Unavailable(state));
         }
         Ok(())
@@ -489,11 +532,7 @@ impl Uploads {
         // dropped the request): the job is failed, not left `receiving`.
         let m = &self.inner.metrics;
         m.running.inc();
-        let mut guard = Abandoned {
-            uploads: self.clone(),
-            job,
-            armed: true,
-        };
+        let mut guard = JobGuard::new(self.clone(), job);
         self.progress(&mut job, true).await;
         let result = self.run(&mut job, declared, body).await;
         guard.job = job;
@@ -812,12 +851,14 @@ impl Uploads {
     }
 
     /// Whether `upload_id` is the user's finished upload on `account_id`
-    /// (what a media message may send).
+    /// and can be sent as `kind` (what a media message may send): Telegram
+    /// takes photos up to 10 MiB, sent with the small-file method.
     pub async fn ready(
         &self,
         user_id: i64,
         account_id: i64,
         upload_id: i64,
+        kind: crate::telegram::MediaKind,
     ) -> Result<(), UploadError> {
         let row = upload::Entity::find_by_id(upload_id)
             .filter(upload::Column::UserId.eq(user_id))
@@ -826,9 +867,14 @@ impl Uploads {
             .await?
             .ok_or(UploadError::UploadNotFound)?;
         match Status::parse(&row.status) {
-            Status::Done => Ok(()),
-            other => Err(UploadError::NotReady(other)),
+            Status::Done => {}
+            other => return Err(UploadError::NotReady(other)),
         }
+        let too_big = row.big || row.size.is_some_and(|n| n as u64 > BIG_FILE_THRESHOLD);
+        if kind == crate::telegram::MediaKind::Photo && too_big {
+            return Err(UploadError::PhotoTooLarge);
+        }
+        Ok(())
     }
 
     /// A user's job.
@@ -845,6 +891,57 @@ impl Uploads {
     /// how many.
     pub async fn fail_interrupted(&self) -> Result<u64, sea_orm::DbErr> {
         self.fail_unfinished(None, &UploadError::Interrupted).await
+    }
+
+    /// Fails the unfinished jobs created more than `grace` ago that no
+    /// running job owns (their request ended without recording it; the
+    /// body is gone), each with a final `upload.progress` event; answers
+    /// how many. `grace` covers a job between its row's insert and its
+    /// registration.
+    pub async fn sweep(&self, grace: Duration) -> Result<u64, sea_orm::DbErr> {
+        let cutoff = chrono::Utc::now().fixed_offset()
+            - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let rows = upload::Entity::find()
+            .filter(
+                upload::Column::Status.is_in([Status::Receiving.as_str(), Status::Paused.as_str()]),
+            )
+            .filter(upload::Column::CreatedAt.lt(cutoff))
+            .all(&self.inner.db)
+            .await?;
+        let orphans: Vec<upload::Model> = {
+            let live = self.live();
+            rows.into_iter().filter(|r| !live.contains(&r.id)).collect()
+        };
+        let mut failed = 0;
+        for row in orphans {
+            let why = UploadError::Interrupted;
+            if self.fail_unfinished(Some(row.id), &why).await? == 0 {
+                continue; // it ended meanwhile
+            }
+            failed += 1;
+            self.inner
+                .metrics
+                .jobs
+                .with_label_values(&[why.code()])
+                .inc();
+            tracing::warn!(
+                upload_id = row.id,
+                "an upload no request runs any more was failed"
+            );
+            let job = Job {
+                id: row.id,
+                account_id: row.account_id,
+                file_id: row.file_id,
+                total_parts: None,
+                parts_total: row.parts_total.map(|n| n as u32),
+                bytes: row.bytes as u64,
+                parts_done: row.parts_done as u32,
+                status: Status::Failed,
+                last_progress: Instant::now(),
+            };
+            self.publish(&job, Some(&why), None);
+        }
+        Ok(failed)
     }
 
     /// Fails unfinished jobs (one, or all) with `why`; answers how many.

@@ -131,6 +131,7 @@ pub struct TestApp {
     pub events: EventLog,
     /// The instance's rate limiter (tests inject flood waits through it).
     pub limiter: tgvisor::ratelimit::RateLimiter,
+    pub uploads: tgvisor::uploads::Uploads,
     _data: tempfile::TempDir,
 }
 
@@ -188,6 +189,7 @@ async fn start(
     let shutdown = app.shutdown_handle();
     let events = app.events();
     let limiter = app.limiter();
+    let uploads = app.uploads();
     let task = actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -204,6 +206,7 @@ async fn start(
         grammers,
         events,
         limiter,
+        uploads,
         _data: data,
     }
 }

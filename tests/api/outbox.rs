@@ -10,6 +10,13 @@ const PHONE: &str = "+9996631234";
 
 /// Imports a sim account for `token` and waits until it is connected.
 pub async fn connected_account(app: &TestApp, token: &str, phone: &str) -> i64 {
+    let id = imported_account(app, token, phone).await;
+    app.wait_state(id, "connected", 0).await;
+    id
+}
+
+/// Imports a sim account for `token`; answers its id at once.
+pub async fn imported_account(app: &TestApp, token: &str, phone: &str) -> i64 {
     let session = app.world.authorize(phone).expect("a sim number");
     let res = app
         .post_json(
@@ -19,9 +26,7 @@ pub async fn connected_account(app: &TestApp, token: &str, phone: &str) -> i64 {
         )
         .await;
     assert_eq!(res.status().as_u16(), 201);
-    let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    app.wait_state(id, "connected", 0).await;
-    id
+    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
 /// POST /accounts/{id}/messages with an optional Idempotency-Key.

@@ -3,7 +3,8 @@
 //! ownership, and jobs a stop interrupted.
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-use crate::outbox::connected_account;
+use crate::outbox::{connected_account, imported_account};
+use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 use tgvisor::entities::upload;
@@ -181,6 +182,19 @@ async fn a_big_file_sends_its_parts_in_parallel_with_the_big_file_method() {
     let parts = app.world.uploaded(PHONE).into_values().next().unwrap();
     assert_eq!(parts.len(), 23);
     assert_eq!(parts.values().sum::<usize>(), len);
+    // Over 10 MiB it can be a document, not a photo: refused when the
+    // message is, not when the drain meets it.
+    let upload_id = job["upload_id"].as_i64().unwrap();
+    let as_photo = serde_json::json!({"chat": "me", "upload_id": upload_id, "kind": "photo"});
+    let res = crate::outbox::send(&app, &token, account, &as_photo, None).await;
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("photo_too_large"))
+    );
+    let as_document = serde_json::json!({"chat": "me", "upload_id": upload_id, "kind": "document"});
+    let res = crate::outbox::send(&app, &token, account, &as_document, None).await;
+    assert_eq!(res.status().as_u16(), 202);
 }
 
 #[actix_rt::test]
@@ -340,6 +354,20 @@ async fn names_accounts_and_uploads_of_others_are_checked() {
         (status, error["code"].as_str()),
         (400, Some("invalid_multipart"))
     );
+    // Empty fields cost nothing to send but a parse each: 32 at most
+    // before the file.
+    let empty: Vec<(&str, Option<&str>, &[u8])> = (0..33)
+        .map(|_| ("e", None, b"".as_slice()))
+        .chain([("file", Some("f.bin"), b"data".as_slice())])
+        .collect();
+    let (status, error) = error_of(multipart(&app, &alice, account, "", &empty).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("invalid_multipart"))
+    );
+    assert!(error["message"].as_str().unwrap().contains("32 fields"));
+    let res = multipart(&app, &alice, account, "", &empty[1..]).await;
+    assert_eq!(res.status().as_u16(), 201);
     // Alice's upload is hers alone; an unknown id is not found either.
     let job: Value = upload(&app, &alice, account, "a.bin", file(10))
         .await
@@ -729,4 +757,156 @@ async fn names_that_read_differently_than_they_are_are_refused() {
     }
     let res = upload(&app, &token, account, "résumé 2026.pdf", file(10)).await;
     assert_eq!(res.status().as_u16(), 201);
+}
+
+#[actix_rt::test]
+async fn an_account_not_connected_yet_is_refused_before_its_body_is_read() {
+    // One client slot: the second account waits for it.
+    let app = spawn_app_with(|f| f.merge(("telegram.client_pool_size", 1))).await;
+    let (_, token) = app.user("alice").await;
+    connected_account(&app, &token, PHONE).await;
+    let second = imported_account(&app, &token, "+9996631235").await;
+    app.wait_state(second, "waiting", 0).await;
+    let res = upload(&app, &token, second, "a.bin", file(10)).await;
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (409, Some("account_unavailable"))
+    );
+    assert_eq!(error["state"], "waiting");
+    assert!(rows(&app, second).await.is_empty());
+    assert_eq!(app.world.calls().get("upload.saveFilePart"), None);
+}
+
+#[actix_rt::test]
+async fn a_job_whose_request_is_dropped_mid_body_is_failed_abandoned() {
+    let app = spawn_app().await;
+    let (user, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let topic = format!("account:{account}");
+    // A body that sends a little, then nothing, and never ends.
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(actix_web::web::Bytes::from(
+        file(1000),
+    ))])
+    .chain(futures_util::stream::pending());
+    let declared = Some(2 * PART as u64);
+    let job = app
+        .uploads
+        .receive(user, account, "dropped.bin", declared, body);
+    tokio::select! {
+        _ = job => panic!("the job cannot end: its body does not"),
+        _ = app.wait_event(&topic, |e| {
+            e.kind == "upload.progress" && e.data["status"] == "receiving"
+        }) => {}
+    }
+    // The request's future is gone (dropped when the select ended), as
+    // actix drops a handler whose connection it gives up.
+    let end = app
+        .wait_event(&topic, |e| {
+            e.kind == "upload.progress" && e.data["status"] == "failed"
+        })
+        .await;
+    assert_eq!(end.data["error"]["code"], "abandoned");
+    let jobs = rows(&app, account).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0].status.as_str(), jobs[0].error_code.as_deref()),
+        ("failed", Some("abandoned"))
+    );
+    assert_eq!(app.uploads.running(), 0);
+    assert!(
+        app.metrics()
+            .await
+            .contains(r#"tgvisor_uploads_total{result="abandoned"} 1"#)
+    );
+}
+
+#[actix_rt::test]
+async fn a_restarted_uploader_fails_the_jobs_no_request_runs_and_spares_live_ones() {
+    let app = spawn_app().await;
+    let (user, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, PHONE).await;
+    let topic = format!("account:{account}");
+    let db = app.db_conn().await;
+    let old = chrono::Utc::now().fixed_offset() - chrono::Duration::minutes(5);
+    // A row whose job is gone (nothing runs it).
+    let orphan = sea_orm::ActiveModelTrait::insert(
+        upload::ActiveModel {
+            account_id: sea_orm::Set(account),
+            user_id: sea_orm::Set(user),
+            name: sea_orm::Set("orphan.bin".into()),
+            status: sea_orm::Set("paused".into()),
+            size: sea_orm::Set(Some(3 * PART as i64)),
+            bytes: sea_orm::Set(PART as i64),
+            parts_total: sea_orm::Set(Some(3)),
+            parts_done: sea_orm::Set(1),
+            big: sea_orm::Set(false),
+            file_id: sea_orm::Set(42),
+            created_at: sea_orm::Set(old),
+            updated_at: sea_orm::Set(old),
+            ..Default::default()
+        },
+        &db,
+    )
+    .await
+    .unwrap();
+    // A job that runs (its body stalls), made to look as old.
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(actix_web::web::Bytes::from(
+        file(1000),
+    ))])
+    .chain(futures_util::stream::pending());
+    let job = app
+        .uploads
+        .receive(user, account, "live.bin", Some(2 * PART as u64), body);
+    let check = async {
+        app.wait_event(&topic, |e| {
+            e.kind == "upload.progress" && e.data["status"] == "receiving"
+        })
+        .await;
+        let live = rows(&app, account)
+            .await
+            .into_iter()
+            .find(|r| r.name == "live.bin")
+            .expect("the live job's row");
+        upload::Entity::update_many()
+            .col_expr(upload::Column::CreatedAt, old.into())
+            .filter(upload::Column::Id.eq(live.id))
+            .exec(&db)
+            .await
+            .unwrap();
+        let mut supervision = app.supervision.subscribe();
+        assert_eq!(
+            app.inject_panic("root/uploader").await.status().as_u16(),
+            202
+        );
+        crate::helpers::wait_for_event(
+            &mut supervision,
+            crate::helpers::is_started("root/uploader", 2),
+        )
+        .await;
+        let end = app
+            .wait_event(&topic, |e| {
+                e.kind == "upload.progress" && e.data["status"] == "failed"
+            })
+            .await;
+        assert_eq!(end.data["upload_id"], orphan.id);
+        assert_eq!(end.data["error"]["code"], "interrupted");
+        assert_eq!(end.data["parts_done"], 1);
+        live.id
+    };
+    let live_id = tokio::select! {
+        _ = job => panic!("the job cannot end: its body does not"),
+        id = check => id,
+    };
+    // The sweep decided about both rows before its first event: the live
+    // job was spared (the drop since then makes it abandoned, not
+    // interrupted).
+    let live = app
+        .wait_event(&topic, |e| {
+            e.kind == "upload.progress"
+                && e.data["status"] == "failed"
+                && e.data["upload_id"] == live_id
+        })
+        .await;
+    assert_eq!(live.data["error"]["code"], "abandoned");
 }
