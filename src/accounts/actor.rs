@@ -741,6 +741,12 @@ impl Actor for AccountActor {
         let Some(client) = self.client.take() else {
             return Running::Stop;
         };
+        // Stopped because the runtime is being dropped (no shutdown came
+        // first): there is nothing left to wait with; the stored update
+        // state is at most one sync interval old.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Running::Stop;
+        }
         let timeout = self.deps.request_timeout;
         let id = self.id;
         ctx.wait(

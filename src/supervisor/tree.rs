@@ -487,8 +487,12 @@ impl Supervisor {
             }
         }
         actix::fut::wrap_future(async move {
+            // Polled while the runtime itself is being dropped (an actor
+            // system torn down without a shutdown): there is no timer to
+            // wait with, and the children go with the runtime anyway.
+            let waiting = tokio::runtime::Handle::try_current().is_ok();
             for (path, control, terminated, timeout) in stops {
-                if control.send(Control::Stop).is_err() {
+                if control.send(Control::Stop).is_err() || !waiting {
                     continue; // already gone
                 }
                 if let Some(terminated) = terminated

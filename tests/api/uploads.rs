@@ -195,6 +195,7 @@ async fn a_big_file_sends_its_parts_in_parallel_with_the_big_file_method() {
     let as_document = serde_json::json!({"chat": "me", "upload_id": upload_id, "kind": "document"});
     let res = crate::outbox::send(&app, &token, account, &as_document, None).await;
     assert_eq!(res.status().as_u16(), 202);
+    app.stop().await;
 }
 
 #[actix_rt::test]
