@@ -3,12 +3,14 @@
 
 pub mod accounts;
 pub mod actors;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod entities;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod ops;

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub outbox: crate::outbox::OutboxMetrics,
     pub ws: crate::ws::metrics::WsMetrics,
     pub uploads: crate::uploads::metrics::UploadMetrics,
+    pub health: crate::health::monitor::HealthMetrics,
+    pub alerts: crate::alerts::AlertMetrics,
 }
 
 /// Database pool and health metrics, sampled by the Database actor.
@@ -112,6 +114,8 @@ impl Metrics {
         let outbox = crate::outbox::OutboxMetrics::new(&registry)?;
         let ws = crate::ws::metrics::WsMetrics::new(&registry)?;
         let uploads = crate::uploads::metrics::UploadMetrics::new(&registry)?;
+        let health = crate::health::monitor::HealthMetrics::new(&registry)?;
+        let alerts = crate::alerts::AlertMetrics::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
@@ -123,6 +127,8 @@ impl Metrics {
             outbox,
             ws,
             uploads,
+            health,
+            alerts,
         })
     }
 

@@ -60,6 +60,7 @@ pub struct Application {
     events: EventLog,
     limiter: RateLimiter,
     uploads: crate::uploads::Uploads,
+    alerts: crate::alerts::AlertRouterHandle,
     ws_hub: crate::ws::hub::WsHub,
     sim_world: Option<SimWorld>,
 }
@@ -223,6 +224,43 @@ impl Application {
                 crate::uploads::UploaderActor::new(uploads.clone(), every)
             })
         };
+        let alerts = crate::alerts::AlertRouterHandle::new(db.clone());
+        let (alert_router_spec, _) = {
+            let alerts = alerts.clone();
+            let channels = crate::alerts::channels::Channels::new(
+                settings.alerting.clone(),
+                metrics.alerts.channels.clone(),
+            );
+            let config = settings.alerting.clone();
+            let m = metrics.alerts.clone();
+            let db = db.clone();
+            ChildSpec::new("alert-router", move |_| {
+                crate::alerts::AlertRouter::new(
+                    alerts.clone(),
+                    config.clone(),
+                    channels.clone(),
+                    m.clone(),
+                    db.clone(),
+                )
+            })
+        };
+        let health = crate::health::Health::new(
+            settings.clone(),
+            supervision.clone(),
+            db.clone(),
+            db_health.clone(),
+            ws_health.clone(),
+            limiter.clone(),
+            metrics.clone(),
+        );
+        let (health_monitor_spec, _) = {
+            let health = health.clone();
+            let m = metrics.health.clone();
+            let alerts = alerts.clone();
+            ChildSpec::new("health-monitor", move |_| {
+                crate::health::HealthMonitor::new(health.clone(), m.clone(), alerts.clone())
+            })
+        };
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())
             .child(database_spec)
@@ -230,6 +268,8 @@ impl Application {
             .child(sessions_spec)
             .child(ws_hub_spec)
             .child(uploader_spec)
+            .child(alert_router_spec)
+            .child(health_monitor_spec)
             .start_root(supervision.clone());
         sessions
             .start_all()
@@ -288,6 +328,8 @@ impl Application {
             limiter: limiter.clone(),
             outbox: outbox.clone(),
             uploads: uploads.clone(),
+            health,
+            alerts: alerts.clone(),
             ws: ws_context,
             started_at: Instant::now(),
         });
@@ -332,6 +374,7 @@ impl Application {
             events,
             limiter,
             uploads,
+            alerts,
             ws_hub,
             sim_world,
         })
@@ -343,6 +386,16 @@ impl Application {
 
     pub fn events(&self) -> EventLog {
         self.events.clone()
+    }
+
+    /// The way in to the alert router.
+    pub fn alerts(&self) -> crate::alerts::AlertRouterHandle {
+        self.alerts.clone()
+    }
+
+    /// The service's own database pool.
+    pub fn db(&self) -> sea_orm::DatabaseConnection {
+        self.db.clone()
     }
 
     /// Upload jobs.

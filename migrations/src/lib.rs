@@ -7,6 +7,7 @@ mod m20261120_000002_audit_log;
 mod m20261121_000003_outbox;
 mod m20261122_000004_event_horizons;
 mod m20261123_000005_uploads;
+mod m20261124_000006_alerts;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_outbox::Migration),
             Box::new(m20261122_000004_event_horizons::Migration),
             Box::new(m20261123_000005_uploads::Migration),
+            Box::new(m20261124_000006_alerts::Migration),
         ]
     }
 }

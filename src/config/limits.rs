@@ -264,7 +264,37 @@ pub struct Alerting {
     pub high: SeverityPolicy,
     pub medium: SeverityPolicy,
     pub low: SeverityPolicy,
+    /// A new alert waits this long before its first notification, so a
+    /// burst of alerts goes out as one notification per channel.
+    pub group_wait_ms: u64,
+    /// The tiers after a severity's own channels: an alert whose severity
+    /// escalates and that nobody acknowledged moves to the next tier once
+    /// its retries are spent (channel names, as in `channels`).
+    pub escalation_tiers: Vec<Vec<String>>,
+    /// Tries of one notification on one channel before it counts as failed.
+    pub delivery_attempts: u32,
+    /// The wait after a failed try; doubles per try.
+    pub delivery_backoff_ms: u64,
+    /// One try's time limit.
+    pub delivery_timeout_ms: u64,
+    /// Where the channels deliver (secrets: never serialized).
+    #[serde(skip_serializing)]
+    pub channels: super::AlertChannels,
     pub rules: AlertRules,
+}
+
+/// The channels an alert can go to.
+pub const CHANNELS: [&str; 5] = ["logs", "slack", "email", "webhook", "alertmanager"];
+
+impl Alerting {
+    /// The policy of a severity (`high`, `medium`, `low`).
+    pub fn policy(&self, severity: &str) -> &SeverityPolicy {
+        match severity {
+            "high" => &self.high,
+            "medium" => &self.medium,
+            _ => &self.low,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -78,6 +78,99 @@ pub enum ConfigError {
     },
 }
 
+/// Where alert channels deliver. A channel without its address (no URL,
+/// no SMTP host) is not configured: alerts routed to it go to the logs
+/// instead, and start-up says so.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertChannels {
+    pub slack: SlackChannel,
+    pub email: EmailChannel,
+    pub webhook: WebhookChannel,
+    pub alertmanager: AlertmanagerChannel,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackChannel {
+    /// A Slack incoming-webhook URL (a secret: it is the credential).
+    pub webhook_url: Option<SecretString>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookChannel {
+    /// Receives a JSON POST per notification (may carry a token).
+    pub url: Option<SecretString>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerChannel {
+    /// Alertmanager's base URL, e.g. `http://alertmanager:9093`; alerts
+    /// are posted to its v2 API (`/api/v2/alerts`).
+    pub url: Option<String>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain text (a relay on loopback).
+    None,
+    /// STARTTLS when the server offers it.
+    Opportunistic,
+    /// STARTTLS or fail.
+    #[default]
+    Required,
+    /// TLS from the first byte (port 465).
+    Wrapper,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailChannel {
+    /// Unset: e-mail is not configured.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    /// Certificates the server may present besides the system's roots
+    /// (PEM file), for a private CA.
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+impl Default for EmailChannel {
+    fn default() -> Self {
+        Self {
+            smtp_host: None,
+            smtp_port: 587,
+            tls: SmtpTls::Required,
+            ca_file: None,
+            username: None,
+            password: None,
+            from: "tgvisor <tgvisor@localhost>".to_owned(),
+            to: Vec::new(),
+        }
+    }
+}
+
+/// The HealthMonitor's sampling.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Snapshots for the windowed figures, and a judgement of every
+    /// component, this often.
+    pub sample_interval_ms: u64,
+    /// Rates and percentiles cover about this much of the recent past.
+    pub window_ms: u64,
+    /// A check that takes longer is unhealthy (the endpoint answers).
+    pub check_timeout_ms: u64,
+}
+
 /// The whole configuration of one service instance.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +189,7 @@ pub struct Settings {
     pub websocket: WebSocketSettings,
     pub thresholds: Thresholds,
     pub alerting: Alerting,
+    pub health: HealthSettings,
     pub cache: CacheSettings,
     pub outbox: OutboxSettings,
     pub events: EventSettings,
@@ -426,6 +520,37 @@ impl Settings {
             problems.push(format!(
                 "rate_limits.telegram.media_uploads.max_size must be 1 to {max_upload} bytes (Telegram's 4000 parts of 512 KiB)"
             ));
+        }
+        let a = &self.alerting;
+        for name in [&a.high.channels, &a.medium.channels, &a.low.channels]
+            .into_iter()
+            .chain(a.escalation_tiers.iter())
+            .flatten()
+        {
+            if !limits::CHANNELS.contains(&name.as_str()) {
+                problems.push(format!(
+                    "alerting: unknown channel {name:?} (channels: {})",
+                    limits::CHANNELS.join(", ")
+                ));
+            }
+        }
+        if a.delivery_attempts == 0 {
+            problems.push("alerting.delivery_attempts must be > 0".to_owned());
+        }
+        for p in [&a.high, &a.medium, &a.low] {
+            if p.retry_interval_ms < 1000 {
+                problems.push("alerting.*.retry_interval_ms must be at least 1000".to_owned());
+                break;
+            }
+        }
+        let h = &self.health;
+        if h.sample_interval_ms < 100
+            || h.window_ms < h.sample_interval_ms
+            || h.check_timeout_ms == 0
+        {
+            problems.push(
+                "health: sample_interval_ms >= 100, window_ms >= sample_interval_ms, check_timeout_ms > 0".to_owned(),
+            );
         }
         if self.uploads.sweep_interval_ms < 1000 {
             problems.push("uploads.sweep_interval_ms must be at least 1000".to_owned());

@@ -2,6 +2,7 @@
 //! `migration` crate; these mirror it column for column.
 
 pub mod account;
+pub mod alert;
 pub mod audit_log;
 pub mod event;
 pub mod event_horizon;

@@ -1,18 +1,22 @@
-//! `/health`: 200 when healthy, 503 otherwise (the seed's rule), from the
-//! supervision tree and the Database actor's last check.
+//! The health endpoints, from the HealthMonitor's checks (see
+//! [`crate::health`]): 200 when healthy, 503 otherwise (the seed's rule).
+//! Every check runs under `health.check_timeout_ms`, so an endpoint
+//! answers even when what it checks hangs.
 
 use super::AppState;
-use crate::supervisor::RunState;
+use super::error::ErrorBody;
+use super::extract::Admin;
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
 use serde_json::json;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Healthy,
-    Degraded,
-    Unhealthy,
+pub use crate::health::Status;
+
+fn answer(status: Status, body: serde_json::Value) -> HttpResponse {
+    if status == Status::Healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 #[utoipa::path(
@@ -20,57 +24,105 @@ pub enum Status {
     path = "/health",
     tag = "meta",
     responses(
-        (status = 200, description = "Healthy", content_type = "application/json"),
-        (status = 503, description = "Degraded or unhealthy (see `checks`)", content_type = "application/json"),
+        (status = 200, description = "Every component healthy", content_type = "application/json"),
+        (status = 503, description = "A component degraded or unhealthy (see `checks`, each with its `reason`)", content_type = "application/json"),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let tree = state.supervision.snapshot();
-    let failure = state.supervision.root_failure();
-    let down: Vec<&String> = tree
-        .iter()
-        .filter(|(_, s)| s.essential && s.state != RunState::Running)
-        .map(|(path, _)| path)
-        .collect();
-    let supervision = if failure.is_some() {
-        Status::Unhealthy
-    } else if down.is_empty() {
-        Status::Healthy
-    } else {
-        Status::Degraded
+    let report = state.health.report().await;
+    answer(
+        report.status,
+        json!({
+            "status": report.status,
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": state.started_at.elapsed().as_secs(),
+            "checks": report.checks,
+        }),
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/detailed",
+    tag = "meta",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Healthy: uptime, memory, every check, the thresholds in force and the alerts firing", content_type = "application/json"),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 503, description = "Not healthy (the same body)", content_type = "application/json"),
+    )
+)]
+pub async fn detailed(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
+    let report = state.health.report().await;
+    let alerts = state
+        .alerts
+        .list(Some("firing"), 100)
+        .await
+        .unwrap_or_default();
+    let acknowledged = state
+        .alerts
+        .list(Some("acknowledged"), 100)
+        .await
+        .unwrap_or_default();
+    let memory = report
+        .checks
+        .get("resources")
+        .and_then(|c| c.detail.get("memory").cloned());
+    answer(
+        report.status,
+        json!({
+            "status": report.status,
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": state.started_at.elapsed().as_secs(),
+            "memory": memory,
+            "checks": report.checks,
+            "thresholds": state.settings.thresholds,
+            "alerts": { "firing": alerts, "acknowledged": acknowledged },
+        }),
+    )
+}
+
+/// One component's check in the seed's shape: `{status, metrics, timestamp}`.
+async fn component(state: &AppState, name: &str) -> HttpResponse {
+    let Some(check) = state.health.check(name).await else {
+        return HttpResponse::NotFound().finish();
     };
-    let db = state.db_health.get();
-    let database = if db.up {
-        Status::Healthy
-    } else {
-        Status::Unhealthy
-    };
-    let overall = supervision.max(database);
-    let body = json!({
-        "status": overall,
-        "timestamp": chrono::Utc::now().to_rfc3339(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": state.started_at.elapsed().as_secs(),
-        "checks": {
-            "supervision": {
-                "status": supervision,
-                "actors": tree.len(),
-                "not_running": down,
-                "failure": failure,
-            },
-            "database": {
-                "status": database,
-                "backend": db.backend,
-                "latency_ms": db.latency_ms,
-                "pool": db.pool,
-                "checked_at": db.checked_at,
-                "error": db.error,
-            },
-        },
-    });
-    if overall == Status::Healthy {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    answer(
+        check.status,
+        json!({
+            "status": check.status,
+            "reason": check.reason,
+            "metrics": check.detail,
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+        }),
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/telegram",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Healthy: message latency (mean, p95), DC latency per DC, FLOOD_WAITs in the last hour, migrations, message failure rate, accounts by state", content_type = "application/json"),
+        (status = 503, description = "A `thresholds.telegram` level crossed, or accounts need their owner (see `reason`)", content_type = "application/json"),
+    )
+)]
+pub async fn telegram(state: web::Data<AppState>) -> HttpResponse {
+    component(&state, "telegram").await
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/database",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Healthy: backend, ping latency, pool", content_type = "application/json"),
+        (status = 503, description = "The ping failed or timed out, was slow, or the pool is nearly used up (see `reason`)", content_type = "application/json"),
+    )
+)]
+pub async fn database(state: web::Data<AppState>) -> HttpResponse {
+    component(&state, "database").await
 }

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod admin;
+mod alerts;
 mod auth;
 mod debug;
 pub mod error;
@@ -47,6 +48,10 @@ pub struct AppState {
     pub limiter: crate::ratelimit::RateLimiter,
     pub outbox: crate::outbox::Outbox,
     pub uploads: crate::uploads::Uploads,
+    /// The HealthMonitor's checks.
+    pub health: crate::health::Health,
+    /// The way in to the AlertRouter.
+    pub alerts: crate::alerts::AlertRouterHandle,
     /// The WebSocket gateway's shared parts.
     pub ws: Arc<crate::ws::WsContext>,
     pub started_at: Instant,
@@ -93,6 +98,9 @@ impl RouteTable {
 /// The public routes. Keep in step with [`openapi::ApiDoc`] (a test checks).
 fn declare_routes(t: &mut RouteTable) {
     t.add(Method::GET, "/health", health::health)
+        .add(Method::GET, "/health/detailed", health::detailed)
+        .add(Method::GET, "/health/telegram", health::telegram)
+        .add(Method::GET, "/health/database", health::database)
         .add(Method::GET, "/health/rate-limits", limits::health)
         .add(Method::GET, "/health/websocket", crate::ws::health_route)
         .add(Method::GET, "/metrics", metrics::metrics)
@@ -147,6 +155,8 @@ fn declare_routes(t: &mut RouteTable) {
         )
         .add(Method::GET, "/api/v1/uploads/{id}", uploads::get)
         .add(Method::GET, "/api/v1/audit", admin::audit)
+        .add(Method::GET, "/api/v1/alerts", alerts::list)
+        .add(Method::POST, "/api/v1/alerts/{id}/ack", alerts::ack)
         .add(Method::GET, "/ws", crate::ws::route);
 }
 

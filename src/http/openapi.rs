@@ -2,7 +2,7 @@
 //! handlers' annotations and types. A test checks that it lists exactly the
 //! routes [`super::registered_routes`] registers.
 
-use super::{accounts, admin, auth, error, health, limits, messages, metrics, uploads};
+use super::{accounts, admin, alerts, auth, error, health, limits, messages, metrics, uploads};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -32,8 +32,13 @@ use utoipa::{Modify, OpenApi};
         uploads::create,
         uploads::get,
         admin::audit,
+        alerts::list,
+        alerts::ack,
         openapi_json,
         health::health,
+        health::detailed,
+        health::telegram,
+        health::database,
         limits::health,
         metrics::metrics,
         crate::ws::route,

@@ -132,6 +132,9 @@ pub struct TestApp {
     /// The instance's rate limiter (tests inject flood waits through it).
     pub limiter: tgvisor::ratelimit::RateLimiter,
     pub uploads: tgvisor::uploads::Uploads,
+    pub alerts: tgvisor::alerts::AlertRouterHandle,
+    /// The service's own pool (tests that starve it).
+    pub app_db: sea_orm::DatabaseConnection,
     _data: tempfile::TempDir,
 }
 
@@ -190,6 +193,8 @@ async fn start(
     let events = app.events();
     let limiter = app.limiter();
     let uploads = app.uploads();
+    let alerts = app.alerts();
+    let app_db = app.db();
     let task = actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -207,6 +212,8 @@ async fn start(
         events,
         limiter,
         uploads,
+        alerts,
+        app_db,
         _data: data,
     }
 }
@@ -392,6 +399,19 @@ impl TestApp {
     }
 
     /// Registers and logs in; returns (user id, token).
+    /// Registers `username` with the admin role; answers its token.
+    pub async fn admin(&self, username: &str) -> String {
+        self.register(username).await;
+        tgvisor::ops::set_role(
+            &self.settings,
+            username,
+            tgvisor::security::jwt::Role::Admin,
+        )
+        .await
+        .expect("setting the admin role");
+        self.login(username).await
+    }
+
     pub async fn user(&self, username: &str) -> (i64, String) {
         let id = self.register(username).await;
         (id, self.login(username).await)

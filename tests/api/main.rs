@@ -3,6 +3,7 @@
 //! against PostgreSQL (each test gets a fresh database); SQLite otherwise.
 
 mod accounts;
+mod alerts;
 mod auth;
 mod bench_events;
 mod events;

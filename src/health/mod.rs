@@ -1,0 +1,632 @@
+//! The HealthMonitor: what tgvisor knows about itself, judged by the
+//! seed's thresholds (`thresholds.*` in the configuration).
+//!
+//! Components, each healthy, degraded or unhealthy:
+//!
+//! - `supervision`: the actor tree (an essential actor down: degraded; the
+//!   root gave up: unhealthy);
+//! - `database`: a live ping (failed or timed out: unhealthy; slower than
+//!   `response_time.database.query_time_ms`: degraded) and the pool (fewer
+//!   than `connection_pool.database.min_available` connections left:
+//!   degraded);
+//! - `websocket`: delivery latency, frame error rate and abnormal
+//!   disconnects over the window (`thresholds.websocket`);
+//! - `telegram`: send latency (p95), each DC's ping latency, FLOOD_WAITs in
+//!   the last hour (`thresholds.telegram`), the share of messages that
+//!   failed (`error_rate.telegram.message_failure`), accounts that need
+//!   their owner;
+//! - `rate_limits`: FLOOD_WAITs per hour and the share of limiter decisions
+//!   refused (over 10%: degraded, the seed's `high_throttle_rate`);
+//! - `api`: HTTP p95 / p99 / slowest (`response_time.api`) and the share of
+//!   5xx answers (`error_rate.api`);
+//! - `resources`: memory, CPU and storage (`resource`).
+//!
+//! Figures over time ("the last five minutes") come from snapshots the
+//! monitor actor takes every `health.sample_interval_ms`, kept for
+//! `health.window_ms`. Every check runs under `health.check_timeout_ms`: a
+//! check that does not answer in time is unhealthy, and the endpoint still
+//! answers.
+
+pub mod monitor;
+pub mod resources;
+pub mod window;
+
+pub use monitor::HealthMonitor;
+
+use crate::actors::database::DbHealthState;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::supervisor::{RunState, SupervisionRuntime};
+use crate::ws::health::WsHealth;
+use resources::Resources;
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use window::{HistogramState, Window, counter_sum};
+
+/// How a component is doing. Ordered: the worst of several is their max.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// The gauge value: 0 healthy, 1 degraded, 2 unhealthy.
+    pub fn level(self) -> i64 {
+        self as i64
+    }
+
+    /// `value` against a warning and a critical level (above is worse).
+    pub fn of(value: f64, warning: f64, critical: f64) -> Self {
+        if value > critical {
+            Self::Unhealthy
+        } else if value > warning {
+            Self::Degraded
+        } else {
+            Self::Healthy
+        }
+    }
+}
+
+/// Every component, in the order reports list them.
+pub const COMPONENTS: [&str; 7] = [
+    "supervision",
+    "database",
+    "websocket",
+    "telegram",
+    "rate_limits",
+    "api",
+    "resources",
+];
+
+/// One component's verdict and the figures behind it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub status: Status,
+    /// Why it is not healthy, in words (the first threshold crossed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub detail: Value,
+}
+
+impl Check {
+    fn new(detail: Value) -> Self {
+        Self {
+            status: Status::Healthy,
+            reason: None,
+            detail,
+        }
+    }
+
+    /// Lowers the status to at least `status`, keeping the reason of the
+    /// worst crossing.
+    fn worsen(&mut self, status: Status, reason: impl FnOnce() -> String) {
+        if status > self.status {
+            self.status = status;
+            self.reason = Some(reason());
+        }
+    }
+
+    fn timed_out(after: Duration) -> Self {
+        Self {
+            status: Status::Unhealthy,
+            reason: Some(format!(
+                "the check did not answer within {} ms",
+                after.as_millis()
+            )),
+            detail: json!({ "timed_out": true }),
+        }
+    }
+}
+
+/// Every component's check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub status: Status,
+    pub checks: BTreeMap<&'static str, Check>,
+}
+
+/// A snapshot of the cumulative figures the windowed checks compare.
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    api: HistogramState,
+    api_requests: u64,
+    api_errors: u64,
+    sends: HistogramState,
+    dcs: BTreeMap<String, HistogramState>,
+    migrations: u64,
+    delivered: u64,
+    failed: u64,
+    decisions: u64,
+    refused: u64,
+    cpu_seconds: Option<f64>,
+}
+
+/// What the checks read; cheap to clone.
+#[derive(Clone)]
+pub struct Health {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Arc<Settings>,
+    supervision: Arc<SupervisionRuntime>,
+    db: DatabaseConnection,
+    db_health: DbHealthState,
+    ws: WsHealth,
+    limiter: RateLimiter,
+    metrics: Metrics,
+    resources: Resources,
+    window: Mutex<Window<Sample>>,
+}
+
+/// Telegram methods whose latency is "message latency".
+fn is_send(method: &str) -> bool {
+    method.starts_with("messages.send")
+}
+
+fn label<'a>(labels: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
+    labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+fn ms(secs: Option<f64>) -> Option<f64> {
+    secs.map(|s| (s * 1000.0 * 10.0).round() / 10.0)
+}
+
+impl Health {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: Arc<Settings>,
+        supervision: Arc<SupervisionRuntime>,
+        db: DatabaseConnection,
+        db_health: DbHealthState,
+        ws: WsHealth,
+        limiter: RateLimiter,
+        metrics: Metrics,
+    ) -> Self {
+        let window = Window::new(Duration::from_millis(settings.health.window_ms));
+        let health = Self {
+            inner: Arc::new(Inner {
+                resources: Resources::new(settings.data_dir.clone()),
+                settings,
+                supervision,
+                db,
+                db_health,
+                ws,
+                limiter,
+                metrics,
+                window: Mutex::new(window),
+            }),
+        };
+        health.sample();
+        health
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    fn take(&self) -> Sample {
+        let m = &self.inner.metrics;
+        let api_requests = counter_sum(&m.http_requests, |_| true);
+        let api_errors = counter_sum(&m.http_requests, |l| {
+            label(l, "status").is_some_and(|s| s.starts_with('5'))
+        });
+        let mut dcs = BTreeMap::new();
+        for family in prometheus::core::Collector::collect(&m.telegram.dc_latency) {
+            for metric in family.get_metric() {
+                let dc = metric
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "dc")
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default();
+                let state =
+                    HistogramState::of(&m.telegram.dc_latency, |l| label(l, "dc") == Some(&dc));
+                dcs.insert(dc, state);
+            }
+        }
+        let decisions = &self.inner.limiter.metrics().decisions;
+        Sample {
+            api: HistogramState::of(&m.http_duration, |_| true),
+            api_requests,
+            api_errors,
+            sends: HistogramState::of(&m.telegram.duration, |l| {
+                label(l, "method").is_some_and(is_send)
+            }),
+            dcs,
+            migrations: m.telegram.migrations.get(),
+            delivered: counter_sum(&m.outbox.finished, |l| {
+                label(l, "status") == Some("delivered")
+            }),
+            failed: counter_sum(&m.outbox.finished, |l| label(l, "status") == Some("failed")),
+            decisions: counter_sum(decisions, |_| true),
+            refused: counter_sum(decisions, |l| {
+                matches!(label(l, "result"), Some("throttled" | "blocked"))
+            }),
+            cpu_seconds: self.inner.resources.usage().cpu_seconds,
+        }
+    }
+
+    /// Records a snapshot for the windowed checks (the monitor calls this
+    /// every sample interval).
+    pub fn sample(&self) {
+        let now = self.take();
+        self.inner
+            .window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(now);
+    }
+
+    /// The live figures, the oldest snapshot kept and its age.
+    fn window(&self) -> (Sample, Sample, Duration) {
+        let now = self.take();
+        let (age, then) = self
+            .inner
+            .window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .oldest()
+            .unwrap_or_default();
+        (now, then, age)
+    }
+
+    /// Every check, each under the check timeout, run at once.
+    pub async fn report(&self) -> Report {
+        let checks = futures_util::future::join_all(
+            COMPONENTS
+                .iter()
+                .map(|&name| async move { (name, self.check(name).await) }),
+        )
+        .await;
+        let checks: BTreeMap<_, _> = checks
+            .into_iter()
+            .filter_map(|(name, c)| c.map(|c| (name, c)))
+            .collect();
+        let status = checks
+            .values()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Healthy);
+        Report { status, checks }
+    }
+
+    /// One component's check (`None`: no such component), under the check
+    /// timeout.
+    pub async fn check(&self, component: &str) -> Option<Check> {
+        let timeout = Duration::from_millis(self.inner.settings.health.check_timeout_ms);
+        let check = async {
+            Some(match component {
+                "supervision" => self.supervision(),
+                "database" => self.database().await,
+                "websocket" => self.websocket(),
+                "telegram" => self.telegram(),
+                "rate_limits" => self.rate_limits(),
+                "api" => self.api(),
+                "resources" => self.resources(),
+                _ => return None,
+            })
+        };
+        match tokio::time::timeout(timeout, check).await {
+            Ok(c) => c,
+            Err(_) => COMPONENTS
+                .contains(&component)
+                .then(|| Check::timed_out(timeout)),
+        }
+    }
+
+    fn supervision(&self) -> Check {
+        let s = &self.inner.supervision;
+        let tree = s.snapshot();
+        let failure = s.root_failure();
+        let down: Vec<&String> = tree
+            .iter()
+            .filter(|(_, a)| a.essential && a.state != RunState::Running)
+            .map(|(path, _)| path)
+            .collect();
+        let mut check = Check::new(json!({
+            "actors": tree.len(),
+            "not_running": down,
+            "failure": failure,
+        }));
+        if let Some(f) = &failure {
+            check.worsen(Status::Unhealthy, || format!("supervision gave up: {f}"));
+        }
+        if let Some(first) = down.first() {
+            check.worsen(Status::Degraded, || format!("{first} is not running"));
+        }
+        check
+    }
+
+    async fn database(&self) -> Check {
+        let inner = &self.inner;
+        let t = &inner.settings.thresholds;
+        let started = std::time::Instant::now();
+        let ping = inner.db.ping().await;
+        let latency = started.elapsed();
+        let pool = crate::db::pool_stats(&inner.db);
+        let max = inner.settings.database.max_connections;
+        let available = max.saturating_sub(pool.size) + pool.idle;
+        let last = inner.db_health.get();
+        let mut check = Check::new(json!({
+            "backend": crate::db::backend_name(&inner.db),
+            "latency_ms": ms(Some(latency.as_secs_f64())),
+            "pool": {
+                "size": pool.size,
+                "idle": pool.idle,
+                "max": max,
+                "available": available,
+            },
+            "checked_at": chrono::Utc::now(),
+            "last_periodic_check": last.checked_at,
+        }));
+        if ping.is_err() {
+            check.worsen(Status::Unhealthy, || "the database did not answer".into());
+        }
+        let slow = t.response_time.database.query_time_ms;
+        if latency > Duration::from_millis(slow) {
+            check.worsen(Status::Degraded, || {
+                format!("a ping took {} ms (over {slow} ms)", latency.as_millis())
+            });
+        }
+        let min = t.connection_pool.database.min_available;
+        if available < min {
+            check.worsen(Status::Degraded, || {
+                format!("{available} pool connections left (fewer than {min})")
+            });
+        }
+        check
+    }
+
+    fn websocket(&self) -> Check {
+        let t = &self.inner.settings.thresholds.websocket;
+        let (status, figures) = self.inner.ws.check(t);
+        let mut check = Check::new(serde_json::to_value(&figures).unwrap_or(Value::Null));
+        check.worsen(status, || {
+            format!(
+                "latency {:.0} ms, error rate {:.3}, reconnect rate {:.3} over {} s",
+                figures.average_latency_ms,
+                figures.error_rate,
+                figures.reconnect_rate,
+                figures.window_secs
+            )
+        });
+        check
+    }
+
+    fn telegram(&self) -> Check {
+        let inner = &self.inner;
+        let t = &inner.settings.thresholds;
+        let (now, then, age) = self.window();
+        let sends = now.sends.since(&then.sends);
+        let p95 = sends.quantile(0.95);
+        let dcs: BTreeMap<&String, Option<f64>> = now
+            .dcs
+            .iter()
+            .map(|(dc, h)| {
+                let before = then.dcs.get(dc).cloned().unwrap_or_default();
+                (dc, ms(h.since(&before).mean()))
+            })
+            .collect();
+        let floods = inner.limiter.flood_waits_last_hour();
+        let delivered = now.delivered.saturating_sub(then.delivered);
+        let failed = now.failed.saturating_sub(then.failed);
+        let failure_rate = ratio(failed, delivered + failed);
+        let mut accounts = BTreeMap::new();
+        for family in prometheus::core::Collector::collect(&inner.metrics.telegram.accounts) {
+            for m in family.get_metric() {
+                let n = m.get_gauge().get_value() as i64;
+                if n > 0
+                    && let Some(state) = m.get_label().first()
+                {
+                    accounts.insert(state.value().to_owned(), n);
+                }
+            }
+        }
+        let attention: i64 = [
+            "unauthorized",
+            "revoked",
+            "banned",
+            "duplicate_key",
+            "failed",
+        ]
+        .iter()
+        .filter_map(|s| accounts.get(*s))
+        .sum();
+        let mut check = Check::new(json!({
+            "message_latency_ms": {
+                "mean": ms(sends.mean()),
+                "p95": ms(p95),
+                "sends": sends.count,
+            },
+            "dc_latency_ms": dcs,
+            "flood_waits_last_hour": floods,
+            "migrations": now.migrations.saturating_sub(then.migrations),
+            "message_failure_rate": failure_rate,
+            "accounts": accounts,
+            "window_secs": age.as_secs(),
+        }));
+        let lat = &t.telegram.message_latency;
+        if let Some(p95) = p95 {
+            let p95_ms = p95 * 1000.0;
+            check.worsen(
+                Status::of(p95_ms, lat.warning_ms as f64, lat.critical_ms as f64),
+                || format!("message latency p95 {p95_ms:.0} ms"),
+            );
+        }
+        let dc = &t.telegram.dc_latency;
+        for (id, mean) in &dcs {
+            if let Some(mean) = mean {
+                check.worsen(
+                    Status::of(*mean, dc.warning_ms as f64, dc.critical_ms as f64),
+                    || format!("DC {id} latency {mean:.0} ms"),
+                );
+            }
+        }
+        let fw = &t.telegram.flood_wait;
+        check.worsen(Status::of(floods as f64, fw.warning, fw.critical), || {
+            format!("{floods} FLOOD_WAITs in the last hour")
+        });
+        let limit = t.error_rate.telegram.message_failure;
+        if failure_rate > limit {
+            check.worsen(Status::Degraded, || {
+                format!("{:.1} % of messages failed", failure_rate * 100.0)
+            });
+        }
+        if attention > 0 {
+            check.worsen(Status::Degraded, || {
+                format!("{attention} accounts need their owner")
+            });
+        }
+        check
+    }
+
+    fn rate_limits(&self) -> Check {
+        let inner = &self.inner;
+        let (now, then, age) = self.window();
+        let decisions = now.decisions.saturating_sub(then.decisions);
+        let refused = now.refused.saturating_sub(then.refused);
+        let share = ratio(refused, decisions);
+        let floods = inner.limiter.flood_waits_last_hour();
+        let blocked = inner
+            .limiter
+            .snapshot(None)
+            .iter()
+            .filter(|k| k.blocked_until.is_some())
+            .count();
+        let mut check = Check::new(json!({
+            "throttled_share": share,
+            "decisions": decisions,
+            "flood_waits_last_hour": floods,
+            "blocked_keys": blocked,
+            "window_secs": age.as_secs(),
+        }));
+        let fw = &inner.settings.thresholds.telegram.flood_wait;
+        check.worsen(Status::of(floods as f64, fw.warning, fw.critical), || {
+            format!("{floods} FLOOD_WAITs in the last hour")
+        });
+        // The seed's RateLimitMonitor: over 10% of requests throttled.
+        if share > 0.1 {
+            check.worsen(Status::Degraded, || {
+                format!("{:.1} % of limiter decisions refused", share * 100.0)
+            });
+        }
+        check
+    }
+
+    fn api(&self) -> Check {
+        let t = &self.inner.settings.thresholds;
+        let (now, then, age) = self.window();
+        let d = now.api.since(&then.api);
+        let requests = now.api_requests.saturating_sub(then.api_requests);
+        let errors = now.api_errors.saturating_sub(then.api_errors);
+        let error_rate = ratio(errors, requests);
+        let (p95, p99, max) = (d.quantile(0.95), d.quantile(0.99), d.max_bound());
+        let mut check = Check::new(json!({
+            "requests": requests,
+            "p95_ms": ms(p95),
+            "p99_ms": ms(p99),
+            "slowest_at_most_ms": ms(max),
+            "error_rate": error_rate,
+            "window_secs": age.as_secs(),
+        }));
+        let rt = &t.response_time.api;
+        let over = |v: Option<f64>, limit: u64| v.is_some_and(|s| s * 1000.0 > limit as f64);
+        if over(p95, rt.p95_ms) {
+            check.worsen(Status::Degraded, || format!("p95 over {} ms", rt.p95_ms));
+        }
+        if over(p99, rt.p99_ms) {
+            check.worsen(Status::Degraded, || format!("p99 over {} ms", rt.p99_ms));
+        }
+        // The histogram knows only that the slowest fell in a bucket: its
+        // lower edge has to be past the limit to say the limit was crossed.
+        if d.quantile(1.0)
+            .is_some_and(|s| s * 1000.0 > rt.max_ms as f64)
+        {
+            check.worsen(Status::Degraded, || {
+                format!("a request took over {} ms", rt.max_ms)
+            });
+        }
+        let er = &t.error_rate.api;
+        if requests > 0 {
+            check.worsen(Status::of(error_rate, er.warning, er.critical), || {
+                format!("{:.1} % of answers were 5xx", error_rate * 100.0)
+            });
+        }
+        check
+    }
+
+    fn resources(&self) -> Check {
+        let inner = &self.inner;
+        let r = &inner.settings.thresholds.resource;
+        let usage = inner.resources.usage();
+        let limit = inner.resources.memory_limit();
+        let memory = match (usage.rss_bytes, limit) {
+            (Some(rss), Some(l)) if l > 0 => Some(rss as f64 / l as f64),
+            _ => None,
+        };
+        let (now, then, age) = self.window();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Over less than a sample interval (just after start), a burst of
+        // start-up work would read as a busy machine: no figure yet.
+        let min_age = Duration::from_millis(inner.settings.health.sample_interval_ms);
+        let cpu = match (now.cpu_seconds, then.cpu_seconds) {
+            (Some(a), Some(b)) if age >= min_age && !age.is_zero() => {
+                Some((a - b).max(0.0) / age.as_secs_f64() / cores as f64)
+            }
+            _ => None,
+        };
+        let storage = inner.resources.storage();
+        let storage_usage = storage.map(|(used, total)| ratio(used, total));
+        let mut check = Check::new(json!({
+            "memory": {
+                "rss_bytes": usage.rss_bytes,
+                "limit_bytes": limit,
+                "usage": memory,
+            },
+            "cpu": { "usage": cpu, "cores": cores, "window_secs": age.as_secs() },
+            "storage": {
+                "used_bytes": storage.map(|s| s.0),
+                "total_bytes": storage.map(|s| s.1),
+                "usage": storage_usage,
+            },
+        }));
+        for (name, value, levels) in [
+            ("memory", memory, &r.memory),
+            ("cpu", cpu, &r.cpu),
+            ("storage", storage_usage, &r.storage),
+        ] {
+            if let Some(v) = value {
+                check.worsen(Status::of(v, levels.warning, levels.critical), || {
+                    format!("{name} at {:.0} %", v * 100.0)
+                });
+            }
+        }
+        check
+    }
+}

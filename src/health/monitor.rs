@@ -1,0 +1,133 @@
+//! The HealthMonitor actor: samples the windowed figures every
+//! `health.sample_interval_ms`, runs every check, publishes each
+//! component's status as `tgvisor_health_status{component}`, and reports
+//! each change of a component's status to the alert router (a component
+//! that leaves `healthy` raises an alert; coming back resolves it).
+
+use super::{COMPONENTS, Health, Report, Status};
+use crate::alerts::{AlertRouterHandle, NewAlert, Severity};
+use actix::prelude::*;
+use prometheus::{IntGaugeVec, Opts, Registry};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// `tgvisor_health_status{component}`: 0 healthy, 1 degraded, 2 unhealthy.
+#[derive(Clone)]
+pub struct HealthMetrics {
+    pub status: IntGaugeVec,
+}
+
+impl HealthMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let status = IntGaugeVec::new(
+            Opts::new(
+                "tgvisor_health_status",
+                "Each component's health: 0 healthy, 1 degraded, 2 unhealthy.",
+            ),
+            &["component"],
+        )?;
+        registry.register(Box::new(status.clone()))?;
+        for c in COMPONENTS {
+            status.with_label_values(&[c]).set(0);
+        }
+        Ok(Self { status })
+    }
+}
+
+/// Sample and judge now; answers the report (tests, and `/health` callers
+/// that want the monitor's view).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SampleNow;
+
+pub struct HealthMonitor {
+    health: Health,
+    metrics: HealthMetrics,
+    alerts: AlertRouterHandle,
+    every: Duration,
+    /// Each component's status at the last sample.
+    last: HashMap<&'static str, Status>,
+}
+
+impl HealthMonitor {
+    pub fn new(health: Health, metrics: HealthMetrics, alerts: AlertRouterHandle) -> Self {
+        let every = Duration::from_millis(health.settings().health.sample_interval_ms);
+        Self {
+            health,
+            metrics,
+            alerts,
+            every,
+            last: HashMap::new(),
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.health.sample();
+        let health = self.health.clone();
+        ctx.spawn(
+            async move { health.report().await }
+                .into_actor(self)
+                .map(|report, act, _| act.judge(&report)),
+        );
+    }
+
+    fn judge(&mut self, report: &Report) {
+        for (&component, check) in &report.checks {
+            self.metrics
+                .status
+                .with_label_values(&[component])
+                .set(check.status.level());
+            // The first report after a (re)start says everything: the
+            // router ignores a raise of what already fires and a resolve of
+            // what does not.
+            if self.last.insert(component, check.status) == Some(check.status) {
+                continue;
+            }
+            let fingerprint = format!("health:{component}");
+            match check.status {
+                Status::Healthy => {
+                    tracing::info!(component, "component healthy again");
+                    self.alerts.resolve(&fingerprint);
+                }
+                status => {
+                    let reason = check.reason.clone().unwrap_or_default();
+                    tracing::warn!(component, status = status.as_str(), %reason, "component not healthy");
+                    self.alerts.raise(NewAlert {
+                        fingerprint,
+                        name: format!("{component}_{}", status.as_str()),
+                        severity: if status == Status::Unhealthy {
+                            Severity::High
+                        } else {
+                            Severity::Medium
+                        },
+                        summary: format!("{component} is {}: {reason}", status.as_str()),
+                        labels: [("component".to_owned(), component.to_owned())].into(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Actor for HealthMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.tick(ctx);
+        ctx.run_interval(self.every, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<SampleNow> for HealthMonitor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: SampleNow, _: &mut Context<Self>) -> Self::Result {
+        self.health.sample();
+        let health = self.health.clone();
+        Box::pin(
+            async move { health.report().await }
+                .into_actor(self)
+                .map(|report, act, _| act.judge(&report)),
+        )
+    }
+}

@@ -1,0 +1,246 @@
+//! Rates and percentiles over a recent window, from cumulative Prometheus
+//! families: the monitor takes a snapshot every sample interval and keeps
+//! them for the window; a figure compares the live values with the oldest
+//! snapshot kept, so it describes the last few minutes, not the whole life
+//! of the process.
+
+use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A histogram's cumulative state, summed over the label children a filter
+/// keeps.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistogramState {
+    pub count: u64,
+    pub sum: f64,
+    /// (upper bound, cumulative count), in bound order; `+Inf` is `count`.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl HistogramState {
+    /// Sums the children of `c` whose labels `keep` accepts.
+    pub fn of(c: &impl Collector, keep: impl Fn(&[(&str, &str)]) -> bool) -> Self {
+        let mut state = Self::default();
+        for family in c.collect() {
+            add_family(&mut state, &family, &keep);
+        }
+        state
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|&(le, n)| {
+                let before = earlier
+                    .buckets
+                    .iter()
+                    .find(|(b, _)| *b == le)
+                    .map_or(0, |(_, c)| *c);
+                (le, n.saturating_sub(before))
+            })
+            .collect();
+        Self {
+            count: self.count.saturating_sub(earlier.count),
+            sum: (self.sum - earlier.sum).max(0.0),
+            buckets,
+        }
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// The `q` quantile (0..1), interpolated linearly inside its bucket the
+    /// way Prometheus' `histogram_quantile` does; above the last finite
+    /// bound, that bound (the figure is "at least").
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q * self.count as f64;
+        let mut lower = 0.0;
+        let mut below = 0u64;
+        for &(le, cumulative) in &self.buckets {
+            if cumulative as f64 >= rank {
+                let inside = cumulative.saturating_sub(below);
+                if inside == 0 {
+                    return Some(le);
+                }
+                let into = (rank - below as f64) / inside as f64;
+                return Some(lower + (le - lower) * into.clamp(0.0, 1.0));
+            }
+            lower = le;
+            below = cumulative;
+        }
+        Some(lower)
+    }
+
+    /// The upper bound of the highest bucket any observation fell in: the
+    /// slowest observation was at most this (the last finite bound when it
+    /// fell beyond every bound).
+    pub fn max_bound(&self) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut below = 0;
+        let mut highest = None;
+        for &(le, cumulative) in &self.buckets {
+            if cumulative > below {
+                highest = Some(le);
+            }
+            below = cumulative;
+        }
+        if self.count > below {
+            // Beyond the last bound.
+            return self.buckets.last().map(|&(le, _)| le);
+        }
+        highest
+    }
+}
+
+fn labels(m: &prometheus::proto::Metric) -> Vec<(&str, &str)> {
+    m.get_label()
+        .iter()
+        .map(|l| (l.name(), l.value()))
+        .collect()
+}
+
+fn add_family(
+    state: &mut HistogramState,
+    family: &MetricFamily,
+    keep: &impl Fn(&[(&str, &str)]) -> bool,
+) {
+    for m in family.get_metric() {
+        if !keep(&labels(m)) {
+            continue;
+        }
+        let h = m.get_histogram();
+        state.count += h.get_sample_count();
+        state.sum += h.get_sample_sum();
+        for b in h.get_bucket() {
+            let le = b.upper_bound();
+            match state.buckets.iter_mut().find(|(bound, _)| *bound == le) {
+                Some((_, n)) => *n += b.cumulative_count(),
+                None => state.buckets.push((le, b.cumulative_count())),
+            }
+        }
+    }
+    state.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+}
+
+/// The sum of a counter family's children whose labels `keep` accepts.
+pub fn counter_sum(c: &impl Collector, keep: impl Fn(&[(&str, &str)]) -> bool) -> u64 {
+    c.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .filter(|m| keep(&labels(m)))
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+/// Snapshots of `S` over a window: [`Window::record`] every sample
+/// interval, [`Window::oldest`] to compare with.
+pub struct Window<S> {
+    span: Duration,
+    samples: VecDeque<(Instant, S)>,
+}
+
+impl<S: Clone> Window<S> {
+    pub fn new(span: Duration) -> Self {
+        Self {
+            span,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Keeps `sample`, dropping what the window no longer needs (the oldest
+    /// sample kept stays at least the span old once there is one).
+    pub fn record(&mut self, sample: S) {
+        self.samples.push_back((Instant::now(), sample));
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(at, _)| at.elapsed() >= self.span)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The oldest sample kept and its age.
+    pub fn oldest(&self) -> Option<(Duration, S)> {
+        self.samples
+            .front()
+            .map(|(at, s)| (at.elapsed(), s.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::{Histogram, HistogramOpts};
+
+    fn histogram() -> Histogram {
+        Histogram::with_opts(HistogramOpts::new("h", "h").buckets(vec![0.1, 0.2, 0.5, 1.0]))
+            .unwrap()
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_buckets_and_use_only_the_window() {
+        let h = histogram();
+        // Before the window: slow observations that must not count.
+        for _ in 0..100 {
+            h.observe(0.9);
+        }
+        let then = HistogramState::of(&h, |_| true);
+        for _ in 0..90 {
+            h.observe(0.05);
+        }
+        for _ in 0..10 {
+            h.observe(0.3);
+        }
+        let d = HistogramState::of(&h, |_| true).since(&then);
+        assert_eq!(d.count, 100);
+        // 50th of 100: inside (0, 0.1], halfway-ish.
+        let p50 = d.quantile(0.5).unwrap();
+        assert!((p50 - 0.1 * 50.0 / 90.0).abs() < 1e-9, "{p50}");
+        // 95th: the 5th of the 10 in (0.2, 0.5].
+        let p95 = d.quantile(0.95).unwrap();
+        assert!((p95 - (0.2 + 0.3 * 0.5)).abs() < 1e-9, "{p95}");
+        assert_eq!(d.max_bound(), Some(0.5));
+        assert!((d.mean().unwrap() - (90.0 * 0.05 + 10.0 * 0.3) / 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_empty_window_has_no_figures_and_beyond_the_last_bound_is_that_bound() {
+        let h = histogram();
+        let then = HistogramState::of(&h, |_| true);
+        assert_eq!(
+            HistogramState::of(&h, |_| true).since(&then).quantile(0.9),
+            None
+        );
+        h.observe(7.0);
+        let d = HistogramState::of(&h, |_| true).since(&then);
+        assert_eq!(d.quantile(0.99), Some(1.0));
+        assert_eq!(d.max_bound(), Some(1.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_keeps_one_sample_at_least_its_span_old() {
+        let mut w = Window::new(Duration::from_secs(60));
+        for i in 0..10u32 {
+            w.record(i);
+            tokio::time::advance(Duration::from_secs(10)).await;
+        }
+        let (age, oldest) = w.oldest().unwrap();
+        // Samples at 0..90 s, pruned at the last record (90 s): the oldest
+        // kept (30 s) was 60 s old then, the next one (40 s) younger.
+        assert_eq!(oldest, 3);
+        assert_eq!(age, Duration::from_secs(70));
+    }
+}

@@ -1,0 +1,385 @@
+//! The alert router against real receivers on loopback: an HTTP server
+//! standing in for Slack, the webhook and Alertmanager, and a real SMTP
+//! server for e-mail. Timing uses short real intervals; every wait is for a
+//! delivery, never a fixed sleep.
+
+use crate::helpers::{TestApp, spawn_app_with};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use figment::Figment;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tgvisor::alerts::{NewAlert, Severity};
+use tokio::sync::mpsc;
+
+/// What the receiver got: (path, JSON body).
+type Got = (String, Value);
+/// Failures to answer, by path.
+type Failures = Arc<Mutex<HashMap<String, u32>>>;
+
+/// An HTTP server on loopback that records every POST and answers 200, or
+/// a failure for the next `n` requests to a path.
+pub struct Receiver {
+    pub url: String,
+    rx: mpsc::UnboundedReceiver<Got>,
+    failures: Failures,
+    pub server: actix_web::dev::ServerHandle,
+}
+
+async fn record(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<(mpsc::UnboundedSender<Got>, Failures)>,
+) -> HttpResponse {
+    let path = req.path().to_owned();
+    {
+        let mut failures = state.1.lock().unwrap();
+        if let Some(n) = failures.get_mut(&path)
+            && *n > 0
+        {
+            *n -= 1;
+            return HttpResponse::InternalServerError().finish();
+        }
+    }
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let _ = state.0.send((path, json));
+    HttpResponse::Ok().finish()
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let failures: Failures = Arc::default();
+        let state = web::Data::new((tx, failures.clone()));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .default_service(web::to(record))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            rx,
+            failures,
+            server: handle,
+        }
+    }
+
+    fn fail_next(&self, path: &str, n: u32) {
+        self.failures.lock().unwrap().insert(path.to_owned(), n);
+    }
+
+    async fn next(&mut self) -> Got {
+        tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
+            .await
+            .expect("a notification within 20 s")
+            .expect("the receiver is running")
+    }
+
+    /// The next delivery to `path` (others are kept aside and returned).
+    pub async fn next_to(&mut self, path: &str) -> (Value, Vec<Got>) {
+        let mut others = Vec::new();
+        loop {
+            let (p, body) = self.next().await;
+            if p == path {
+                return (body, others);
+            }
+            others.push((p, body));
+        }
+    }
+}
+
+/// Channels pointed at `r`, fast timing: group wait 300 ms, repeats every
+/// second, one retry per tier.
+pub fn routed(f: Figment, url: &str) -> Figment {
+    f.merge(("alerting.group_wait_ms", 300))
+        .merge((
+            "alerting.channels.slack.webhook_url",
+            format!("{url}/slack"),
+        ))
+        .merge(("alerting.channels.webhook.url", format!("{url}/webhook")))
+        .merge(("alerting.channels.alertmanager.url", url))
+        .merge(("alerting.high.channels", ["webhook"]))
+        .merge(("alerting.high.retry_interval_ms", 1000))
+        .merge(("alerting.high.max_retries", 1))
+        .merge(("alerting.medium.channels", ["webhook", "slack"]))
+        .merge(("alerting.medium.retry_interval_ms", 600_000))
+        .merge(("alerting.escalation_tiers", [["alertmanager"]]))
+        .merge(("alerting.delivery_backoff_ms", 50))
+        // The health monitor's own alerts stay out of the way.
+        .merge(("health.sample_interval_ms", 3_600_000))
+        .merge(("health.window_ms", 3_600_000))
+}
+
+fn alert(fp: &str, severity: Severity) -> NewAlert {
+    NewAlert {
+        fingerprint: fp.to_owned(),
+        name: format!("{fp}_alert"),
+        severity,
+        summary: format!("{fp} is on fire"),
+        labels: BTreeMap::from([("component".to_owned(), fp.to_owned())]),
+    }
+}
+
+fn names(body: &Value) -> Vec<String> {
+    let mut n: Vec<String> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+async fn metric(app: &TestApp, line: &str) -> bool {
+    app.metrics().await.lines().any(|l| l == line)
+}
+
+#[actix_rt::test]
+async fn a_burst_is_one_notification_per_channel_and_resolving_sends_a_resolution() {
+    let mut r = Receiver::start().await;
+    let app = spawn_app_with(|f| routed(f, &r.url)).await;
+    // Two alerts and many samples of the first: one notification.
+    for _ in 0..5 {
+        app.alerts.raise(alert("db", Severity::Medium));
+    }
+    app.alerts.raise(alert("ws", Severity::Medium));
+    let (body, others) = r.next_to("/webhook").await;
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["kind"], "firing");
+    assert_eq!(names(&body), ["db_alert", "ws_alert"]);
+    assert_eq!(body["alerts"][0]["labels"]["component"], "db");
+    let slack = match others.into_iter().find(|(p, _)| p == "/slack") {
+        Some((_, b)) => b,
+        None => r.next_to("/slack").await.0,
+    };
+    let text = slack["text"].as_str().unwrap();
+    assert!(text.contains("FIRING: 2 alerts"), "{text}");
+    assert!(text.contains("db is on fire"), "{text}");
+    let m = app.metrics().await;
+    assert!(
+        m.contains(r#"tgvisor_alerts_firing{severity="medium"} 2"#),
+        "{}",
+        m.lines()
+            .filter(|l| l.contains("alert"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Raising what fires changes nothing; resolving both: one resolution
+    // per channel, and it is the next thing the webhook sees.
+    app.alerts.raise(alert("db", Severity::Medium));
+    app.alerts.resolve("db");
+    app.alerts.resolve("ws");
+    app.alerts.resolve("never-raised");
+    let (body, _) = r.next_to("/webhook").await;
+    assert_eq!(body["status"], "resolved");
+    assert_eq!(names(&body), ["db_alert", "ws_alert"]);
+    assert!(metric(&app, r#"tgvisor_alerts_firing{severity="medium"} 0"#).await);
+    assert!(
+        metric(
+            &app,
+            r#"tgvisor_alert_notifications_total{channel="webhook",result="ok"} 2"#
+        )
+        .await
+    );
+    let resolved = app.alerts.list(Some("resolved"), 10).await.unwrap();
+    assert_eq!(resolved.len(), 2);
+    assert!(resolved.iter().all(|a| a.resolved_at.is_some()));
+    app.stop().await;
+    r.server.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn an_unacknowledged_high_alert_repeats_then_escalates_and_an_ack_stops_it() {
+    let mut r = Receiver::start().await;
+    let app = spawn_app_with(|f| routed(f, &r.url)).await;
+    let admin = app.admin("oncall").await;
+    app.alerts.raise(alert("root", Severity::High));
+    let (first, _) = r.next_to("/webhook").await;
+    assert_eq!(first["kind"], "firing");
+    let id = first["alerts"][0]["id"].as_i64().unwrap();
+    // One retry a second later, then the next tier (Alertmanager's API).
+    let (repeat, _) = r.next_to("/webhook").await;
+    assert_eq!(repeat["kind"], "repeat");
+    let (escalated, _) = r.next_to("/api/v2/alerts").await;
+    let am = &escalated[0];
+    assert_eq!(am["labels"]["alertname"], "root_alert");
+    assert_eq!(am["labels"]["severity"], "high");
+    assert_eq!(am["annotations"]["summary"], "root is on fire");
+    let view = app.alerts.list(Some("firing"), 10).await.unwrap();
+    assert_eq!((view[0].tier, view[0].notifications), (1, 1));
+    // Acknowledged: nothing more until it resolves; the resolution goes to
+    // every channel it reached.
+    let res = app
+        .post_json(
+            &format!("/api/v1/alerts/{id}/ack"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let acked: Value = res.json().await.unwrap();
+    assert_eq!(acked["status"], "acknowledged");
+    assert!(acked["next_notify_at"].is_null());
+    // Acknowledging again is harmless.
+    let again = app
+        .post_json(
+            &format!("/api/v1/alerts/{id}/ack"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(again.status().as_u16(), 200);
+    app.alerts.resolve("root");
+    let (resolved, skipped) = r.next_to("/webhook").await;
+    assert_eq!(resolved["status"], "resolved", "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .all(|(p, b)| p == "/api/v2/alerts" && b[0]["endsAt"].is_string()),
+        "only the escalation tier's resolution, no repeat: {skipped:?}"
+    );
+    // A resolved alert cannot be acknowledged; an unknown one is not found.
+    let res = app
+        .post_json(
+            &format!("/api/v1/alerts/{id}/ack"),
+            Some(&admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 409);
+    let res = app
+        .post_json("/api/v1/alerts/999999/ack", Some(&admin), &Value::Null)
+        .await;
+    assert_eq!(res.status().as_u16(), 404);
+    app.stop().await;
+    r.server.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn a_failing_channel_is_retried_and_holds_up_no_other() {
+    let mut r = Receiver::start().await;
+    // Slack fails three times (two retries, then a success on the 4th try).
+    r.fail_next("/slack", 3);
+    let app = spawn_app_with(|f| routed(f, &r.url)).await;
+    app.alerts.raise(alert("api", Severity::Medium));
+    // The webhook is not held up by Slack's failures.
+    let (path, _) = r.next().await;
+    assert_eq!(path, "/webhook");
+    let (slack, _) = r.next_to("/slack").await;
+    assert!(slack["text"].as_str().unwrap().contains("api_alert"));
+    for (result, n) in [("retried", 3), ("ok", 1), ("failed", 0)] {
+        let line = format!(
+            r#"tgvisor_alert_notifications_total{{channel="slack",result="{result}"}} {n}"#
+        );
+        assert!(metric(&app, &line).await, "{line}");
+    }
+    app.stop().await;
+    r.server.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn a_restart_neither_pages_again_nor_forgets_what_fires() {
+    let mut r = Receiver::start().await;
+    let app = spawn_app_with(|f| routed(f, &r.url)).await;
+    app.alerts.raise(alert("disk", Severity::Medium));
+    let (first, _) = r.next_to("/webhook").await;
+    assert_eq!(first["kind"], "firing");
+    // The same configuration, the same database.
+    let app = app.restart(|f| f).await;
+    assert!(metric(&app, r#"tgvisor_alerts_firing{severity="medium"} 1"#).await);
+    // Still firing after the restart: raising it again sends nothing, and
+    // the next thing the webhook sees is its resolution.
+    app.alerts.raise(alert("disk", Severity::Medium));
+    app.alerts.resolve("disk");
+    let (next, _) = r.next_to("/webhook").await;
+    assert_eq!(next["status"], "resolved");
+    assert_eq!(names(&next), ["disk_alert"]);
+    app.stop().await;
+    r.server.stop(true).await;
+}
+
+/// A real SMTP server (mailin) on loopback: each message's data arrives on
+/// the channel.
+#[derive(Clone)]
+struct Mailbox {
+    tx: std::sync::mpsc::Sender<(Vec<String>, String)>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl mailin_embedded::Handler for Mailbox {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let text = String::from_utf8_lossy(&self.data).into_owned();
+        let _ = self.tx.send((self.to.clone(), text));
+        mailin_embedded::response::OK
+    }
+}
+
+#[actix_rt::test]
+async fn e_mail_goes_through_a_real_smtp_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut smtp = mailin_embedded::Server::new(Mailbox {
+        tx,
+        to: Vec::new(),
+        data: Vec::new(),
+    });
+    smtp.with_name("localhost")
+        .with_ssl(mailin_embedded::SslConfig::None)
+        .unwrap()
+        .with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        let _ = smtp.serve();
+    });
+    let app = spawn_app_with(|f| {
+        f.merge(("alerting.group_wait_ms", 100))
+            .merge(("alerting.low.channels", ["email"]))
+            .merge(("alerting.channels.email.smtp_host", "127.0.0.1"))
+            .merge(("alerting.channels.email.smtp_port", port))
+            .merge(("alerting.channels.email.tls", "none"))
+            .merge(("alerting.channels.email.to", ["ops@example.com"]))
+    })
+    .await;
+    app.alerts.raise(alert("cert", Severity::Low));
+    let (to, text) = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("an e-mail within 20 s");
+    assert_eq!(to, ["ops@example.com"]);
+    assert!(
+        text.contains("Subject: [tgvisor] FIRING low: cert_alert"),
+        "{text}"
+    );
+    // The body is quoted-printable: soft line breaks go.
+    let body = text.replace("=\r\n", "");
+    assert!(body.contains("cert is on fire"), "{text}");
+    app.stop().await;
+}
