@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod entities;
+pub mod errors;
 pub mod events;
 pub mod health;
 pub mod http;

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub uploads: crate::uploads::metrics::UploadMetrics,
     pub health: crate::health::monitor::HealthMetrics,
     pub alerts: crate::alerts::AlertMetrics,
+    /// Errors grouped by kind and shape (`GET /api/v1/errors`).
+    pub errors: crate::errors::ErrorTracker,
 }
 
 /// Database pool and health metrics, sampled by the Database actor.
@@ -42,6 +44,11 @@ pub struct DbMetrics {
     pub pool_connections: IntGaugeVec,
     /// The configured maximum pool size.
     pub pool_max: IntGauge,
+    /// Statement latency by operation (select, insert, update, delete,
+    /// other).
+    pub query_duration: HistogramVec,
+    /// Statements slower than `thresholds.slow_query.log_ms`, by operation.
+    pub slow_queries: IntCounterVec,
 }
 
 impl Metrics {
@@ -90,7 +97,28 @@ impl Metrics {
                 "tgvisor_db_pool_max_connections",
                 "Configured maximum database pool size.",
             )?,
+            query_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "tgvisor_db_query_duration_seconds",
+                    "Database statement latency by operation.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
+                ]),
+                &["operation"],
+            )?,
+            slow_queries: IntCounterVec::new(
+                Opts::new(
+                    "tgvisor_db_slow_queries_total",
+                    "Statements slower than thresholds.slow_query.log_ms, by operation.",
+                ),
+                &["operation"],
+            )?,
         };
+        for op in crate::db::OPERATIONS {
+            db.query_duration.with_label_values(&[op]);
+            db.slow_queries.with_label_values(&[op]);
+        }
         let build = IntGaugeVec::new(
             Opts::new("tgvisor_build_info", "Always 1; labels carry the build."),
             &["version"],
@@ -104,6 +132,8 @@ impl Metrics {
         registry.register(Box::new(db.ping_duration.clone()))?;
         registry.register(Box::new(db.pool_connections.clone()))?;
         registry.register(Box::new(db.pool_max.clone()))?;
+        registry.register(Box::new(db.query_duration.clone()))?;
+        registry.register(Box::new(db.slow_queries.clone()))?;
         registry.register(Box::new(build))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -116,6 +146,7 @@ impl Metrics {
         let uploads = crate::uploads::metrics::UploadMetrics::new(&registry)?;
         let health = crate::health::monitor::HealthMetrics::new(&registry)?;
         let alerts = crate::alerts::AlertMetrics::new(&registry)?;
+        let errors = crate::errors::ErrorTracker::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
@@ -129,6 +160,7 @@ impl Metrics {
             uploads,
             health,
             alerts,
+            errors,
         })
     }
 

@@ -108,6 +108,7 @@ impl Application {
         let metrics = Metrics::new().context("registering metrics")?;
         let supervision =
             Arc::new(SupervisionRuntime::new(&metrics.registry).context("registering metrics")?);
+        metrics.errors.watch(&supervision);
 
         if settings.database.url.is_none() {
             std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -117,7 +118,12 @@ impl Application {
                 )
             })?;
         }
-        let db = crate::db::connect(&settings.database_url(), &settings.database).await?;
+        let mut db = crate::db::connect(&settings.database_url(), &settings.database).await?;
+        crate::db::observe_queries(
+            &mut db,
+            metrics.db.clone(),
+            Duration::from_millis(settings.thresholds.slow_query.log_ms),
+        );
         crate::db::migrate(&db).await?;
         metrics
             .db

@@ -232,9 +232,15 @@ impl Health {
 
     fn take(&self) -> Sample {
         let m = &self.inner.metrics;
-        let api_requests = counter_sum(&m.http_requests, |_| true);
+        // As the Prometheus rules count them: health answers (503 by
+        // design) and scrapes are not API traffic, and an upload lasts as
+        // long as its file takes to arrive.
+        let api_route = |l: &[(&str, &str)]| {
+            label(l, "route").is_none_or(|r| !r.starts_with("/health") && r != "/metrics")
+        };
+        let api_requests = counter_sum(&m.http_requests, api_route);
         let api_errors = counter_sum(&m.http_requests, |l| {
-            label(l, "status").is_some_and(|s| s.starts_with('5'))
+            api_route(l) && label(l, "status").is_some_and(|s| s.starts_with('5'))
         });
         let mut dcs = BTreeMap::new();
         for family in prometheus::core::Collector::collect(&m.telegram.dc_latency) {
@@ -252,7 +258,9 @@ impl Health {
         }
         let decisions = &self.inner.limiter.metrics().decisions;
         Sample {
-            api: HistogramState::of(&m.http_duration, |_| true),
+            api: HistogramState::of(&m.http_duration, |l| {
+                label(l, "route").is_none_or(|r| !r.ends_with("/uploads"))
+            }),
             api_requests,
             api_errors,
             sends: HistogramState::of(&m.telegram.duration, |l| {

@@ -69,3 +69,18 @@ pub async fn audit(
         .collect();
     Ok(HttpResponse::Ok().json(body))
 }
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/errors",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Errors grouped by kind and message shape, the most recently seen first: count, first and last seen, up to 5 redacted samples with their incident ids", body = Vec<crate::errors::ErrorGroup>),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
+pub async fn errors(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
+    HttpResponse::Ok().json(state.metrics.errors.groups())
+}

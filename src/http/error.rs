@@ -85,6 +85,23 @@ pub struct ApiError {
     pub state: Option<&'static str>,
     /// Adds `WWW-Authenticate: Bearer` (401s).
     pub bearer_challenge: bool,
+    /// What went wrong inside, for the error tracker and the log only
+    /// (never the answer).
+    pub detail: Option<String>,
+}
+
+/// A 5xx answer's error, attached to the response for the error tracker.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub code: &'static str,
+    /// The inside story when there is one, else the client's message.
+    pub message: String,
+    pub incident_id: String,
+}
+
+/// A new incident id (time-ordered, so ids sort by when they happened).
+pub fn new_incident() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 impl ApiError {
@@ -100,6 +117,7 @@ impl ApiError {
             attempts_left: None,
             state: None,
             bearer_challenge: false,
+            detail: None,
         }
     }
 
@@ -126,14 +144,16 @@ impl ApiError {
     /// An internal failure: logged in full with a new incident id; the
     /// client sees only the id.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
-        let incident = uuid::Uuid::now_v7().simple().to_string();
-        tracing::error!(incident_id = %incident, error = %ErrorChain(err), "internal error");
+        let incident = new_incident();
+        let chain = ErrorChain(err).to_string();
+        tracing::error!(incident_id = %incident, error = %chain, "internal error");
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             format!("internal error; quote incident {incident} when reporting it"),
         );
         e.incident_id = Some(incident);
+        e.detail = Some(chain);
         e
     }
 }
@@ -159,6 +179,23 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // Every 5xx answer carries an incident id that a log line carries
+        // too, so a user's report leads to its cause.
+        let incident_id = match (&self.incident_id, self.status.is_server_error()) {
+            (Some(id), _) => Some(id.clone()),
+            (None, true) => {
+                let id = new_incident();
+                tracing::warn!(
+                    incident_id = %id,
+                    status = self.status.as_u16(),
+                    code = self.code,
+                    message = %self.message,
+                    "answered with a server error"
+                );
+                Some(id)
+            }
+            (None, false) => None,
+        };
         let mut res = HttpResponse::build(self.status);
         if let Some(retry) = self.retry_after {
             let secs = retry.as_millis().div_ceil(1000).max(1);
@@ -170,19 +207,27 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static("Bearer realm=\"tgvisor\""),
             ));
         }
-        res.json(ErrorBody {
+        let mut res = res.json(ErrorBody {
             error: ErrorDetail {
                 field: self.field.map(str::to_owned),
                 reason: self.reason.map(str::to_owned),
                 retry_after_ms: self
                     .retry_after
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                incident_id: self.incident_id.clone(),
+                incident_id: incident_id.clone(),
                 attempts_left: self.attempts_left,
                 state: self.state.map(str::to_owned),
                 ..ErrorDetail::new(self.code, &self.message)
             },
-        })
+        });
+        if let Some(incident_id) = incident_id {
+            res.extensions_mut().insert(Failure {
+                code: self.code,
+                message: self.detail.clone().unwrap_or_else(|| self.message.clone()),
+                incident_id,
+            });
+        }
+        res
     }
 }
 

@@ -79,6 +79,20 @@ pub async fn observe(
         );
     });
     let mut res = shape_errors(result?);
+    if let (Some(m), Some(failure)) = (
+        &metrics,
+        res.response()
+            .extensions()
+            .get::<super::error::Failure>()
+            .cloned(),
+    ) {
+        m.errors.track(
+            failure.code,
+            &failure.message,
+            Some(&failure.incident_id),
+            Some(&route),
+        );
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
@@ -99,7 +113,25 @@ fn shape_errors<B: MessageBody>(res: ServiceResponse<B>) -> ServiceResponse<Eith
     }
     let (code, message) = super::error::shape_for(status);
     let (req, old) = res.into_parts();
-    let mut shaped = super::error::error_response(status, code, message);
+    let mut shaped = if status.is_server_error() {
+        // Every 5xx carries an incident id its log line carries too.
+        let incident_id = super::error::new_incident();
+        tracing::warn!(incident_id = %incident_id, status = status.as_u16(), "answered with a server error");
+        let mut shaped = actix_web::HttpResponse::build(status).json(super::error::ErrorBody {
+            error: super::error::ErrorDetail {
+                incident_id: Some(incident_id.clone()),
+                ..super::error::ErrorDetail::new(code, message)
+            },
+        });
+        shaped.extensions_mut().insert(super::error::Failure {
+            code,
+            message: format!("{status} without a body from {}", req.path()),
+            incident_id,
+        });
+        shaped
+    } else {
+        super::error::error_response(status, code, message)
+    };
     // Keep headers such as Allow (405) and Retry-After.
     for (name, value) in old.headers() {
         if name != actix_web::http::header::CONTENT_TYPE

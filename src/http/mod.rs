@@ -155,6 +155,7 @@ fn declare_routes(t: &mut RouteTable) {
         )
         .add(Method::GET, "/api/v1/uploads/{id}", uploads::get)
         .add(Method::GET, "/api/v1/audit", admin::audit)
+        .add(Method::GET, "/api/v1/errors", admin::errors)
         .add(Method::GET, "/api/v1/alerts", alerts::list)
         .add(Method::POST, "/api/v1/alerts/{id}/ack", alerts::ack)
         .add(Method::GET, "/ws", crate::ws::route);

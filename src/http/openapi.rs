@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         uploads::create,
         uploads::get,
         admin::audit,
+        admin::errors,
         alerts::list,
         alerts::ack,
         openapi_json,

@@ -22,10 +22,10 @@ use crate::accounts::state::AccountState;
 use crate::config::OutboxSettings;
 use crate::entities::outbox;
 use crate::security::validation::{ChatRef, ValidationError};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -398,6 +398,11 @@ impl From<outbox::Model> for MessageView {
     }
 }
 
+/// Why an attempt is tried again (the `reason` label of
+/// `tgvisor_outbox_retries_total`): a FLOOD_WAIT, or the code of a transient
+/// error ([`crate::telegram::TgError::is_transient`]).
+const RETRY_REASONS: [&str; 4] = ["flood_wait", "network", "timeout", "other"];
+
 /// The outbox's metric families.
 #[derive(Clone)]
 pub struct OutboxMetrics {
@@ -409,6 +414,9 @@ pub struct OutboxMetrics {
     pub batch_rows: Histogram,
     /// Messages not delivered yet (queued or sending).
     pub depth: IntGauge,
+    /// Seconds since the oldest message not delivered yet was accepted (0
+    /// when there is none); set with `depth` at each recount.
+    pub oldest_age: Gauge,
     /// Messages that left the outbox, by final status (sent, failed).
     pub finished: IntCounterVec,
     /// Acceptance to Telegram's answer, for sent messages.
@@ -439,6 +447,10 @@ impl OutboxMetrics {
                 "tgvisor_outbox_depth",
                 "Messages accepted and not yet delivered (queued or sending).",
             )?,
+            oldest_age: Gauge::new(
+                "tgvisor_outbox_oldest_age_seconds",
+                "Age of the oldest message not yet delivered (0 when none), as of the last recount.",
+            )?,
             finished: IntCounterVec::new(
                 Opts::new(
                     "tgvisor_outbox_messages_total",
@@ -467,11 +479,75 @@ impl OutboxMetrics {
         registry.register(Box::new(m.replayed.clone()))?;
         registry.register(Box::new(m.batch_rows.clone()))?;
         registry.register(Box::new(m.depth.clone()))?;
+        registry.register(Box::new(m.oldest_age.clone()))?;
         registry.register(Box::new(m.finished.clone()))?;
         registry.register(Box::new(m.delivery.clone()))?;
         registry.register(Box::new(m.retries.clone()))?;
+        // The bounded label sets start at zero: a failure ratio has a
+        // denominator from the start, a first failure or retry counts in
+        // increase(), and dashboards see the series before the first event.
+        for status in [Status::Sent, Status::Failed] {
+            m.finished.with_label_values(&[status.as_str()]);
+        }
+        for reason in RETRY_REASONS {
+            m.retries.with_label_values(&[reason]);
+        }
         Ok(m)
     }
+
+    /// Shows `backlog`, read at `now`, in `depth` and `oldest_age`.
+    pub fn show_backlog(&self, backlog: &Backlog, now: chrono::DateTime<chrono::Utc>) {
+        self.depth
+            .set(i64::try_from(backlog.depth).unwrap_or(i64::MAX));
+        let age = backlog.oldest.map_or(0.0, |oldest| {
+            (now - oldest).to_std().unwrap_or_default().as_secs_f64()
+        });
+        self.oldest_age.set(age);
+    }
+}
+
+/// The messages not delivered yet (queued or sending): how many, and when
+/// the oldest of them was accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub depth: u64,
+    /// `None` when nothing is waiting.
+    pub oldest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Backlog {
+    /// Counts the undelivered rows and finds the oldest, in one query.
+    pub async fn read(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let row: Option<(i64, Option<chrono::DateTime<chrono::FixedOffset>>)> =
+            outbox::Entity::find()
+                .select_only()
+                .column_as(Expr::col(outbox::Column::Id).count(), "depth")
+                .column_as(Expr::col(outbox::Column::CreatedAt).min(), "oldest")
+                .filter(
+                    outbox::Column::Status
+                        .is_in([Status::Queued.as_str(), Status::Sending.as_str()]),
+                )
+                .into_tuple()
+                .one(db)
+                .await?;
+        let (depth, oldest) = row.unwrap_or((0, None));
+        Ok(Self {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest: oldest.map(|t| t.with_timezone(&chrono::Utc)),
+        })
+    }
+}
+
+/// Reads the backlog and shows it in `metrics`: the housekeeping task's
+/// recount, also callable on its own.
+pub async fn sample_backlog(
+    db: &DatabaseConnection,
+    metrics: &OutboxMetrics,
+) -> Result<Backlog, DbErr> {
+    let backlog = Backlog::read(db).await?;
+    metrics.show_backlog(&backlog, chrono::Utc::now());
+    Ok(backlog)
 }
 
 /// What committed for one account since its drain last looked: the chats
@@ -687,21 +763,21 @@ impl Outbox {
     }
 }
 
-/// How often the depth gauge is recounted from the table.
+/// How often the depth and oldest-age gauges are recounted from the table.
 const DEPTH_INTERVAL: Duration = Duration::from_secs(15);
 /// How often delivered rows past their retention are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Keeps `tgvisor_outbox_depth` true to the table (rows also leave with
-/// their account) and deletes finished rows past retention.
+/// their account), sets `tgvisor_outbox_oldest_age_seconds` from the same
+/// query, and deletes finished rows past retention.
 async fn housekeeping(db: DatabaseConnection, metrics: OutboxMetrics, retention: Duration) {
     let mut depth = tokio::time::interval(DEPTH_INTERVAL);
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         tokio::select! {
-            _ = depth.tick() => match pending_count(&db).await {
-                Ok(n) => metrics.depth.set(i64::try_from(n).unwrap_or(i64::MAX)),
-                Err(e) => tracing::warn!(error = %e, "counting the outbox failed"),
+            _ = depth.tick() => if let Err(e) = sample_backlog(&db, &metrics).await {
+                tracing::warn!(error = %e, "counting the outbox failed");
             },
             _ = prune.tick() => match prune_finished(&db, retention).await {
                 Ok(0) => {}
@@ -710,13 +786,6 @@ async fn housekeeping(db: DatabaseConnection, metrics: OutboxMetrics, retention:
             },
         }
     }
-}
-
-async fn pending_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    outbox::Entity::find()
-        .filter(outbox::Column::Status.is_in([Status::Queued.as_str(), Status::Sending.as_str()]))
-        .count(db)
-        .await
 }
 
 /// Deletes sent and failed rows older than `retention` (their idempotency
@@ -786,6 +855,34 @@ mod tests {
         let one = Arrived::Chats(["@b".to_owned()].into());
         assert!(!one.beyond(|c| c == "@b"));
         assert!(one.beyond(|c| c == "me"));
+    }
+
+    #[test]
+    fn the_backlog_gauges_show_depth_and_the_oldest_age() {
+        let metrics = OutboxMetrics::new(&Registry::new()).unwrap();
+        let now = chrono::Utc::now();
+        metrics.show_backlog(
+            &Backlog {
+                depth: 3,
+                oldest: Some(now - chrono::Duration::milliseconds(90_500)),
+            },
+            now,
+        );
+        assert_eq!(metrics.depth.get(), 3);
+        assert!((metrics.oldest_age.get() - 90.5).abs() < 1e-9);
+        // Nothing waiting: both back to zero.
+        metrics.show_backlog(&Backlog::default(), now);
+        assert_eq!(metrics.depth.get(), 0);
+        assert_eq!(metrics.oldest_age.get(), 0.0);
+        // A clock that went backwards shows no age, not a negative one.
+        metrics.show_backlog(
+            &Backlog {
+                depth: 1,
+                oldest: Some(now + chrono::Duration::seconds(5)),
+            },
+            now,
+        );
+        assert_eq!(metrics.oldest_age.get(), 0.0);
     }
 
     #[test]

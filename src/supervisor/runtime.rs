@@ -70,6 +70,12 @@ pub enum SupervisionEventKind {
     },
 }
 
+/// Why a child is restarted (the `reason` label of
+/// `tgvisor_actor_restarts_total`): the label of its own exit (see
+/// [`super::ExitReason::label`]; a shutdown never restarts), or `sibling`
+/// when another child's exit restarts it with its group.
+const RESTART_REASONS: [&str; 4] = ["normal", "error", "panic", "sibling"];
+
 /// Shared by every supervisor of one service instance (no globals: tests run
 /// many instances in one process).
 pub struct SupervisionRuntime {
@@ -183,6 +189,11 @@ impl SupervisionRuntime {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(path.to_owned(), control.downgrade());
         self.up.with_label_values(&[path]).set(1);
+        // The actor's restart series start at zero, so its first restart
+        // counts in increase() (a restart-storm alert would miss it).
+        for reason in RESTART_REASONS {
+            self.restarts.with_label_values(&[path, reason]);
+        }
         self.set_state(path, RunState::Running, None, essential);
         tracing::info!(actor = path, generation, "actor started");
         self.emit(path, SupervisionEventKind::Started { generation });

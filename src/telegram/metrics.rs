@@ -3,6 +3,7 @@
 //! backend.
 
 use super::{Client, FloodScope, Me, MediaKind, Message, Peer, SendOptions, TgError, UploadedFile};
+use crate::accounts::actor::RotationReason;
 use crate::security::validation::ChatRef;
 use async_trait::async_trait;
 use prometheus::{
@@ -14,6 +15,18 @@ use std::time::{Duration, Instant};
 /// Latency buckets for Telegram calls, in seconds (5 ms .. 60 s).
 const CALL_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Every method [`Instrumented`] records (its `method` label).
+const METHODS: [&str; 8] = [
+    "users.getUsers",
+    "contacts.resolve",
+    "messages.sendMessage",
+    "messages.getHistory",
+    "upload.saveFilePart",
+    "upload.saveBigFilePart",
+    "messages.sendMedia",
+    "ping",
 ];
 
 /// Every Telegram metric family.
@@ -112,6 +125,22 @@ impl TelegramMetrics {
         registry.register(Box::new(updates.clone()))?;
         registry.register(Box::new(accounts.clone()))?;
         registry.register(Box::new(rotations.clone()))?;
+        // The bounded label sets start at zero: a flood wait's first
+        // occurrence then counts in increase(), and dashboards and alerts
+        // see the series before the first event.
+        for method in METHODS {
+            for scope in ["account", "chat"] {
+                flood_waits.with_label_values(&[method, scope]);
+            }
+            flood_wait_seconds.with_label_values(&[method]);
+        }
+        for reason in [
+            RotationReason::Age,
+            RotationReason::Errors,
+            RotationReason::Manual,
+        ] {
+            rotations.with_label_values(&[reason.as_str()]);
+        }
         Ok(Self {
             requests,
             duration,

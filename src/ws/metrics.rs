@@ -24,6 +24,22 @@ impl FrameKind {
     }
 }
 
+/// Every reason a connection ends with (the `reason` label of
+/// `tgvisor_ws_disconnects_total`): `client` and `shutdown` are orderly,
+/// the others abnormal (the client will reconnect).
+pub const DISCONNECT_REASONS: [&str; 10] = [
+    "client",
+    "shutdown",
+    "unauthorized",
+    "rate_limited",
+    "too_many_connections",
+    "frame_too_large",
+    "slow_consumer",
+    "heartbeat_timeout",
+    "resync_required",
+    "protocol_error",
+];
+
 #[derive(Clone)]
 pub struct WsMetrics {
     /// Open connections (authenticated or not yet).
@@ -39,9 +55,7 @@ pub struct WsMetrics {
     out_by_kind: [IntCounter; 3],
     /// Event created (committed) to its frame written to the client.
     pub delivery: Histogram,
-    /// Disconnects by reason (client, unauthorized, rate_limited,
-    /// too_many_connections, slow_consumer, heartbeat_timeout,
-    /// resync_required, shutdown, protocol_error).
+    /// Disconnects by reason (one of [`DISCONNECT_REASONS`]).
     pub disconnects: IntCounterVec,
     /// Client frames refused with an error frame, by code.
     pub errors: IntCounterVec,
@@ -100,6 +114,11 @@ impl WsMetrics {
         registry.register(Box::new(m.delivery.clone()))?;
         registry.register(Box::new(m.disconnects.clone()))?;
         registry.register(Box::new(m.errors.clone()))?;
+        // Every reason from the start, so the first abnormal disconnect
+        // counts in increase() and dashboards see the series.
+        for reason in DISCONNECT_REASONS {
+            m.disconnects.with_label_values(&[reason]);
+        }
         Ok(m)
     }
 

@@ -6,6 +6,8 @@ mod accounts;
 mod alerts;
 mod auth;
 mod bench_events;
+mod dashboards;
+mod errors;
 mod events;
 mod grammers;
 mod grammers_accounts;

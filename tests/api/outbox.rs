@@ -509,6 +509,65 @@ async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limi
     app.stop().await;
 }
 
+/// `tgvisor_outbox_oldest_age_seconds`: above zero while a message cannot
+/// be delivered, zero again once it has left the outbox. The gauges are
+/// recounted every 15 s; the test runs that recount itself
+/// ([`sample_backlog`], what the housekeeping task calls) into gauges of
+/// its own, so nothing waits for the timer.
+#[actix_web::test]
+async fn the_oldest_age_gauge_shows_a_stuck_message_until_it_leaves_the_outbox() {
+    use tgvisor::outbox::{Backlog, OutboxMetrics, sample_backlog};
+    use tgvisor::telegram::sim::{FloodRule, FloodTarget};
+    let app = spawn_app().await;
+    let scrape = app.metrics().await;
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l == "tgvisor_outbox_oldest_age_seconds 0"),
+        "an empty outbox has no age:\n{scrape}"
+    );
+    let (_, token) = app.user("alice").await;
+    let id = connected_account(&app, &token, PHONE).await;
+    // Ten minutes of FLOOD_WAIT: the message stays queued.
+    app.world.inject_flood(FloodRule {
+        target: FloodTarget::Method("messages.sendMessage".into()),
+        seconds: 600,
+        times: 1,
+    });
+    let res = send(
+        &app,
+        &token,
+        id,
+        &json!({ "chat": "me", "text": "stuck" }),
+        None,
+    )
+    .await;
+    let message_id = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+    let queued = wait_status(&app, id, message_id, "queued").await;
+    assert_eq!(queued["error"], "flood_wait");
+
+    let metrics = OutboxMetrics::new(&prometheus::Registry::new()).unwrap();
+    let db = app.db_conn().await;
+    let backlog = sample_backlog(&db, &metrics).await.unwrap();
+    assert_eq!(backlog.depth, 1);
+    assert_eq!(metrics.depth.get(), 1);
+    let age = metrics.oldest_age.get();
+    assert!(age > 0.0 && age < 600.0, "age {age}");
+
+    // Removing the account removes its message: nothing waits any more.
+    let res = app
+        .delete_auth(&format!("/api/v1/accounts/{id}"), &token)
+        .await;
+    assert_eq!(res.status().as_u16(), 204);
+    let backlog = sample_backlog(&db, &metrics).await.unwrap();
+    assert_eq!(backlog, Backlog::default());
+    assert_eq!(metrics.depth.get(), 0);
+    assert_eq!(metrics.oldest_age.get(), 0.0);
+    app.stop().await;
+}
+
 #[actix_web::test]
 async fn a_retry_is_answered_even_when_the_account_went_down_meanwhile() {
     let app = spawn_app().await;
