@@ -534,6 +534,17 @@ impl Settings {
                 ));
             }
         }
+        for (name, action) in [
+            ("connections", &a.rules.connections.action),
+            ("errors", &a.rules.errors.action),
+            ("performance", &a.rules.performance.action),
+        ] {
+            if !matches!(action.as_str(), "notify" | "escalate" | "warn") {
+                problems.push(format!(
+                    "alerting.rules.{name}.action must be notify (medium), escalate (high) or warn (low)"
+                ));
+            }
+        }
         if a.delivery_attempts == 0 {
             problems.push("alerting.delivery_attempts must be > 0".to_owned());
         }

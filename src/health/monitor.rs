@@ -47,6 +47,8 @@ pub struct HealthMonitor {
     every: Duration,
     /// Each component's status at the last sample.
     last: HashMap<&'static str, Status>,
+    /// The alertConfig rules raised and not resolved since.
+    raised_rules: std::collections::HashSet<&'static str>,
 }
 
 impl HealthMonitor {
@@ -58,6 +60,9 @@ impl HealthMonitor {
             alerts,
             every,
             last: HashMap::new(),
+            // As if all had been raised: the first pass after a start
+            // resolves what the router may still hold from before.
+            raised_rules: ["rule:errors", "rule:connections", "rule:performance"].into(),
         }
     }
 
@@ -72,6 +77,19 @@ impl HealthMonitor {
     }
 
     fn judge(&mut self, report: &Report) {
+        for (fingerprint, alert) in self.health.rules() {
+            match alert {
+                Some(a) => self.alerts.raise(a),
+                None => {
+                    // Only what this monitor raised needs resolving.
+                    if self.raised_rules.remove(fingerprint) {
+                        self.alerts.resolve(fingerprint);
+                    }
+                    continue;
+                }
+            }
+            self.raised_rules.insert(fingerprint);
+        }
         for (&component, check) in &report.checks {
             self.metrics
                 .status

@@ -172,6 +172,17 @@ impl<S: Clone> Window<S> {
         }
     }
 
+    /// The newest sample at least `age` old (the oldest kept when none is
+    /// that old yet) and its age.
+    pub fn at_least(&self, age: Duration) -> Option<(Duration, S)> {
+        self.samples
+            .iter()
+            .rev()
+            .find(|(at, _)| at.elapsed() >= age)
+            .or_else(|| self.samples.front())
+            .map(|(at, s)| (at.elapsed(), s.clone()))
+    }
+
     /// The oldest sample kept and its age.
     pub fn oldest(&self) -> Option<(Duration, S)> {
         self.samples

@@ -126,7 +126,10 @@ async fn every_component_is_checked_and_the_detailed_view_is_for_admins() {
         5.0
     );
     assert_eq!(detailed["checks"].as_object().unwrap().len(), 7);
-    assert!(detailed["alerts"]["firing"].as_array().unwrap().is_empty());
+    assert!(
+        detailed["alerts"]["firing"].as_array().unwrap().is_empty(),
+        "{detailed}"
+    );
     let metrics = app.metrics().await;
     assert!(metrics.contains(r#"tgvisor_health_status{component="database"} 0"#));
     app.stop().await;
@@ -234,6 +237,49 @@ async fn a_component_leaving_healthy_raises_an_alert_and_coming_back_resolves_it
     }
     let resolved = app.alerts.list(Some("resolved"), 10).await.unwrap();
     assert!(resolved.iter().any(|a| a.fingerprint == "health:telegram"));
+    app.stop().await;
+    r.server.stop(true).await;
+}
+
+#[actix_web::test]
+async fn the_seeds_error_rule_raises_a_high_alert_on_a_burst_of_errors() {
+    let mut r = crate::alerts::Receiver::start().await;
+    let app = spawn_app_with(|f| {
+        crate::alerts::routed(f, &r.url)
+            .merge(("alerting.group_wait_ms", 50))
+            .merge(("alerting.rules.errors.threshold", 2))
+            .merge(("health.sample_interval_ms", 100))
+            .merge(("health.window_ms", 1000))
+    })
+    .await;
+    // Two actors that fail: two tracked errors within the minute.
+    let mut events = app.supervision.subscribe();
+    for actor in ["root/rate-limiter", "root/uploader"] {
+        assert_eq!(app.inject_panic(actor).await.status().as_u16(), 202);
+        let started = actor.to_owned();
+        wait_for_event(&mut events, move |e| {
+            e.actor == started && matches!(e.kind, SupervisionEventKind::Started { generation: 2 })
+        })
+        .await;
+    }
+    let burst = loop {
+        let (body, _) = r.next_to("/webhook").await;
+        if let Some(a) = body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "error_burst")
+        {
+            break a.clone();
+        }
+    };
+    // alerting.rules.errors.action is "escalate": high.
+    assert_eq!(burst["severity"], "high");
+    assert_eq!(burst["labels"]["rule"], "error_burst");
+    assert!(
+        burst["summary"].as_str().unwrap().starts_with("2 errors"),
+        "{burst}"
+    );
     app.stop().await;
     r.server.stop(true).await;
 }

@@ -7,6 +7,7 @@ mod alerts;
 mod auth;
 mod bench_events;
 mod dashboards;
+mod docs;
 mod errors;
 mod events;
 mod grammers;
