@@ -347,6 +347,19 @@ struct Mailbox {
 }
 
 impl mailin_embedded::Handler for Mailbox {
+    fn auth_plain(
+        &mut self,
+        _authorization_id: &str,
+        authentication_id: &str,
+        password: &str,
+    ) -> mailin_embedded::Response {
+        if (authentication_id, password) == ("tgvisor", "s3cret pass") {
+            mailin_embedded::response::AUTH_OK
+        } else {
+            mailin_embedded::response::INVALID_CREDENTIALS
+        }
+    }
+
     fn data_start(
         &mut self,
         _domain: &str,
@@ -369,6 +382,83 @@ impl mailin_embedded::Handler for Mailbox {
         let _ = self.tx.send((self.to.clone(), text));
         mailin_embedded::response::OK
     }
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1: (CA, certificate, key)
+/// PEM files in `dir`.
+fn tls_files(dir: &std::path::Path) -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "tgvisor test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.display().to_string()
+    };
+    (
+        write("ca.pem", ca.pem()),
+        write("cert.pem", cert.pem()),
+        write("key.pem", key.serialize_pem()),
+    )
+}
+
+#[actix_rt::test]
+async fn e_mail_goes_over_starttls_with_auth_to_a_server_of_a_private_ca() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut smtp = mailin_embedded::Server::new(Mailbox {
+        tx,
+        to: Vec::new(),
+        data: Vec::new(),
+    });
+    smtp.with_name("localhost")
+        .with_ssl(mailin_embedded::SslConfig::SelfSigned {
+            cert_path: cert,
+            key_path: key,
+        })
+        .unwrap()
+        // AUTH only after STARTTLS: the server refuses it in the clear.
+        .with_auth(mailin_embedded::AuthMechanism::Plain)
+        .with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        let _ = smtp.serve();
+    });
+    let app = spawn_app_with(|f| {
+        f.merge(("alerting.group_wait_ms", 100))
+            .merge(("alerting.low.channels", ["email"]))
+            .merge(("alerting.channels.email.smtp_host", "127.0.0.1"))
+            .merge(("alerting.channels.email.smtp_port", port))
+            .merge(("alerting.channels.email.tls", "required"))
+            .merge(("alerting.channels.email.ca_file", ca))
+            .merge(("alerting.channels.email.username", "tgvisor"))
+            .merge(("alerting.channels.email.password", "s3cret pass"))
+            .merge(("alerting.channels.email.to", ["ops@example.com"]))
+    })
+    .await;
+    app.alerts.raise(alert("tls", Severity::Low));
+    let (to, text) = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("an e-mail within 20 s");
+    assert_eq!(to, ["ops@example.com"]);
+    assert!(
+        text.contains("Subject: [tgvisor] FIRING low: tls_alert"),
+        "{text}"
+    );
+    app.stop().await;
 }
 
 #[actix_rt::test]
