@@ -230,7 +230,12 @@ impl Channels {
                 self.post(url.unwrap_or_default(), &body).await
             }
             "alertmanager" => {
-                let base = c.alertmanager.url.as_deref().unwrap_or_default();
+                let base = c
+                    .alertmanager
+                    .url
+                    .as_ref()
+                    .map(|u| u.expose_secret())
+                    .unwrap_or_default();
                 let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
                 self.post(&url, &alertmanager_body(n, &self.inner.config))
                     .await
@@ -267,11 +272,18 @@ impl Channels {
             message = message.to(to.parse().map_err(|err| bad("to", &err))?);
         }
         let message = message.body(n.text()).map_err(|err| bad("message", &err))?;
+        let ca = match &e.ca_file {
+            Some(path) => Some(
+                tokio::fs::read(path)
+                    .await
+                    .map_err(|err| bad("ca_file", &err))?,
+            ),
+            None => None,
+        };
         let tls = || -> Result<TlsParameters, Failed> {
             let mut p = TlsParameters::builder(host.to_owned());
-            if let Some(path) = &e.ca_file {
-                let pem = std::fs::read(path).map_err(|err| bad("ca_file", &err))?;
-                let cert = Certificate::from_pem(&pem).map_err(|err| bad("ca_file", &err))?;
+            if let Some(pem) = &ca {
+                let cert = Certificate::from_pem(pem).map_err(|err| bad("ca_file", &err))?;
                 p = p.add_root_certificate(cert);
             }
             p.build().map_err(|err| bad("tls", &err))

@@ -14,7 +14,9 @@
 //! - Resolving sends a resolution to every channel the alert reached.
 //! - Every change is written to the `alerts` table before anything is
 //!   sent, so a restart neither pages again for what was sent nor forgets
-//!   what fires.
+//!   what fires. When the database does not answer, the router pages from
+//!   memory all the same and writes once it answers again: an outage of
+//!   the database is exactly when a page must go out.
 //!
 //! Raises, resolutions and acknowledgements queue in a [`AlertRouterHandle`]
 //! that outlives the router actor's restarts; the actor applies them one at
@@ -210,15 +212,6 @@ impl AlertRouterHandle {
             .push_back(op);
         // A permit is kept when nobody waits: no wake-up is lost.
         self.shared.wake.notify_one();
-    }
-
-    /// Puts back an operation that could not be applied (it goes first).
-    fn push_front(&self, op: Op) {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_front(op);
     }
 
     fn pop(&self) -> Option<Op> {

@@ -9,7 +9,7 @@ use crate::config::Alerting;
 use crate::entities::alert;
 use actix::prelude::*;
 use chrono::{DateTime, FixedOffset, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,9 @@ impl Actor for AlertRouter {
             metrics: self.metrics.clone(),
             db: self.db.clone(),
             alerts: HashMap::new(),
+            unwritten: Vec::new(),
+            loaded: false,
+            db_ok: true,
             clock: Clock::new(),
         };
         ctx.spawn(core.run().into_actor(self));
@@ -90,9 +93,45 @@ struct Core {
     channels: Channels,
     metrics: AlertMetrics,
     db: DatabaseConnection,
-    /// What is not resolved, by fingerprint.
-    alerts: HashMap<String, alert::Model>,
+    /// What is not resolved (or resolved and not yet written), by
+    /// fingerprint.
+    alerts: HashMap<String, Entry>,
+    /// Resolved alerts whose resolution is not written yet.
+    unwritten: Vec<Entry>,
+    /// The stored alerts were read at start.
+    loaded: bool,
+    /// The last write reached the database (a failure is logged once per
+    /// outage, not once per try).
+    db_ok: bool,
     clock: Clock,
+}
+
+/// An alert as the router holds it: memory first, the `alerts` table as
+/// soon as it answers.
+struct Entry {
+    m: alert::Model,
+    /// It has a row (its id is real).
+    saved: bool,
+    /// Memory is ahead of the row.
+    dirty: bool,
+    /// Every channel it reached (its resolution goes to all of them).
+    notified: Vec<String>,
+}
+
+impl Entry {
+    fn loaded(m: alert::Model) -> Self {
+        let notified = serde_json::from_str(&m.notified).unwrap_or_default();
+        Self {
+            m,
+            saved: true,
+            dirty: false,
+            notified,
+        }
+    }
+
+    fn view(&self) -> AlertView {
+        AlertView::from(self.m.clone())
+    }
 }
 
 /// Notifications gathered in one pass: per (kind, channel), the alerts.
@@ -110,45 +149,32 @@ fn add(out: &mut Outbox, kind: Kind, channels: &[String], view: &AlertView) {
 impl Core {
     async fn run(mut self) {
         loop {
-            match self.load().await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "alert router: loading alerts failed; trying again");
-                    tokio::time::sleep(RETRY_AFTER_ERROR).await;
-                }
+            if !self.loaded {
+                self.load().await;
             }
-        }
-        loop {
             let mut out = Outbox::new();
-            let mut failed = false;
             while let Some(op) = self.handle.pop() {
-                if let Err(op) = self.apply(op, &mut out).await {
-                    self.handle.push_front(*op);
-                    failed = true;
-                    break;
-                }
+                self.apply(op, &mut out).await;
             }
-            if !failed && let Err(e) = self.due(&mut out).await {
-                tracing::warn!(error = %e, "alert router: recording a notification failed");
-                failed = true;
-            }
+            self.due(&mut out).await;
+            self.flush().await;
             self.send(out);
             self.count();
-            if failed {
-                tokio::time::sleep(RETRY_AFTER_ERROR).await;
-                continue;
-            }
             let next = self
                 .alerts
                 .values()
-                .filter(|a| a.status == "firing")
-                .filter_map(|a| a.next_notify_at)
+                .filter(|e| e.m.status == "firing")
+                .filter_map(|e| e.m.next_notify_at)
                 .min();
-            let wait = next.map(|n| {
+            let mut wait = next.map(|n| {
                 (n.with_timezone(&Utc) - self.clock.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
             });
+            // Writes or the first read still owed: try again shortly.
+            if !self.loaded || !self.unwritten.is_empty() || self.alerts.values().any(|e| e.dirty) {
+                wait = Some(wait.map_or(RETRY_AFTER_ERROR, |w| w.min(RETRY_AFTER_ERROR)));
+            }
             tokio::select! {
                 () = self.handle.shared.wake.notified() => {}
                 () = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {}
@@ -156,22 +182,144 @@ impl Core {
         }
     }
 
-    async fn load(&mut self) -> Result<(), sea_orm::DbErr> {
-        let rows = alert::Entity::find()
+    /// Reads what was firing before the start. Alerts raised meanwhile (the
+    /// database was down) give way to their stored row, which knows what
+    /// was already sent.
+    async fn load(&mut self) {
+        let rows = match alert::Entity::find()
             .filter(alert::Column::Status.ne("resolved"))
             .all(&self.db)
-            .await?;
-        self.alerts = rows
-            .into_iter()
-            .map(|r| (r.fingerprint.clone(), r))
-            .collect();
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.db_failed("loading alerts", &e);
+                return;
+            }
+        };
+        self.loaded = true;
+        self.db_ok = true;
+        for row in rows {
+            let fp = row.fingerprint.clone();
+            let stored = Entry::loaded(row);
+            match self.alerts.get(&fp) {
+                Some(fresh) if fresh.saved => {}
+                Some(fresh) => {
+                    let mut stored = stored;
+                    if Severity::parse(&fresh.m.severity) > Severity::parse(&stored.m.severity) {
+                        stored.m.severity = fresh.m.severity.clone();
+                        stored.m.summary = fresh.m.summary.clone();
+                        stored.dirty = true;
+                    }
+                    for c in &fresh.notified {
+                        if !stored.notified.contains(c) {
+                            stored.notified.push(c.clone());
+                            stored.dirty = true;
+                        }
+                    }
+                    self.alerts.insert(fp, stored);
+                }
+                None => {
+                    self.alerts.insert(fp, stored);
+                }
+            }
+        }
         if !self.alerts.is_empty() {
             tracing::info!(
                 alerts = self.alerts.len(),
                 "alert router: firing alerts loaded"
             );
         }
-        Ok(())
+    }
+
+    fn db_failed(&mut self, what: &str, e: &sea_orm::DbErr) {
+        if self.db_ok {
+            tracing::warn!(error = %e, "alert router: {what} failed; alerts are sent anyway and written once the database answers");
+        }
+        self.db_ok = false;
+    }
+
+    /// Writes `e`'s row (inserting it when it has none).
+    async fn write(db: &DatabaseConnection, e: &Entry) -> Result<alert::Model, sea_orm::DbErr> {
+        let mut m = e.m.clone();
+        m.notified = serde_json::to_string(&e.notified).unwrap_or_else(|_| "[]".into());
+        let mut row: alert::ActiveModel = m.into();
+        row = row.reset_all();
+        if e.saved {
+            row.update(db).await
+        } else {
+            row.id = sea_orm::ActiveValue::NotSet;
+            row.insert(db).await
+        }
+    }
+
+    fn db_back(&mut self) {
+        if !self.db_ok {
+            tracing::info!("alert router: the database answers again; alert state written");
+        }
+        self.db_ok = true;
+    }
+
+    /// Writes `fp`'s entry if memory is ahead of its row; answers whether
+    /// the row is current. A resolved entry leaves memory once written (or
+    /// waits in `unwritten` if it cannot be).
+    async fn persist(&mut self, fp: &str) -> bool {
+        let Some(e) = self.alerts.get(fp) else {
+            return true;
+        };
+        if !e.dirty {
+            return true;
+        }
+        match Self::write(&self.db, e).await {
+            Ok(stored) => {
+                self.db_back();
+                if stored.status == "resolved" {
+                    self.alerts.remove(fp);
+                } else if let Some(e) = self.alerts.get_mut(fp) {
+                    e.m.id = stored.id;
+                    e.saved = true;
+                    e.dirty = false;
+                }
+                true
+            }
+            Err(err) => {
+                self.db_failed("writing an alert", &err);
+                if self
+                    .alerts
+                    .get(fp)
+                    .is_some_and(|e| e.m.status == "resolved")
+                    && let Some(e) = self.alerts.remove(fp)
+                {
+                    self.unwritten.push(e);
+                }
+                false
+            }
+        }
+    }
+
+    /// Writes every entry memory is ahead of.
+    async fn flush(&mut self) {
+        let dirty: Vec<String> = self
+            .alerts
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .map(|(fp, _)| fp.clone())
+            .collect();
+        for fp in dirty {
+            if !self.persist(&fp).await {
+                return; // still down: the next pass tries again
+            }
+        }
+        while let Some(e) = self.unwritten.pop() {
+            match Self::write(&self.db, &e).await {
+                Ok(_) => self.db_back(),
+                Err(err) => {
+                    self.db_failed("writing a resolution", &err);
+                    self.unwritten.push(e);
+                    return;
+                }
+            }
+        }
     }
 
     fn count(&self) {
@@ -179,7 +327,7 @@ impl Core {
             let n = self
                 .alerts
                 .values()
-                .filter(|a| a.severity == s.as_str())
+                .filter(|e| e.m.status != "resolved" && e.m.severity == s.as_str())
                 .count();
             self.metrics
                 .firing
@@ -188,160 +336,156 @@ impl Core {
         }
     }
 
-    /// Applies `op`; gives it back when the database failed (it is tried
-    /// again), except an acknowledgement, which is answered with the error.
-    async fn apply(&mut self, op: Op, out: &mut Outbox) -> Result<(), Box<Op>> {
+    async fn apply(&mut self, op: Op, out: &mut Outbox) {
         match op {
-            Op::Raise(new) => match self.raise(&new).await {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "alert router: recording an alert failed");
-                    Err(Box::new(Op::Raise(new)))
-                }
-            },
-            Op::Resolve(fp) => match self.resolve(&fp, out).await {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "alert router: recording a resolution failed");
-                    Err(Box::new(Op::Resolve(fp)))
-                }
-            },
+            Op::Raise(new) => self.raise(&new).await,
+            Op::Resolve(fp) => self.resolve(&fp, out).await,
             Op::Ack { id, by, reply } => {
                 let _ = reply.send(self.ack(id, by).await);
-                Ok(())
             }
         }
     }
 
-    async fn raise(&mut self, new: &NewAlert) -> Result<(), sea_orm::DbErr> {
+    async fn raise(&mut self, new: &NewAlert) {
         let now = self.clock.now();
-        let first = now + chrono::Duration::milliseconds(self.config.group_wait_ms as i64);
+        let group_wait = chrono::Duration::milliseconds(self.config.group_wait_ms as i64);
+        let first = stamp(now + group_wait);
         let labels = serde_json::to_string(&new.labels).unwrap_or_else(|_| "{}".into());
-        if let Some(current) = self.alerts.get(&new.fingerprint) {
-            if Severity::parse(&current.severity) >= new.severity {
-                return Ok(()); // already firing: one notification per burst
+        // Names and summaries are bounded: the table's column is.
+        let name: String = new.name.chars().take(128).collect();
+        if let Some(current) = self.alerts.get_mut(&new.fingerprint) {
+            if Severity::parse(&current.m.severity) >= new.severity {
+                return; // already firing: one notification per burst
             }
             // Worse than before: notified again, at the new severity, even
-            // if the milder alert was acknowledged.
-            let row = alert::ActiveModel {
-                id: Set(current.id),
-                name: Set(new.name.clone()),
-                severity: Set(new.severity.as_str().to_owned()),
-                summary: Set(new.summary.clone()),
-                labels: Set(labels),
-                status: Set("firing".to_owned()),
-                tier: Set(0),
-                notifications: Set(0),
-                updated_at: Set(stamp(now)),
-                next_notify_at: Set(Some(stamp(first))),
-                acked_at: Set(None),
-                acked_by: Set(None),
-                ..Default::default()
-            }
-            .update(&self.db)
-            .await?;
-            tracing::warn!(alert = %row.name, id = row.id, severity = %row.severity, "alert severity rose");
-            self.alerts.insert(new.fingerprint.clone(), row);
-            return Ok(());
+            // if the milder alert was acknowledged; the channels it already
+            // reached still get its resolution.
+            let m = &mut current.m;
+            m.name = name;
+            m.severity = new.severity.as_str().to_owned();
+            m.summary = new.summary.clone();
+            m.labels = labels;
+            m.status = "firing".to_owned();
+            m.tier = 0;
+            m.notifications = 0;
+            m.updated_at = stamp(now);
+            m.next_notify_at = Some(first);
+            m.acked_at = None;
+            m.acked_by = None;
+            current.dirty = true;
+            tracing::warn!(alert = %current.m.name, id = current.m.id, severity = %current.m.severity, "alert severity rose");
+        } else {
+            let m = alert::Model {
+                id: 0,
+                fingerprint: new.fingerprint.clone(),
+                name,
+                severity: new.severity.as_str().to_owned(),
+                summary: new.summary.clone(),
+                labels,
+                status: "firing".to_owned(),
+                tier: 0,
+                notifications: 0,
+                notified: "[]".to_owned(),
+                started_at: stamp(now),
+                updated_at: stamp(now),
+                last_notified_at: None,
+                next_notify_at: Some(first),
+                acked_at: None,
+                acked_by: None,
+                resolved_at: None,
+            };
+            tracing::warn!(alert = %m.name, severity = %m.severity, summary = %m.summary, "alert firing");
+            self.alerts.insert(
+                new.fingerprint.clone(),
+                Entry {
+                    m,
+                    saved: false,
+                    dirty: true,
+                    notified: Vec::new(),
+                },
+            );
         }
-        let row = alert::ActiveModel {
-            fingerprint: Set(new.fingerprint.clone()),
-            name: Set(new.name.clone()),
-            severity: Set(new.severity.as_str().to_owned()),
-            summary: Set(new.summary.clone()),
-            labels: Set(labels),
-            status: Set("firing".to_owned()),
-            tier: Set(0),
-            notifications: Set(0),
-            started_at: Set(stamp(now)),
-            updated_at: Set(stamp(now)),
-            next_notify_at: Set(Some(stamp(first))),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await?;
-        tracing::warn!(alert = %row.name, id = row.id, severity = %row.severity, summary = %row.summary, "alert firing");
-        self.alerts.insert(new.fingerprint.clone(), row);
-        Ok(())
+        self.persist(&new.fingerprint).await;
     }
 
-    async fn resolve(&mut self, fingerprint: &str, out: &mut Outbox) -> Result<(), sea_orm::DbErr> {
-        let Some(current) = self.alerts.get(fingerprint) else {
-            return Ok(()); // nothing fires under it
-        };
+    async fn resolve(&mut self, fingerprint: &str, out: &mut Outbox) {
         let now = stamp(self.clock.now());
-        let row = alert::ActiveModel {
-            id: Set(current.id),
-            status: Set("resolved".to_owned()),
-            updated_at: Set(now),
-            resolved_at: Set(Some(now)),
-            next_notify_at: Set(None),
-            ..Default::default()
-        }
-        .update(&self.db)
-        .await?;
-        self.alerts.remove(fingerprint);
-        tracing::info!(alert = %row.name, id = row.id, "alert resolved");
-        let at = Position {
-            tier: row.tier as u32,
-            notifications: row.notifications as u32,
+        let Some(e) = self.alerts.get_mut(fingerprint) else {
+            return; // nothing fires under it
         };
-        let channels = schedule::notified_channels(&self.config, &row.severity, at);
-        add(out, Kind::Resolved, &channels, &AlertView::from(row));
-        Ok(())
+        e.m.status = "resolved".to_owned();
+        e.m.updated_at = now;
+        e.m.resolved_at = Some(now);
+        e.m.next_notify_at = None;
+        e.dirty = true;
+        tracing::info!(alert = %e.m.name, id = e.m.id, "alert resolved");
+        let (channels, view) = (e.notified.clone(), e.view());
+        if !e.saved && channels.is_empty() {
+            // Never written, never sent: nothing to remember.
+            self.alerts.remove(fingerprint);
+            return;
+        }
+        self.persist(fingerprint).await;
+        add(out, Kind::Resolved, &channels, &view);
     }
 
     async fn ack(&mut self, id: i64, by: i64) -> Result<AlertView, AlertError> {
-        let Some(current) = self.alerts.values().find(|a| a.id == id).cloned() else {
+        let found = self
+            .alerts
+            .iter()
+            .find(|(_, e)| e.saved && e.m.id == id && e.m.status != "resolved")
+            .map(|(fp, _)| fp.clone());
+        let Some(fp) = found else {
             return match alert::Entity::find_by_id(id).one(&self.db).await? {
                 Some(_) => Err(AlertError::Resolved),
                 None => Err(AlertError::NotFound),
             };
         };
-        if current.status == "acknowledged" {
-            return Ok(current.into());
-        }
         let now = stamp(self.clock.now());
-        let row = alert::ActiveModel {
-            id: Set(id),
-            status: Set("acknowledged".to_owned()),
-            updated_at: Set(now),
-            acked_at: Set(Some(now)),
-            acked_by: Set(Some(by)),
-            next_notify_at: Set(None),
-            ..Default::default()
+        let Some(e) = self.alerts.get_mut(&fp) else {
+            return Err(AlertError::NotFound);
+        };
+        if e.m.status != "acknowledged" {
+            e.m.status = "acknowledged".to_owned();
+            e.m.updated_at = now;
+            e.m.acked_at = Some(now);
+            e.m.acked_by = Some(by);
+            e.m.next_notify_at = None;
+            e.dirty = true;
+            tracing::info!(alert = %e.m.name, id, "alert acknowledged");
         }
-        .update(&self.db)
-        .await?;
-        tracing::info!(alert = %row.name, id, "alert acknowledged");
-        self.alerts.insert(row.fingerprint.clone(), row.clone());
-        Ok(row.into())
+        let view = e.view();
+        self.persist(&fp).await;
+        Ok(view)
     }
 
     /// Records, then gathers, every notification due now.
-    async fn due(&mut self, out: &mut Outbox) -> Result<(), sea_orm::DbErr> {
+    async fn due(&mut self, out: &mut Outbox) {
         let now = self.clock.now();
-        let is_due = |a: &alert::Model| {
-            a.next_notify_at
+        let is_due = |m: &alert::Model| {
+            m.next_notify_at
                 .is_some_and(|t| t.with_timezone(&Utc) <= now)
         };
         // Not notified yet: waiting out the group wait.
-        let is_new = |a: &alert::Model| a.tier == 0 && a.notifications == 0;
-        let firing = self.alerts.values().filter(|a| a.status == "firing");
+        let is_new = |m: &alert::Model| m.tier == 0 && m.notifications == 0;
+        let firing = self.alerts.values().filter(|e| e.m.status == "firing");
         // When a new alert's group wait is over, every other new alert
         // joins its notification (a burst is one).
-        let group = firing.clone().any(|a| is_due(a) && is_new(a));
-        let mut due: Vec<alert::Model> = firing
-            .filter(|a| is_due(a) || (group && is_new(a) && a.next_notify_at.is_some()))
-            .cloned()
+        let group = firing.clone().any(|e| is_due(&e.m) && is_new(&e.m));
+        let mut due: Vec<(i64, String)> = firing
+            .filter(|e| is_due(&e.m) || (group && is_new(&e.m) && e.m.next_notify_at.is_some()))
+            .map(|e| (e.m.started_at.timestamp_millis(), e.m.fingerprint.clone()))
             .collect();
-        due.sort_by_key(|a| a.id);
-        for a in due {
-            let at = Position {
-                tier: a.tier as u32,
-                notifications: a.notifications as u32,
+        due.sort();
+        for (_, fp) in due {
+            let Some(e) = self.alerts.get_mut(&fp) else {
+                continue;
             };
-            let step = schedule::step(&self.config, &a.severity, at, now);
+            let at = Position {
+                tier: e.m.tier as u32,
+                notifications: e.m.notifications as u32,
+            };
+            let step = schedule::step(&self.config, &e.m.severity, at, now);
             let kind = if step.escalated {
                 Kind::Escalated
             } else if at.notifications == 0 {
@@ -349,29 +493,29 @@ impl Core {
             } else {
                 Kind::Repeat
             };
-            // Written before it is sent: a restart does not page again.
-            let row = alert::ActiveModel {
-                id: Set(a.id),
-                tier: Set(step.position.tier as i32),
-                notifications: Set(step.position.notifications as i32),
-                updated_at: Set(stamp(now)),
-                last_notified_at: Set(if step.channels.is_empty() {
-                    a.last_notified_at
-                } else {
-                    Some(stamp(now))
-                }),
-                next_notify_at: Set(step.next.map(stamp)),
-                ..Default::default()
+            e.m.tier = step.position.tier as i32;
+            e.m.notifications = step.position.notifications as i32;
+            e.m.updated_at = stamp(now);
+            if !step.channels.is_empty() {
+                e.m.last_notified_at = Some(stamp(now));
             }
-            .update(&self.db)
-            .await?;
+            e.m.next_notify_at = step.next.map(stamp);
+            for c in &step.channels {
+                if !e.notified.contains(c) {
+                    e.notified.push(c.clone());
+                }
+            }
+            e.dirty = true;
             if kind == Kind::Escalated {
-                tracing::warn!(alert = %row.name, id = row.id, tier = row.tier, "alert escalated: nobody acknowledged it");
+                tracing::warn!(alert = %e.m.name, id = e.m.id, tier = e.m.tier, "alert escalated: nobody acknowledged it");
             }
-            add(out, kind, &step.channels, &AlertView::from(row.clone()));
-            self.alerts.insert(row.fingerprint.clone(), row);
+            let view = e.view();
+            // Written before it is sent, when the database answers: a
+            // restart does not page again. When it does not, the page goes
+            // out anyway.
+            self.persist(&fp).await;
+            add(out, kind, &step.channels, &view);
         }
-        Ok(())
     }
 
     fn send(&self, out: Outbox) {

@@ -77,28 +77,6 @@ pub fn step(config: &Alerting, severity: &str, at: Position, now: DateTime<Utc>)
     }
 }
 
-/// The channels an alert at `at` has been notified on (its resolution goes
-/// to all of them).
-pub fn notified_channels(config: &Alerting, severity: &str, at: Position) -> Vec<String> {
-    let mut all: Vec<String> = Vec::new();
-    let last = if at.notifications == 0 {
-        at.tier.checked_sub(1)
-    } else {
-        Some(at.tier)
-    };
-    let Some(last) = last else {
-        return all;
-    };
-    for tier in 0..=last {
-        for c in channels(config, severity, tier) {
-            if !all.contains(c) {
-                all.push(c.clone());
-            }
-        }
-    }
-    all
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,32 +153,6 @@ mod tests {
         assert_eq!(
             timeline("low"),
             [(0, logs.clone(), false), (60, logs, false)]
-        );
-    }
-
-    #[test]
-    fn a_resolution_goes_to_every_channel_notified_so_far() {
-        let c = config();
-        let fresh = Position {
-            tier: 0,
-            notifications: 0,
-        };
-        assert!(notified_channels(&c, "high", fresh).is_empty());
-        let tier0 = Position {
-            tier: 0,
-            notifications: 2,
-        };
-        assert_eq!(
-            notified_channels(&c, "high", tier0),
-            ch(&["slack", "email"])
-        );
-        let tier1 = Position {
-            tier: 1,
-            notifications: 1,
-        };
-        assert_eq!(
-            notified_channels(&c, "high", tier1),
-            ch(&["slack", "email", "webhook"])
         );
     }
 }

@@ -108,8 +108,9 @@ pub struct WebhookChannel {
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerChannel {
     /// Alertmanager's base URL, e.g. `http://alertmanager:9093`; alerts
-    /// are posted to its v2 API (`/api/v2/alerts`).
-    pub url: Option<String>,
+    /// are posted to its v2 API (`/api/v2/alerts`). Secret: it may carry
+    /// credentials.
+    pub url: Option<SecretString>,
 }
 
 /// How the SMTP connection is secured.
@@ -548,11 +549,31 @@ impl Settings {
         if a.delivery_attempts == 0 {
             problems.push("alerting.delivery_attempts must be > 0".to_owned());
         }
+        const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
         for p in [&a.high, &a.medium, &a.low] {
-            if p.retry_interval_ms < 1000 {
-                problems.push("alerting.*.retry_interval_ms must be at least 1000".to_owned());
+            if !(1000..=WEEK_MS).contains(&p.retry_interval_ms) {
+                problems
+                    .push("alerting.*.retry_interval_ms must be from 1000 to a week".to_owned());
                 break;
             }
+        }
+        if a.group_wait_ms > 3_600_000 || a.delivery_timeout_ms > 3_600_000 {
+            problems.push(
+                "alerting.group_wait_ms and delivery_timeout_ms must be at most an hour".to_owned(),
+            );
+        }
+        for (name, rule) in [
+            ("connections", &a.rules.connections),
+            ("errors", &a.rules.errors),
+        ] {
+            if rule.period_ms > WEEK_MS {
+                problems.push(format!(
+                    "alerting.rules.{name}.period_ms must be at most a week"
+                ));
+            }
+        }
+        if a.rules.performance.period_ms > WEEK_MS {
+            problems.push("alerting.rules.performance.period_ms must be at most a week".to_owned());
         }
         let h = &self.health;
         if h.sample_interval_ms < 100

@@ -21,6 +21,8 @@ pub struct Model {
     pub tier: i32,
     /// Notifications sent in the current tier.
     pub notifications: i32,
+    /// The channels it reached, a JSON array (its resolution goes to all).
+    pub notified: String,
     pub started_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
     pub last_notified_at: Option<DateTimeWithTimeZone>,

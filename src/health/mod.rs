@@ -180,6 +180,7 @@ struct Inner {
     metrics: Metrics,
     resources: Resources,
     window: Mutex<Window<Sample>>,
+    started: tokio::time::Instant,
 }
 
 /// Statements in the window before their p95 is judged.
@@ -229,6 +230,7 @@ impl Health {
                 limiter,
                 metrics,
                 window: Mutex::new(window),
+                started: tokio::time::Instant::now(),
             }),
         };
         health.sample();
@@ -237,6 +239,12 @@ impl Health {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The window covers `health.window_ms`: windowed figures mean what
+    /// they say.
+    pub fn warmed_up(&self) -> bool {
+        self.inner.started.elapsed() >= Duration::from_millis(self.inner.settings.health.window_ms)
     }
 
     fn take(&self) -> Sample {
@@ -441,7 +449,15 @@ impl Health {
                 "telegram" => self.telegram(),
                 "rate_limits" => self.rate_limits(),
                 "api" => self.api(),
-                "resources" => self.resources(),
+                "resources" => {
+                    // statvfs and /proc reads block (an NFS data directory can
+                    // hang): on a blocking thread, so the timeout holds.
+                    let this = self.clone();
+                    match tokio::task::spawn_blocking(move || this.resources()).await {
+                        Ok(check) => check,
+                        Err(_) => Check::timed_out(Duration::ZERO),
+                    }
+                }
                 _ => return None,
             })
         };
@@ -696,7 +712,7 @@ impl Health {
         }
         // The histogram knows only that the slowest fell in a bucket: its
         // lower edge has to be past the limit to say the limit was crossed.
-        if d.quantile(1.0)
+        if d.slowest_at_least()
             .is_some_and(|s| s * 1000.0 > rt.max_ms as f64)
         {
             check.worsen(Status::Degraded, || {

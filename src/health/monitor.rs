@@ -49,7 +49,14 @@ pub struct HealthMonitor {
     last: HashMap<&'static str, Status>,
     /// The alertConfig rules raised and not resolved since.
     raised_rules: std::collections::HashSet<&'static str>,
+    /// A report is being made: a tick does not start another (reports
+    /// judged out of order would flap alerts).
+    reporting: bool,
 }
+
+/// Components judged on the moment, not on a window: their recovery can be
+/// told at once after a start.
+const INSTANT: [&str; 2] = ["supervision", "database"];
 
 impl HealthMonitor {
     pub fn new(health: Health, metrics: HealthMetrics, alerts: AlertRouterHandle) -> Self {
@@ -63,23 +70,36 @@ impl HealthMonitor {
             // As if all had been raised: the first pass after a start
             // resolves what the router may still hold from before.
             raised_rules: ["rule:errors", "rule:connections", "rule:performance"].into(),
+            reporting: false,
         }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.health.sample();
+        if self.reporting {
+            return;
+        }
+        self.reporting = true;
         let health = self.health.clone();
         ctx.spawn(
             async move { health.report().await }
                 .into_actor(self)
-                .map(|report, act, _| act.judge(&report)),
+                .map(|report, act, _| {
+                    act.reporting = false;
+                    act.judge(&report);
+                }),
         );
     }
 
     fn judge(&mut self, report: &Report) {
+        // Until the window covers health.window_ms after a start, "fine"
+        // only means "no figures yet": nothing windowed is resolved (a
+        // restart must not resolve, then page again, what still holds).
+        let warm = self.health.warmed_up();
         for (fingerprint, alert) in self.health.rules() {
             match alert {
                 Some(a) => self.alerts.raise(a),
+                None if !warm => continue,
                 None => {
                     // Only what this monitor raised needs resolving.
                     if self.raised_rules.remove(fingerprint) {
@@ -95,6 +115,9 @@ impl HealthMonitor {
                 .status
                 .with_label_values(&[component])
                 .set(check.status.level());
+            if check.status == Status::Healthy && !warm && !INSTANT.contains(&component) {
+                continue;
+            }
             // The first report after a (re)start says everything: the
             // router ignores a raise of what already fires and a resolve of
             // what does not.

@@ -103,6 +103,31 @@ impl HistogramState {
     }
 }
 
+impl HistogramState {
+    /// The lower edge of the highest bucket any observation fell in: the
+    /// slowest observation took at least this long.
+    pub fn slowest_at_least(&self) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut lower = 0.0;
+        let mut below = 0;
+        let mut found = None;
+        for &(le, cumulative) in &self.buckets {
+            if cumulative > below {
+                found = Some(lower);
+            }
+            below = cumulative;
+            lower = le;
+        }
+        if self.count > below {
+            // Beyond the last bound.
+            found = Some(lower);
+        }
+        found
+    }
+}
+
 fn labels(m: &prometheus::proto::Metric) -> Vec<(&str, &str)> {
     m.get_label()
         .iter()
@@ -224,6 +249,7 @@ mod tests {
         let p95 = d.quantile(0.95).unwrap();
         assert!((p95 - (0.2 + 0.3 * 0.5)).abs() < 1e-9, "{p95}");
         assert_eq!(d.max_bound(), Some(0.5));
+        assert_eq!(d.slowest_at_least(), Some(0.2));
         assert!((d.mean().unwrap() - (90.0 * 0.05 + 10.0 * 0.3) / 100.0).abs() < 1e-9);
     }
 
@@ -239,6 +265,7 @@ mod tests {
         let d = HistogramState::of(&h, |_| true).since(&then);
         assert_eq!(d.quantile(0.99), Some(1.0));
         assert_eq!(d.max_bound(), Some(1.0));
+        assert_eq!(d.slowest_at_least(), Some(1.0));
     }
 
     #[tokio::test(start_paused = true)]

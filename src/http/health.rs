@@ -56,16 +56,17 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 )]
 pub async fn detailed(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
     let report = state.health.report().await;
-    let alerts = state
-        .alerts
-        .list(Some("firing"), 100)
-        .await
-        .unwrap_or_default();
-    let acknowledged = state
-        .alerts
-        .list(Some("acknowledged"), 100)
-        .await
-        .unwrap_or_default();
+    // The alerts come from the database: under the check timeout too, so a
+    // hung database leaves them out rather than hanging the answer.
+    let timeout = std::time::Duration::from_millis(state.settings.health.check_timeout_ms);
+    let alerts = &state.alerts;
+    let list = |status| async move {
+        tokio::time::timeout(timeout, alerts.list(Some(status), 100))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    };
+    let (alerts, acknowledged) = futures_util::join!(list("firing"), list("acknowledged"));
     let memory = report
         .checks
         .get("resources")
@@ -119,8 +120,8 @@ pub async fn telegram(state: web::Data<AppState>) -> HttpResponse {
     path = "/health/database",
     tag = "meta",
     responses(
-        (status = 200, description = "Healthy: backend, ping latency, pool", content_type = "application/json"),
-        (status = 503, description = "The ping failed or timed out, was slow, or the pool is nearly used up (see `reason`)", content_type = "application/json"),
+        (status = 200, description = "Healthy: backend, ping latency, statement p95 over the window, pool", content_type = "application/json"),
+        (status = 503, description = "The ping failed or timed out, statements were slow (p95 over `thresholds.response_time.database.query_time_ms`), or the pool is nearly used up (see `reason`)", content_type = "application/json"),
     )
 )]
 pub async fn database(state: web::Data<AppState>) -> HttpResponse {
