@@ -237,8 +237,7 @@ impl Channels {
                     .map(|u| u.expose_secret())
                     .unwrap_or_default();
                 let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
-                self.post(&url, &alertmanager_body(n, &self.inner.config))
-                    .await
+                self.post(&url, &alertmanager_body(n)).await
             }
             "email" => self.email(n).await,
             other => Err(Failed(format!("unknown channel {other}"))),
@@ -323,10 +322,10 @@ fn log(channel: &str, n: &Notification, instead: bool) {
     }
 }
 
-/// Alertmanager's `postableAlerts`: a firing alert is valid for three of
-/// its repeat intervals (the router sends it again before then); a
-/// resolved one ends now.
-fn alertmanager_body(n: &Notification, config: &Alerting) -> serde_json::Value {
+/// Alertmanager's `postableAlerts`: a firing alert is valid for five
+/// minutes (the router posts it again every minute); a resolved one ends
+/// now.
+fn alertmanager_body(n: &Notification) -> serde_json::Value {
     let now = chrono::Utc::now();
     let alerts: Vec<_> = n
         .alerts
@@ -337,11 +336,15 @@ fn alertmanager_body(n: &Notification, config: &Alerting) -> serde_json::Value {
             labels.insert("severity".into(), a.severity.clone());
             labels.insert("service".into(), "tgvisor".into());
             labels.insert("fingerprint".into(), a.fingerprint.clone());
+            // The router posts what fires again every
+            // alerting.channels.alertmanager.refresh_ms (a minute),
+            // acknowledged or not: five minutes of validity outlast a few
+            // lost posts, and a tgvisor that is gone lets Alertmanager
+            // resolve them.
             let ends = if n.kind == Kind::Resolved {
                 now
             } else {
-                let every = config.policy(&a.severity).retry_interval_ms as i64;
-                now + chrono::Duration::milliseconds(every.saturating_mul(3))
+                now + chrono::Duration::minutes(5)
             };
             json!({
                 "labels": labels,

@@ -55,6 +55,7 @@ impl Actor for AlertRouter {
             db: self.db.clone(),
             alerts: HashMap::new(),
             unwritten: Vec::new(),
+            alertmanager_posted: tokio::time::Instant::now(),
             loaded: false,
             db_ok: true,
             clock: Clock::new(),
@@ -98,6 +99,8 @@ struct Core {
     alerts: HashMap<String, Entry>,
     /// Resolved alerts whose resolution is not written yet.
     unwritten: Vec<Entry>,
+    /// The last time Alertmanager was told what still fires.
+    alertmanager_posted: tokio::time::Instant,
     /// The stored alerts were read at start.
     loaded: bool,
     /// The last write reached the database (a failure is logged once per
@@ -157,6 +160,7 @@ impl Core {
                 self.apply(op, &mut out).await;
             }
             self.due(&mut out).await;
+            self.refresh_alertmanager(&mut out);
             self.flush().await;
             self.send(out);
             self.count();
@@ -171,6 +175,12 @@ impl Core {
                     .to_std()
                     .unwrap_or(Duration::ZERO)
             });
+            if self.in_alertmanager().next().is_some() {
+                let refresh = self
+                    .alertmanager_refresh()
+                    .saturating_sub(self.alertmanager_posted.elapsed());
+                wait = Some(wait.map_or(refresh, |w| w.min(refresh)));
+            }
             // Writes or the first read still owed: try again shortly.
             if !self.loaded || !self.unwritten.is_empty() || self.alerts.values().any(|e| e.dirty) {
                 wait = Some(wait.map_or(RETRY_AFTER_ERROR, |w| w.min(RETRY_AFTER_ERROR)));
@@ -515,6 +525,43 @@ impl Core {
             // out anyway.
             self.persist(&fp).await;
             add(out, kind, &step.channels, &view);
+        }
+    }
+
+    /// Alertmanager forgets an alert nobody posts again (its `endsAt`):
+    /// what reached it and still fires, acknowledged or not, is posted this
+    /// often.
+    fn alertmanager_refresh(&self) -> Duration {
+        Duration::from_millis(self.config.channels.alertmanager.refresh_ms)
+    }
+
+    /// What reached Alertmanager and still fires.
+    fn in_alertmanager(&self) -> impl Iterator<Item = &Entry> {
+        self.alerts
+            .values()
+            .filter(|e| e.m.status != "resolved" && e.notified.iter().any(|c| c == "alertmanager"))
+    }
+
+    /// Every refresh interval, posts to Alertmanager what reached it and still fires
+    /// (not a notification: nothing is counted or written).
+    fn refresh_alertmanager(&mut self, out: &mut Outbox) {
+        if self.alertmanager_posted.elapsed() < self.alertmanager_refresh() {
+            return;
+        }
+        self.alertmanager_posted = tokio::time::Instant::now();
+        let channel = ["alertmanager".to_owned()];
+        let views: Vec<AlertView> = self.in_alertmanager().map(Entry::view).collect();
+        for view in views {
+            // Already in this pass (a step just notified it): once is enough.
+            let queued = out.iter().any(|((_, c), (_, alerts))| {
+                c == "alertmanager"
+                    && alerts
+                        .iter()
+                        .any(|a| a.id == view.id && a.fingerprint == view.fingerprint)
+            });
+            if !queued {
+                add(out, Kind::Repeat, &channel, &view);
+            }
         }
     }
 

@@ -104,13 +104,26 @@ pub struct WebhookChannel {
     pub url: Option<SecretString>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AlertmanagerChannel {
     /// Alertmanager's base URL, e.g. `http://alertmanager:9093`; alerts
     /// are posted to its v2 API (`/api/v2/alerts`). Secret: it may carry
     /// credentials.
     pub url: Option<SecretString>,
+    /// What reached Alertmanager and still fires (acknowledged or not) is
+    /// posted again this often: Alertmanager resolves an alert nobody
+    /// posts again (each post is valid for five minutes).
+    pub refresh_ms: u64,
+}
+
+impl Default for AlertmanagerChannel {
+    fn default() -> Self {
+        Self {
+            url: None,
+            refresh_ms: 60_000,
+        }
+    }
 }
 
 /// How the SMTP connection is secured.
@@ -556,6 +569,12 @@ impl Settings {
                     .push("alerting.*.retry_interval_ms must be from 1000 to a week".to_owned());
                 break;
             }
+        }
+        if !(100..=240_000).contains(&a.channels.alertmanager.refresh_ms) {
+            problems.push(
+                "alerting.channels.alertmanager.refresh_ms must be from 100 to 240000 (each post is valid for 5 minutes)"
+                    .to_owned(),
+            );
         }
         if a.group_wait_ms > 3_600_000 || a.delivery_timeout_ms > 3_600_000 {
             problems.push(

@@ -250,7 +250,10 @@ async fn a_burst_is_one_notification_per_channel_and_resolving_sends_a_resolutio
 #[actix_rt::test]
 async fn an_unacknowledged_high_alert_repeats_then_escalates_and_an_ack_stops_it() {
     let mut r = Receiver::start().await;
-    let app = spawn_app_with(|f| routed(f, &r.url)).await;
+    let app = spawn_app_with(|f| {
+        routed(f, &r.url).merge(("alerting.channels.alertmanager.refresh_ms", 300))
+    })
+    .await;
     let admin = app.admin("oncall").await;
     app.alerts.raise(alert("root", Severity::High));
     let (first, _) = r.next_to("/webhook").await;
@@ -281,6 +284,17 @@ async fn an_unacknowledged_high_alert_repeats_then_escalates_and_an_ack_stops_it
     let acked: Value = res.json().await.unwrap();
     assert_eq!(acked["status"], "acknowledged");
     assert!(acked["next_notify_at"].is_null());
+    // Acknowledged, it still fires: Alertmanager keeps being told (else it
+    // would resolve it on its own after endsAt). Of two refreshes, at most
+    // one went out before the ack.
+    r.next_to("/api/v2/alerts").await;
+    let (refreshed, _) = r.next_to("/api/v2/alerts").await;
+    let ends =
+        chrono::DateTime::parse_from_rfc3339(refreshed[0]["endsAt"].as_str().unwrap()).unwrap();
+    assert!(
+        ends > chrono::Utc::now() + chrono::Duration::minutes(4),
+        "{refreshed}"
+    );
     // Acknowledging again is harmless.
     let again = app
         .post_json(
