@@ -375,11 +375,10 @@ fn scraped_names(scrape: &str) -> BTreeSet<String> {
 /// start at zero in the service itself. Answers the scrape.
 async fn scrape_of_a_busy_app(app: &TestApp) -> String {
     use tgvisor::actors::database::CheckNow;
-    let checked = app
-        .app_database
-        .send(CheckNow)
-        .await
-        .expect("database actor");
+    // The supervisor starts its children after the app is up: wait for the
+    // database actor rather than fail while it starts.
+    let database = app.app_database.ready().await.expect("the database actor");
+    let checked = database.send(CheckNow).await.expect("database actor");
     assert!(checked.up, "the database answers");
 
     let (_, token) = app.user("alice").await;
