@@ -111,22 +111,29 @@ pub struct PoolStats {
     pub idle: u32,
 }
 
+impl PoolStats {
+    /// sqlx counts idle connections apart from the pool's size and, while
+    /// a connection is handed back, the idle count can read as a wrapped
+    /// negative number (seen: 2^32 - 1 idle in a pool of one). Idle is at
+    /// most the size.
+    fn new(size: u32, idle: usize) -> Self {
+        Self {
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX).min(size),
+        }
+    }
+}
+
 /// Sample the pool behind `db`.
 pub fn pool_stats(db: &DatabaseConnection) -> PoolStats {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool();
-            PoolStats {
-                size: pool.size(),
-                idle: pool.num_idle() as u32,
-            }
+            PoolStats::new(pool.size(), pool.num_idle())
         }
         DbBackend::Sqlite => {
             let pool = db.get_sqlite_connection_pool();
-            PoolStats {
-                size: pool.size(),
-                idle: pool.num_idle() as u32,
-            }
+            PoolStats::new(pool.size(), pool.num_idle())
         }
         _ => PoolStats::default(),
     }
@@ -144,6 +151,13 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
 #[cfg(test)]
 mod shape_tests {
     use super::*;
+
+    #[test]
+    fn idle_connections_never_exceed_the_pool() {
+        assert_eq!(PoolStats::new(1, usize::MAX).idle, 1);
+        assert_eq!(PoolStats::new(1, u32::MAX as usize).idle, 1);
+        assert_eq!(PoolStats::new(5, 2).idle, 2);
+    }
 
     #[test]
     fn statements_are_shaped_without_literals_and_sorted_by_operation() {

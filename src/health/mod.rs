@@ -500,7 +500,7 @@ impl Health {
         let latency = started.elapsed();
         let pool = crate::db::pool_stats(&inner.db);
         let max = inner.settings.database.max_connections;
-        let available = max.saturating_sub(pool.size) + pool.idle;
+        let available = max.saturating_sub(pool.size).saturating_add(pool.idle);
         let last = inner.db_health.get();
         let (now, then, age) = self.window();
         let queries = now.queries.since(&then.queries);

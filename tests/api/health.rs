@@ -175,7 +175,7 @@ async fn a_check_that_hangs_is_unhealthy_and_the_endpoint_still_answers() {
         body["reason"]
             .as_str()
             .unwrap()
-            .contains("pool connections left"),
+            .contains("(fewer than 100)"),
         "{body}"
     );
     app.stop().await;
