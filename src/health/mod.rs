@@ -3,7 +3,8 @@
 //!
 //! Components, each healthy, degraded or unhealthy:
 //!
-//! - `supervision`: the actor tree (an essential actor down: degraded; the
+//! - `supervision`: the actor tree (an essential actor down, or more
+//!   restarts in the window than `supervision.max_restarts`: degraded; the
 //!   root gave up: unhealthy);
 //! - `database`: a live ping (failed or timed out: unhealthy), the
 //!   window's statements (p95 over `response_time.database.query_time_ms`,
@@ -158,6 +159,8 @@ struct Sample {
     cpu_seconds: Option<f64>,
     /// Database statements.
     queries: HistogramState,
+    /// Actor restarts, every actor together.
+    restarts: u64,
     /// WebSocket connections that ended abnormally.
     ws_abnormal: u64,
     /// Telegram calls that failed on the network or timed out.
@@ -295,6 +298,13 @@ impl Health {
             }),
             cpu_seconds: self.inner.resources.usage().cpu_seconds,
             queries: HistogramState::of(&m.db.query_duration, |_| true),
+            restarts: self
+                .inner
+                .supervision
+                .snapshot()
+                .values()
+                .map(|a| a.restarts)
+                .sum(),
             ws_abnormal: counter_sum(&m.ws.disconnects, |l| {
                 !matches!(label(l, "reason"), Some("client" | "shutdown"))
             }),
@@ -478,16 +488,28 @@ impl Health {
             .filter(|(_, a)| a.essential && a.state != RunState::Running)
             .map(|(path, _)| path)
             .collect();
+        let (now, then, age) = self.window();
+        let restarts = now.restarts.saturating_sub(then.restarts);
         let mut check = Check::new(json!({
             "actors": tree.len(),
             "not_running": down,
             "failure": failure,
+            "restarts": restarts,
+            "window_secs": age.as_secs(),
         }));
         if let Some(f) = &failure {
             check.worsen(Status::Unhealthy, || format!("supervision gave up: {f}"));
         }
         if let Some(first) = down.first() {
             check.worsen(Status::Degraded, || format!("{first} is not running"));
+        }
+        // More restarts in the window than one supervisor tolerates in its
+        // period: actors keep failing, even if each comes back.
+        let storm = u64::from(self.inner.settings.supervision.max_restarts);
+        if restarts > storm {
+            check.worsen(Status::Degraded, || {
+                format!("{restarts} actor restarts in the last {} s", age.as_secs())
+            });
         }
         check
     }

@@ -78,5 +78,10 @@ async fn an_actor_that_panics_is_tracked() {
         .find(|g| g["kind"] == "actor_panic")
         .unwrap_or_else(|| panic!("an actor_panic group: {groups:?}"));
     assert_eq!(panic["samples"][0]["context"], "root/rate-limiter");
+    // The health check counts it among the window's restarts (one is no
+    // storm: supervision stays healthy).
+    let health: Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health["checks"]["supervision"]["restarts"], 1);
+    assert_eq!(health["checks"]["supervision"]["status"], "healthy");
     app.stop().await;
 }
