@@ -425,6 +425,42 @@ impl mailin_embedded::Handler for Mailbox {
     }
 }
 
+/// A real SMTP server on loopback (mailin) with `ssl`, AUTH PLAIN when
+/// `auth`: its port, and where its messages arrive.
+fn smtp_server(
+    ssl: mailin_embedded::SslConfig,
+    auth: bool,
+) -> (u16, std::sync::mpsc::Receiver<(Vec<String>, String)>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut smtp = mailin_embedded::Server::new(Mailbox {
+        tx,
+        to: Vec::new(),
+        data: Vec::new(),
+    });
+    smtp.with_name("localhost")
+        .with_ssl(ssl)
+        .unwrap()
+        .with_tcp_listener(listener);
+    if auth {
+        // AUTH only after STARTTLS: the server refuses it in the clear.
+        smtp.with_auth(mailin_embedded::AuthMechanism::Plain);
+    }
+    std::thread::spawn(move || {
+        let _ = smtp.serve();
+    });
+    (port, rx)
+}
+
+/// The next message the server got: its recipients and its text.
+async fn next_mail(rx: std::sync::mpsc::Receiver<(Vec<String>, String)>) -> (Vec<String>, String) {
+    tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("an e-mail within 20 s")
+}
+
 /// A CA, and a certificate it signed for 127.0.0.1: (CA, certificate, key)
 /// PEM files in `dir`.
 fn tls_files(dir: &std::path::Path) -> (String, String, String) {
@@ -457,26 +493,13 @@ async fn e_mail_goes_over_starttls_with_auth_to_a_server_of_a_private_ca() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = tls_files(dir.path());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut smtp = mailin_embedded::Server::new(Mailbox {
-        tx,
-        to: Vec::new(),
-        data: Vec::new(),
-    });
-    smtp.with_name("localhost")
-        .with_ssl(mailin_embedded::SslConfig::SelfSigned {
+    let (port, rx) = smtp_server(
+        mailin_embedded::SslConfig::SelfSigned {
             cert_path: cert,
             key_path: key,
-        })
-        .unwrap()
-        // AUTH only after STARTTLS: the server refuses it in the clear.
-        .with_auth(mailin_embedded::AuthMechanism::Plain)
-        .with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        let _ = smtp.serve();
-    });
+        },
+        true,
+    );
     let app = spawn_app_with(|f| {
         f.merge(("alerting.group_wait_ms", 100))
             .merge(("alerting.low.channels", ["email"]))
@@ -490,10 +513,7 @@ async fn e_mail_goes_over_starttls_with_auth_to_a_server_of_a_private_ca() {
     })
     .await;
     app.alerts.raise(alert("tls", Severity::Low));
-    let (to, text) = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
-        .await
-        .unwrap()
-        .expect("an e-mail within 20 s");
+    let (to, text) = next_mail(rx).await;
     assert_eq!(to, ["ops@example.com"]);
     assert!(
         text.contains("Subject: [tgvisor] FIRING low: tls_alert"),
@@ -504,21 +524,7 @@ async fn e_mail_goes_over_starttls_with_auth_to_a_server_of_a_private_ca() {
 
 #[actix_rt::test]
 async fn e_mail_goes_through_a_real_smtp_server() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut smtp = mailin_embedded::Server::new(Mailbox {
-        tx,
-        to: Vec::new(),
-        data: Vec::new(),
-    });
-    smtp.with_name("localhost")
-        .with_ssl(mailin_embedded::SslConfig::None)
-        .unwrap()
-        .with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        let _ = smtp.serve();
-    });
+    let (port, rx) = smtp_server(mailin_embedded::SslConfig::None, false);
     let app = spawn_app_with(|f| {
         f.merge(("alerting.group_wait_ms", 100))
             .merge(("alerting.low.channels", ["email"]))
@@ -529,10 +535,7 @@ async fn e_mail_goes_through_a_real_smtp_server() {
     })
     .await;
     app.alerts.raise(alert("cert", Severity::Low));
-    let (to, text) = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
-        .await
-        .unwrap()
-        .expect("an e-mail within 20 s");
+    let (to, text) = next_mail(rx).await;
     assert_eq!(to, ["ops@example.com"]);
     assert!(
         text.contains("Subject: [tgvisor] FIRING low: cert_alert"),
