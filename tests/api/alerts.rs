@@ -453,12 +453,33 @@ fn smtp_server(
     (port, rx)
 }
 
-/// The next message the server got: its recipients and its text.
-async fn next_mail(rx: std::sync::mpsc::Receiver<(Vec<String>, String)>) -> (Vec<String>, String) {
-    tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+/// Low alerts by e-mail to ops@example.com through the server on `port`,
+/// secured as `tls` says.
+fn mailing(f: Figment, port: u16, tls: &str) -> Figment {
+    f.merge(("alerting.group_wait_ms", 100))
+        .merge(("alerting.low.channels", ["email"]))
+        .merge(("alerting.channels.email.smtp_host", "127.0.0.1"))
+        .merge(("alerting.channels.email.smtp_port", port))
+        .merge(("alerting.channels.email.tls", tls))
+        .merge(("alerting.channels.email.to", ["ops@example.com"]))
+}
+
+/// Raises a low alert `fp` and waits for its e-mail; checks where it went
+/// and its subject; answers its text.
+async fn mailed(
+    app: &TestApp,
+    rx: std::sync::mpsc::Receiver<(Vec<String>, String)>,
+    fp: &str,
+) -> String {
+    app.alerts.raise(alert(fp, Severity::Low));
+    let (to, text) = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
         .await
         .unwrap()
-        .expect("an e-mail within 20 s")
+        .expect("an e-mail within 20 s");
+    assert_eq!(to, ["ops@example.com"]);
+    let subject = format!("Subject: [tgvisor] FIRING low: {fp}_alert");
+    assert!(text.contains(&subject), "{text}");
+    text
 }
 
 /// A CA, and a certificate it signed for 127.0.0.1: (CA, certificate, key)
@@ -501,46 +522,21 @@ async fn e_mail_goes_over_starttls_with_auth_to_a_server_of_a_private_ca() {
         true,
     );
     let app = spawn_app_with(|f| {
-        f.merge(("alerting.group_wait_ms", 100))
-            .merge(("alerting.low.channels", ["email"]))
-            .merge(("alerting.channels.email.smtp_host", "127.0.0.1"))
-            .merge(("alerting.channels.email.smtp_port", port))
-            .merge(("alerting.channels.email.tls", "required"))
+        mailing(f, port, "required")
             .merge(("alerting.channels.email.ca_file", ca))
             .merge(("alerting.channels.email.username", "tgvisor"))
             .merge(("alerting.channels.email.password", "s3cret pass"))
-            .merge(("alerting.channels.email.to", ["ops@example.com"]))
     })
     .await;
-    app.alerts.raise(alert("tls", Severity::Low));
-    let (to, text) = next_mail(rx).await;
-    assert_eq!(to, ["ops@example.com"]);
-    assert!(
-        text.contains("Subject: [tgvisor] FIRING low: tls_alert"),
-        "{text}"
-    );
+    mailed(&app, rx, "tls").await;
     app.stop().await;
 }
 
 #[actix_rt::test]
 async fn e_mail_goes_through_a_real_smtp_server() {
     let (port, rx) = smtp_server(mailin_embedded::SslConfig::None, false);
-    let app = spawn_app_with(|f| {
-        f.merge(("alerting.group_wait_ms", 100))
-            .merge(("alerting.low.channels", ["email"]))
-            .merge(("alerting.channels.email.smtp_host", "127.0.0.1"))
-            .merge(("alerting.channels.email.smtp_port", port))
-            .merge(("alerting.channels.email.tls", "none"))
-            .merge(("alerting.channels.email.to", ["ops@example.com"]))
-    })
-    .await;
-    app.alerts.raise(alert("cert", Severity::Low));
-    let (to, text) = next_mail(rx).await;
-    assert_eq!(to, ["ops@example.com"]);
-    assert!(
-        text.contains("Subject: [tgvisor] FIRING low: cert_alert"),
-        "{text}"
-    );
+    let app = spawn_app_with(|f| mailing(f, port, "none")).await;
+    let text = mailed(&app, rx, "cert").await;
     // The body is quoted-printable: soft line breaks go.
     let body = text.replace("=\r\n", "");
     assert!(body.contains("cert is on fire"), "{text}");

@@ -167,23 +167,18 @@ fn dashboard_queries_are_valid_promql() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dashboards.rules.yml");
     std::fs::write(&file, &rules).unwrap();
-    let out = std::process::Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(&file)
-        .output()
-        .expect("promtool is needed (Debian package `prometheus`; scripts/test installs it)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, report) = crate::metrics::run_promtool(&[
+        std::ffi::OsStr::new("check"),
+        "rules".as_ref(),
+        file.as_os_str(),
+    ]);
     let listed: Vec<String> = queries
         .iter()
         .enumerate()
         .map(|(i, (at, expr))| format!("tgvisor_dashboard_query_{i}: {at}: {expr}"))
         .collect();
     assert!(
-        out.status.success() && report.contains(&format!("SUCCESS: {} rules found", queries.len())),
+        ok && report.contains(&format!("SUCCESS: {} rules found", queries.len())),
         "promtool rejected a dashboard query:\n{report}\nqueries:\n{}",
         listed.join("\n")
     );

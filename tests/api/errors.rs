@@ -1,9 +1,8 @@
 //! The error tracker: 5xx answers carry an incident id that leads to the
 //! tracked error; actors that fail are tracked too.
 
-use crate::helpers::{spawn_app_with, wait_for_event};
+use crate::helpers::spawn_app_with;
 use serde_json::Value;
-use tgvisor::supervisor::SupervisionEventKind;
 
 #[actix_web::test]
 async fn a_server_error_carries_an_incident_id_that_leads_to_its_group() {
@@ -55,18 +54,7 @@ async fn a_server_error_carries_an_incident_id_that_leads_to_its_group() {
 async fn an_actor_that_panics_is_tracked() {
     let app = spawn_app_with(|f| f).await;
     let admin = app.admin("root").await;
-    let mut events = app.supervision.subscribe();
-    assert_eq!(
-        app.inject_panic("root/rate-limiter")
-            .await
-            .status()
-            .as_u16(),
-        202
-    );
-    wait_for_event(&mut events, |e| {
-        e.actor == "root/rate-limiter" && matches!(e.kind, SupervisionEventKind::Started { .. })
-    })
-    .await;
+    app.restart_actor("root/rate-limiter").await;
     let groups: Vec<Value> = app
         .get_auth("/api/v1/errors", &admin)
         .await

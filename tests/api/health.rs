@@ -258,14 +258,8 @@ async fn the_seeds_error_rule_raises_a_high_alert_on_a_burst_of_errors() {
     })
     .await;
     // Two actors that fail: two tracked errors within the minute.
-    let mut events = app.supervision.subscribe();
     for actor in ["root/rate-limiter", "root/uploader"] {
-        assert_eq!(app.inject_panic(actor).await.status().as_u16(), 202);
-        let started = actor.to_owned();
-        wait_for_event(&mut events, move |e| {
-            e.actor == started && matches!(e.kind, SupervisionEventKind::Started { generation: 2 })
-        })
-        .await;
+        app.restart_actor(actor).await;
     }
     let burst = loop {
         let (body, _) = r.next_to("/webhook").await;

@@ -239,6 +239,15 @@ impl TestApp {
             .expect("metrics body")
     }
 
+    /// Panics `actor` (a path such as `root/uploader`) and waits until its
+    /// supervisor has started it again.
+    pub async fn restart_actor(&self, actor: &'static str) {
+        let mut events = self.supervision.subscribe();
+        let generation = self.supervision.status(actor).map_or(0, |s| s.restarts) + 2;
+        assert_eq!(self.inject_panic(actor).await.status().as_u16(), 202);
+        wait_for_event(&mut events, is_started(actor, generation)).await;
+    }
+
     pub async fn inject_panic(&self, actor: &str) -> reqwest::Response {
         self.client
             .post(self.url("/debug/actors/panic"))

@@ -2,11 +2,10 @@
 //! flood waits, and `/health/rate-limits`.
 
 use crate::accounts::{auth_key, import};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, wait_for_event};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use serde_json::Value;
 use std::time::Duration;
 use tgvisor::ratelimit::Key;
-use tgvisor::supervisor::SupervisionEventKind;
 
 #[actix_web::test]
 async fn the_fourth_request_in_the_window_is_refused_with_retry_after_for_that_user_only() {
@@ -151,23 +150,11 @@ async fn rate_limit_health_degrades_past_the_flood_wait_levels() {
 #[actix_web::test]
 async fn the_limiters_state_outlives_a_restart_of_its_actor() {
     let app = spawn_app().await;
-    let mut events = app.supervision.subscribe();
     let key = Key::account_messages(1);
     app.limiter
         .block(&key, Duration::from_secs(60), "messages.sendMessage");
 
-    assert_eq!(
-        app.inject_panic("root/rate-limiter")
-            .await
-            .status()
-            .as_u16(),
-        202
-    );
-    wait_for_event(&mut events, |e| {
-        e.actor == "root/rate-limiter"
-            && matches!(e.kind, SupervisionEventKind::Started { generation: 2 })
-    })
-    .await;
+    app.restart_actor("root/rate-limiter").await;
 
     assert!(app.limiter.blocked_until(&key).is_some(), "the block stays");
     assert!(app.limiter.check(&key).unwrap_err().blocked);

@@ -29,6 +29,37 @@ pub async fn imported_account(app: &TestApp, token: &str, phone: &str) -> i64 {
     res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
+/// Sends `text` to Saved Messages after a 600 s FLOOD_WAIT was set up for
+/// sends: answers the message id and its view once it is back in the queue.
+async fn held_by_a_flood_wait(
+    app: &TestApp,
+    token: &str,
+    account: i64,
+    text: &str,
+) -> (i64, Value) {
+    use tgvisor::telegram::sim::{FloodRule, FloodTarget};
+    app.world.inject_flood(FloodRule {
+        target: FloodTarget::Method("messages.sendMessage".into()),
+        seconds: 600,
+        times: 1,
+    });
+    let res = send(
+        app,
+        token,
+        account,
+        &json!({ "chat": "me", "text": text }),
+        None,
+    )
+    .await;
+    let message_id = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+    (
+        message_id,
+        wait_status(app, account, message_id, "queued").await,
+    )
+}
+
 /// POST /accounts/{id}/messages with an optional Idempotency-Key.
 pub async fn send(
     app: &TestApp,
@@ -445,28 +476,10 @@ async fn history_pages_back_with_before() {
 
 #[actix_web::test]
 async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limited() {
-    use tgvisor::telegram::sim::{FloodRule, FloodTarget};
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
     let id = connected_account(&app, &token, PHONE).await;
-    app.world.inject_flood(FloodRule {
-        target: FloodTarget::Method("messages.sendMessage".into()),
-        seconds: 600,
-        times: 1,
-    });
-    let res = send(
-        &app,
-        &token,
-        id,
-        &json!({ "chat": "me", "text": "later" }),
-        None,
-    )
-    .await;
-    let message_id = res.json::<Value>().await.unwrap()["message_id"]
-        .as_i64()
-        .unwrap();
-
-    let queued = wait_status(&app, id, message_id, "queued").await;
+    let (message_id, queued) = held_by_a_flood_wait(&app, &token, id, "later").await;
     assert_eq!(queued["error"], "flood_wait");
     assert_eq!(queued["flood_wait"]["seconds"], 600);
     assert_eq!(queued["flood_wait"]["scope"]["kind"], "account");
@@ -517,7 +530,6 @@ async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limi
 #[actix_web::test]
 async fn the_oldest_age_gauge_shows_a_stuck_message_until_it_leaves_the_outbox() {
     use tgvisor::outbox::{Backlog, OutboxMetrics, sample_backlog};
-    use tgvisor::telegram::sim::{FloodRule, FloodTarget};
     let app = spawn_app().await;
     let scrape = app.metrics().await;
     assert!(
@@ -529,23 +541,7 @@ async fn the_oldest_age_gauge_shows_a_stuck_message_until_it_leaves_the_outbox()
     let (_, token) = app.user("alice").await;
     let id = connected_account(&app, &token, PHONE).await;
     // Ten minutes of FLOOD_WAIT: the message stays queued.
-    app.world.inject_flood(FloodRule {
-        target: FloodTarget::Method("messages.sendMessage".into()),
-        seconds: 600,
-        times: 1,
-    });
-    let res = send(
-        &app,
-        &token,
-        id,
-        &json!({ "chat": "me", "text": "stuck" }),
-        None,
-    )
-    .await;
-    let message_id = res.json::<Value>().await.unwrap()["message_id"]
-        .as_i64()
-        .unwrap();
-    let queued = wait_status(&app, id, message_id, "queued").await;
+    let (_, queued) = held_by_a_flood_wait(&app, &token, id, "stuck").await;
     assert_eq!(queued["error"], "flood_wait");
 
     let metrics = OutboxMetrics::new(&prometheus::Registry::new()).unwrap();

@@ -117,6 +117,38 @@ async fn rows(app: &TestApp, account: i64) -> Vec<upload::Model> {
         .expect("uploads")
 }
 
+/// An upload row as a job that stopped mid-body leaves it: 1 of 3 parts
+/// sent, created and last updated at `at`.
+async fn unfinished_row(
+    app: &TestApp,
+    user: i64,
+    account: i64,
+    name: &str,
+    status: &str,
+    at: chrono::DateTime<chrono::FixedOffset>,
+) -> upload::Model {
+    sea_orm::ActiveModelTrait::insert(
+        upload::ActiveModel {
+            account_id: sea_orm::Set(account),
+            user_id: sea_orm::Set(user),
+            name: sea_orm::Set(name.into()),
+            status: sea_orm::Set(status.into()),
+            size: sea_orm::Set(Some(3 * PART as i64)),
+            bytes: sea_orm::Set(PART as i64),
+            parts_total: sea_orm::Set(Some(3)),
+            parts_done: sea_orm::Set(1),
+            big: sea_orm::Set(false),
+            file_id: sea_orm::Set(42),
+            created_at: sea_orm::Set(at),
+            updated_at: sea_orm::Set(at),
+            ..Default::default()
+        },
+        &app.db_conn().await,
+    )
+    .await
+    .unwrap()
+}
+
 #[actix_rt::test]
 async fn a_small_file_goes_part_by_part_and_its_job_says_so() {
     let app = spawn_app().await;
@@ -413,26 +445,7 @@ async fn a_job_a_stop_interrupted_is_failed_when_the_service_starts() {
     let account = connected_account(&app, &token, PHONE).await;
     // A job as a stop mid-body leaves it.
     let now = chrono::Utc::now().fixed_offset();
-    let row = sea_orm::ActiveModelTrait::insert(
-        upload::ActiveModel {
-            account_id: sea_orm::Set(account),
-            user_id: sea_orm::Set(user),
-            name: sea_orm::Set("half.bin".into()),
-            status: sea_orm::Set("receiving".into()),
-            size: sea_orm::Set(Some(3 * PART as i64)),
-            bytes: sea_orm::Set(PART as i64),
-            parts_total: sea_orm::Set(Some(3)),
-            parts_done: sea_orm::Set(1),
-            big: sea_orm::Set(false),
-            file_id: sea_orm::Set(42),
-            created_at: sea_orm::Set(now),
-            updated_at: sea_orm::Set(now),
-            ..Default::default()
-        },
-        &app.db_conn().await,
-    )
-    .await
-    .unwrap();
+    let row = unfinished_row(&app, user, account, "half.bin", "receiving", now).await;
     let app = app.restart(|f| f).await;
     let token = app.login("alice").await;
     let got: Value = app
@@ -831,26 +844,7 @@ async fn a_restarted_uploader_fails_the_jobs_no_request_runs_and_spares_live_one
     let db = app.db_conn().await;
     let old = chrono::Utc::now().fixed_offset() - chrono::Duration::minutes(5);
     // A row whose job is gone (nothing runs it).
-    let orphan = sea_orm::ActiveModelTrait::insert(
-        upload::ActiveModel {
-            account_id: sea_orm::Set(account),
-            user_id: sea_orm::Set(user),
-            name: sea_orm::Set("orphan.bin".into()),
-            status: sea_orm::Set("paused".into()),
-            size: sea_orm::Set(Some(3 * PART as i64)),
-            bytes: sea_orm::Set(PART as i64),
-            parts_total: sea_orm::Set(Some(3)),
-            parts_done: sea_orm::Set(1),
-            big: sea_orm::Set(false),
-            file_id: sea_orm::Set(42),
-            created_at: sea_orm::Set(old),
-            updated_at: sea_orm::Set(old),
-            ..Default::default()
-        },
-        &db,
-    )
-    .await
-    .unwrap();
+    let orphan = unfinished_row(&app, user, account, "orphan.bin", "paused", old).await;
     // A job that runs (its body stalls), made to look as old.
     let body = futures_util::stream::iter([Ok::<_, std::io::Error>(actix_web::web::Bytes::from(
         file(1000),
@@ -875,16 +869,7 @@ async fn a_restarted_uploader_fails_the_jobs_no_request_runs_and_spares_live_one
             .exec(&db)
             .await
             .unwrap();
-        let mut supervision = app.supervision.subscribe();
-        assert_eq!(
-            app.inject_panic("root/uploader").await.status().as_u16(),
-            202
-        );
-        crate::helpers::wait_for_event(
-            &mut supervision,
-            crate::helpers::is_started("root/uploader", 2),
-        )
-        .await;
+        app.restart_actor("root/uploader").await;
         let end = app
             .wait_event(&topic, |e| {
                 e.kind == "upload.progress" && e.data["status"] == "failed"
