@@ -59,14 +59,7 @@ pub fn shape(message: &str) -> String {
 }
 
 fn cut(message: &str) -> &str {
-    if message.len() <= MAX_MESSAGE {
-        return message;
-    }
-    let mut end = MAX_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    &message[..end]
+    &message[..message.floor_char_boundary(MAX_MESSAGE)]
 }
 
 /// One sighting kept as an example.

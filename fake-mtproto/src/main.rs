@@ -6,26 +6,11 @@
 //! session as a Telethon string whose DC address is this server), and
 //! serves until it gets SIGTERM or SIGINT.
 
-use base64::Engine as _;
 use fake_mtproto::FakeServer;
 use std::io::Write as _;
 use std::process::ExitCode;
 use tgvisor::sessions::SessionData;
 use tgvisor::telegram::sim::SimWorld;
-
-/// A Telethon string for the session's home DC.
-fn telethon(session: &SessionData) -> Option<String> {
-    let dc = session.dcs.iter().find(|d| d.id == session.home_dc)?;
-    let addr = dc.ipv4?;
-    let mut raw = vec![u8::try_from(dc.id).ok()?];
-    raw.extend_from_slice(&addr.ip().octets());
-    raw.extend_from_slice(&addr.port().to_be_bytes());
-    raw.extend_from_slice(dc.auth_key.as_ref()?.expose());
-    Some(format!(
-        "1{}",
-        base64::engine::general_purpose::URL_SAFE.encode(raw)
-    ))
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -39,7 +24,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some(session) = server.authorize(&phone).as_ref().and_then(telethon) else {
+    let Some(session) = server
+        .authorize(&phone)
+        .as_ref()
+        .and_then(SessionData::to_telethon_string)
+    else {
         eprintln!("tgvisor-fake-mtproto: {phone} is not a sim number (+99966XYYYY, X in 1-3)");
         return ExitCode::FAILURE;
     };

@@ -182,7 +182,12 @@ impl Channels {
         }
         let config = &self.inner.config;
         let timeout = Duration::from_millis(config.delivery_timeout_ms);
-        let mut wait = Duration::from_millis(config.delivery_backoff_ms);
+        let backoff = crate::supervisor::Backoff {
+            base: Duration::from_millis(config.delivery_backoff_ms),
+            factor: 2.0,
+            cap: Duration::from_secs(3600),
+            jitter: 0.0,
+        };
         for attempt in 1..=config.delivery_attempts {
             let tried = tokio::time::timeout(timeout, self.try_once(channel, n)).await;
             let error = match tried {
@@ -200,8 +205,7 @@ impl Channels {
             }
             m.with_label_values(&[channel, "retried"]).inc();
             tracing::warn!(channel, attempt, error = %error, "alert notification failed; trying again");
-            tokio::time::sleep(wait).await;
-            wait = wait.saturating_mul(2);
+            tokio::time::sleep(backoff.nominal(attempt - 1)).await;
         }
         false
     }

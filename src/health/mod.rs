@@ -95,6 +95,9 @@ pub const COMPONENTS: [&str; 7] = [
     "resources",
 ];
 
+/// The fingerprints of the seed's alertConfig rules ([`Health::rules`]).
+pub const RULES: [&str; 3] = ["rule:errors", "rule:connections", "rule:performance"];
+
 /// One component's verdict and the figures behind it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
@@ -145,7 +148,7 @@ pub struct Report {
 
 /// A snapshot of the cumulative figures the windowed checks compare.
 #[derive(Clone, Debug, Default)]
-struct Sample {
+pub struct Sample {
     api: HistogramState,
     api_requests: u64,
     api_errors: u64,
@@ -157,6 +160,7 @@ struct Sample {
     decisions: u64,
     refused: u64,
     cpu_seconds: Option<f64>,
+    rss_bytes: Option<u64>,
     /// Database statements.
     queries: HistogramState,
     /// Actor restarts, every actor together.
@@ -165,6 +169,14 @@ struct Sample {
     ws_abnormal: u64,
     /// Telegram calls that failed on the network or timed out.
     tg_network: u64,
+}
+
+/// The figures one report judges: the live snapshot, the oldest one kept
+/// and its age.
+pub struct View {
+    now: Sample,
+    then: Sample,
+    age: Duration,
 }
 
 /// What the checks read; cheap to clone.
@@ -198,7 +210,8 @@ fn label<'a>(labels: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
     labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
-fn ratio(part: u64, whole: u64) -> f64 {
+/// `part / whole`, 0 when there is no whole.
+pub fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
@@ -262,21 +275,8 @@ impl Health {
         let api_errors = counter_sum(&m.http_requests, |l| {
             api_route(l) && label(l, "status").is_some_and(|s| s.starts_with('5'))
         });
-        let mut dcs = BTreeMap::new();
-        for family in prometheus::core::Collector::collect(&m.telegram.dc_latency) {
-            for metric in family.get_metric() {
-                let dc = metric
-                    .get_label()
-                    .iter()
-                    .find(|l| l.name() == "dc")
-                    .map(|l| l.value().to_owned())
-                    .unwrap_or_default();
-                let state =
-                    HistogramState::of(&m.telegram.dc_latency, |l| label(l, "dc") == Some(&dc));
-                dcs.insert(dc, state);
-            }
-        }
         let decisions = &self.inner.limiter.metrics().decisions;
+        let usage = self.inner.resources.usage();
         Sample {
             api: HistogramState::of(&m.http_duration, |l| {
                 label(l, "route").is_none_or(|r| !r.ends_with("/uploads"))
@@ -286,7 +286,7 @@ impl Health {
             sends: HistogramState::of(&m.telegram.duration, |l| {
                 label(l, "method").is_some_and(is_send)
             }),
-            dcs,
+            dcs: HistogramState::by_label(&m.telegram.dc_latency, "dc"),
             migrations: m.telegram.migrations.get(),
             delivered: counter_sum(&m.outbox.finished, |l| {
                 label(l, "status") == Some("delivered")
@@ -296,7 +296,8 @@ impl Health {
             refused: counter_sum(decisions, |l| {
                 matches!(label(l, "result"), Some("throttled" | "blocked"))
             }),
-            cpu_seconds: self.inner.resources.usage().cpu_seconds,
+            cpu_seconds: usage.cpu_seconds,
+            rss_bytes: usage.rss_bytes,
             queries: HistogramState::of(&m.db.query_duration, |_| true),
             restarts: self
                 .inner
@@ -306,7 +307,7 @@ impl Health {
                 .map(|a| a.restarts)
                 .sum(),
             ws_abnormal: counter_sum(&m.ws.disconnects, |l| {
-                !matches!(label(l, "reason"), Some("client" | "shutdown"))
+                label(l, "reason").is_none_or(|r| !crate::ws::health::ORDERLY.contains(&r))
             }),
             tg_network: counter_sum(&m.telegram.requests, |l| {
                 matches!(label(l, "result"), Some("network" | "timeout"))
@@ -315,19 +316,20 @@ impl Health {
     }
 
     /// Records a snapshot for the windowed checks (the monitor calls this
-    /// every sample interval).
-    pub fn sample(&self) {
+    /// every sample interval); answers it.
+    pub fn sample(&self) -> Sample {
         let now = self.take();
         self.inner
             .window
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .record(now);
+            .record(now.clone());
+        now
     }
 
-    /// The live figures, the oldest snapshot kept and its age.
-    fn window(&self) -> (Sample, Sample, Duration) {
-        let now = self.take();
+    /// `now` against the oldest snapshot kept: what the windowed checks of
+    /// one report share.
+    fn view(&self, now: Sample) -> Arc<View> {
         let (age, then) = self
             .inner
             .window
@@ -335,12 +337,12 @@ impl Health {
             .unwrap_or_else(PoisonError::into_inner)
             .oldest()
             .unwrap_or_default();
-        (now, then, age)
+        Arc::new(View { now, then, age })
     }
 
     /// The seed's alertConfig, evaluated now: for each rule, its
     /// fingerprint and the alert to raise, or `None` (resolve it).
-    pub fn rules(&self) -> Vec<(&'static str, Option<crate::alerts::NewAlert>)> {
+    pub fn rules(&self, now: &Sample) -> Vec<(&'static str, Option<crate::alerts::NewAlert>)> {
         use crate::alerts::{NewAlert, Severity};
         let r = &self.inner.settings.alerting.rules;
         let severity = |action: &str| match action {
@@ -350,7 +352,6 @@ impl Health {
         };
         let over = |period_ms: u64| {
             let period = Duration::from_millis(period_ms);
-            let now = self.take();
             let then = self
                 .inner
                 .window
@@ -359,7 +360,7 @@ impl Health {
                 .at_least(period)
                 .map(|(_, s)| s)
                 .unwrap_or_default();
-            (now, then, period)
+            (then, period)
         };
         let alert = |name: &str, action: &str, summary: String| NewAlert {
             fingerprint: format!("rule:{name}"),
@@ -377,7 +378,7 @@ impl Health {
             .errors
             .count_since(Duration::from_millis(e.period_ms));
         out.push((
-            "rule:errors",
+            RULES[0],
             (errors >= e.threshold as usize).then(|| {
                 alert(
                     "error_burst",
@@ -392,11 +393,11 @@ impl Health {
         // connections: abnormal WebSocket disconnects and Telegram calls
         // lost to the network, in the period.
         let c = &r.connections;
-        let (now, then, period) = over(c.period_ms);
+        let (then, period) = over(c.period_ms);
         let lost = now.ws_abnormal.saturating_sub(then.ws_abnormal)
             + now.tg_network.saturating_sub(then.tg_network);
         out.push((
-            "rule:connections",
+            RULES[1],
             (lost >= u64::from(c.threshold)).then(|| {
                 alert(
                     "connection_failures",
@@ -407,10 +408,10 @@ impl Health {
         ));
         // performance: API p95 over the threshold across the period.
         let p = &r.performance;
-        let (now, then, period) = over(p.period_ms);
+        let (then, period) = over(p.period_ms);
         let p95 = now.api.since(&then.api).quantile(0.95);
         out.push((
-            "rule:performance",
+            RULES[2],
             p95.filter(|s| s * 1000.0 > p.threshold_ms as f64).map(|s| {
                 alert(
                     "slow_responses",
@@ -427,13 +428,19 @@ impl Health {
         out
     }
 
-    /// Every check, each under the check timeout, run at once.
+    /// Every check, each under the check timeout, run at once, on the
+    /// live figures.
     pub async fn report(&self) -> Report {
-        let checks = futures_util::future::join_all(
-            COMPONENTS
-                .iter()
-                .map(|&name| async move { (name, self.check(name).await) }),
-        )
+        self.report_on(self.take()).await
+    }
+
+    /// Every check, on `now` (a snapshot just taken).
+    pub async fn report_on(&self, now: Sample) -> Report {
+        let view = self.view(now);
+        let checks = futures_util::future::join_all(COMPONENTS.iter().map(|&name| {
+            let view = view.clone();
+            async move { (name, self.check_on(name, view).await) }
+        }))
         .await;
         let checks: BTreeMap<_, _> = checks
             .into_iter()
@@ -450,20 +457,25 @@ impl Health {
     /// One component's check (`None`: no such component), under the check
     /// timeout.
     pub async fn check(&self, component: &str) -> Option<Check> {
+        self.check_on(component, self.view(self.take())).await
+    }
+
+    async fn check_on(&self, component: &str, v: Arc<View>) -> Option<Check> {
         let timeout = Duration::from_millis(self.inner.settings.health.check_timeout_ms);
         let check = async {
             Some(match component {
-                "supervision" => self.supervision(),
-                "database" => self.database().await,
+                "supervision" => self.supervision(&v),
+                "database" => self.database(&v).await,
                 "websocket" => self.websocket(),
-                "telegram" => self.telegram(),
-                "rate_limits" => self.rate_limits(),
-                "api" => self.api(),
+                "telegram" => self.telegram(&v),
+                "rate_limits" => self.rate_limits(&v),
+                "api" => self.api(&v),
                 "resources" => {
                     // statvfs and /proc reads block (an NFS data directory can
                     // hang): on a blocking thread, so the timeout holds.
                     let this = self.clone();
-                    match tokio::task::spawn_blocking(move || this.resources()).await {
+                    let v = v.clone();
+                    match tokio::task::spawn_blocking(move || this.resources(&v)).await {
                         Ok(check) => check,
                         Err(_) => Check::timed_out(Duration::ZERO),
                     }
@@ -479,7 +491,7 @@ impl Health {
         }
     }
 
-    fn supervision(&self) -> Check {
+    fn supervision(&self, v: &View) -> Check {
         let s = &self.inner.supervision;
         let tree = s.snapshot();
         let failure = s.root_failure();
@@ -488,7 +500,7 @@ impl Health {
             .filter(|(_, a)| a.essential && a.state != RunState::Running)
             .map(|(path, _)| path)
             .collect();
-        let (now, then, age) = self.window();
+        let (now, then, age) = (&v.now, &v.then, v.age);
         let restarts = now.restarts.saturating_sub(then.restarts);
         let mut check = Check::new(json!({
             "actors": tree.len(),
@@ -514,7 +526,7 @@ impl Health {
         check
     }
 
-    async fn database(&self) -> Check {
+    async fn database(&self, v: &View) -> Check {
         let inner = &self.inner;
         let t = &inner.settings.thresholds;
         let started = std::time::Instant::now();
@@ -524,7 +536,7 @@ impl Health {
         let max = inner.settings.database.max_connections;
         let available = max.saturating_sub(pool.size).saturating_add(pool.idle);
         let last = inner.db_health.get();
-        let (now, then, age) = self.window();
+        let (now, then, age) = (&v.now, &v.then, v.age);
         let queries = now.queries.since(&then.queries);
         let p95 = queries.quantile(0.95);
         let mut check = Check::new(json!({
@@ -588,10 +600,10 @@ impl Health {
         check
     }
 
-    fn telegram(&self) -> Check {
+    fn telegram(&self, v: &View) -> Check {
         let inner = &self.inner;
         let t = &inner.settings.thresholds;
-        let (now, then, age) = self.window();
+        let (now, then, age) = (&v.now, &v.then, v.age);
         let sends = now.sends.since(&then.sends);
         let p95 = sends.quantile(0.95);
         let dcs: BTreeMap<&String, Option<f64>> = now
@@ -675,19 +687,14 @@ impl Health {
         check
     }
 
-    fn rate_limits(&self) -> Check {
+    fn rate_limits(&self, v: &View) -> Check {
         let inner = &self.inner;
-        let (now, then, age) = self.window();
+        let (now, then, age) = (&v.now, &v.then, v.age);
         let decisions = now.decisions.saturating_sub(then.decisions);
         let refused = now.refused.saturating_sub(then.refused);
         let share = ratio(refused, decisions);
         let floods = inner.limiter.flood_waits_last_hour();
-        let blocked = inner
-            .limiter
-            .snapshot(None)
-            .iter()
-            .filter(|k| k.blocked_until.is_some())
-            .count();
+        let blocked = inner.limiter.blocked_keys();
         let mut check = Check::new(json!({
             "throttled_share": share,
             "decisions": decisions,
@@ -708,9 +715,9 @@ impl Health {
         check
     }
 
-    fn api(&self) -> Check {
+    fn api(&self, v: &View) -> Check {
         let t = &self.inner.settings.thresholds;
-        let (now, then, age) = self.window();
+        let (now, then, age) = (&v.now, &v.then, v.age);
         let d = now.api.since(&then.api);
         let requests = now.api_requests.saturating_sub(then.api_requests);
         let errors = now.api_errors.saturating_sub(then.api_errors);
@@ -750,16 +757,15 @@ impl Health {
         check
     }
 
-    fn resources(&self) -> Check {
+    fn resources(&self, v: &View) -> Check {
         let inner = &self.inner;
         let r = &inner.settings.thresholds.resource;
-        let usage = inner.resources.usage();
         let limit = inner.resources.memory_limit();
-        let memory = match (usage.rss_bytes, limit) {
+        let memory = match (v.now.rss_bytes, limit) {
             (Some(rss), Some(l)) if l > 0 => Some(rss as f64 / l as f64),
             _ => None,
         };
-        let (now, then, age) = self.window();
+        let (now, then, age) = (&v.now, &v.then, v.age);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Over less than a sample interval (just after start), a burst of
         // start-up work would read as a busy machine: no figure yet.
@@ -774,7 +780,7 @@ impl Health {
         let storage_usage = storage.map(|(used, total)| ratio(used, total));
         let mut check = Check::new(json!({
             "memory": {
-                "rss_bytes": usage.rss_bytes,
+                "rss_bytes": v.now.rss_bytes,
                 "limit_bytes": limit,
                 "usage": memory,
             },

@@ -4,7 +4,7 @@
 //! each change of a component's status to the alert router (a component
 //! that leaves `healthy` raises an alert; coming back resolves it).
 
-use super::{COMPONENTS, Health, Report, Status};
+use super::{COMPONENTS, Health, RULES, Report, Sample, Status};
 use crate::alerts::{AlertRouterHandle, NewAlert, Severity};
 use actix::prelude::*;
 use prometheus::{IntGaugeVec, Opts, Registry};
@@ -33,12 +33,6 @@ impl HealthMetrics {
         Ok(Self { status })
     }
 }
-
-/// Sample and judge now; answers the report (tests, and `/health` callers
-/// that want the monitor's view).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SampleNow;
 
 pub struct HealthMonitor {
     health: Health,
@@ -69,34 +63,37 @@ impl HealthMonitor {
             last: HashMap::new(),
             // As if all had been raised: the first pass after a start
             // resolves what the router may still hold from before.
-            raised_rules: ["rule:errors", "rule:connections", "rule:performance"].into(),
+            raised_rules: RULES.into(),
             reporting: false,
         }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        self.health.sample();
+        let now = self.health.sample();
         if self.reporting {
             return;
         }
         self.reporting = true;
         let health = self.health.clone();
         ctx.spawn(
-            async move { health.report().await }
-                .into_actor(self)
-                .map(|report, act, _| {
-                    act.reporting = false;
-                    act.judge(&report);
-                }),
+            async move {
+                let report = health.report_on(now.clone()).await;
+                (report, now)
+            }
+            .into_actor(self)
+            .map(|(report, now), act, _| {
+                act.reporting = false;
+                act.judge(&report, &now);
+            }),
         );
     }
 
-    fn judge(&mut self, report: &Report) {
+    fn judge(&mut self, report: &Report, now: &Sample) {
         // Until the window covers health.window_ms after a start, "fine"
         // only means "no figures yet": nothing windowed is resolved (a
         // restart must not resolve, then page again, what still holds).
         let warm = self.health.warmed_up();
-        for (fingerprint, alert) in self.health.rules() {
+        for (fingerprint, alert) in self.health.rules(now) {
             match alert {
                 Some(a) => self.alerts.raise(a),
                 None if !warm => continue,
@@ -156,19 +153,5 @@ impl Actor for HealthMonitor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.tick(ctx);
         ctx.run_interval(self.every, |act, ctx| act.tick(ctx));
-    }
-}
-
-impl Handler<SampleNow> for HealthMonitor {
-    type Result = ResponseActFuture<Self, ()>;
-
-    fn handle(&mut self, _: SampleNow, _: &mut Context<Self>) -> Self::Result {
-        self.health.sample();
-        let health = self.health.clone();
-        Box::pin(
-            async move { health.report().await }
-                .into_actor(self)
-                .map(|report, act, _| act.judge(&report)),
-        )
     }
 }

@@ -30,6 +30,36 @@ impl HistogramState {
         state
     }
 
+    /// One state per value of `label`, in one collection of `c`.
+    pub fn by_label(c: &impl Collector, label: &str) -> std::collections::BTreeMap<String, Self> {
+        let mut out = std::collections::BTreeMap::<String, Self>::new();
+        for family in c.collect() {
+            for m in family.get_metric() {
+                let value = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == label)
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default();
+                out.entry(value).or_default().add(m.get_histogram());
+            }
+        }
+        out
+    }
+
+    fn add(&mut self, h: &prometheus::proto::Histogram) {
+        self.count += h.get_sample_count();
+        self.sum += h.get_sample_sum();
+        for b in h.get_bucket() {
+            let le = b.upper_bound();
+            match self.buckets.iter_mut().find(|(bound, _)| *bound == le) {
+                Some((_, n)) => *n += b.cumulative_count(),
+                None => self.buckets.push((le, b.cumulative_count())),
+            }
+        }
+        self.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+
     /// What happened between `earlier` and `self`.
     pub fn since(&self, earlier: &Self) -> Self {
         let buckets = self
@@ -141,21 +171,10 @@ fn add_family(
     keep: &impl Fn(&[(&str, &str)]) -> bool,
 ) {
     for m in family.get_metric() {
-        if !keep(&labels(m)) {
-            continue;
-        }
-        let h = m.get_histogram();
-        state.count += h.get_sample_count();
-        state.sum += h.get_sample_sum();
-        for b in h.get_bucket() {
-            let le = b.upper_bound();
-            match state.buckets.iter_mut().find(|(bound, _)| *bound == le) {
-                Some((_, n)) => *n += b.cumulative_count(),
-                None => state.buckets.push((le, b.cumulative_count())),
-            }
+        if keep(&labels(m)) {
+            state.add(m.get_histogram());
         }
     }
-    state.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
 }
 
 /// The sum of a counter family's children whose labels `keep` accepts.

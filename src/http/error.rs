@@ -100,7 +100,7 @@ pub struct Failure {
 }
 
 /// A new incident id (time-ordered, so ids sort by when they happened).
-pub fn new_incident() -> String {
+fn new_incident() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 

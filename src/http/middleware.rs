@@ -114,21 +114,11 @@ fn shape_errors<B: MessageBody>(res: ServiceResponse<B>) -> ServiceResponse<Eith
     let (code, message) = super::error::shape_for(status);
     let (req, old) = res.into_parts();
     let mut shaped = if status.is_server_error() {
-        // Every 5xx carries an incident id its log line carries too.
-        let incident_id = super::error::new_incident();
-        tracing::warn!(incident_id = %incident_id, status = status.as_u16(), "answered with a server error");
-        let mut shaped = actix_web::HttpResponse::build(status).json(super::error::ErrorBody {
-            error: super::error::ErrorDetail {
-                incident_id: Some(incident_id.clone()),
-                ..super::error::ErrorDetail::new(code, message)
-            },
-        });
-        shaped.extensions_mut().insert(super::error::Failure {
-            code,
-            message: format!("{status} without a body from {}", req.path()),
-            incident_id,
-        });
-        shaped
+        // As every 5xx: an incident id its log line carries too, and the
+        // error tracker's record.
+        let mut e = super::error::ApiError::new(status, code, message);
+        e.detail = Some(format!("{status} without a body from {}", req.path()));
+        actix_web::ResponseError::error_response(&e)
     } else {
         super::error::error_response(status, code, message)
     };

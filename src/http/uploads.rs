@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Authenticated;
 use crate::security::validation::ValidationError;
-use crate::uploads::{UploadError, UploadView};
+use crate::uploads::{UploadError, UploadView, validate_name};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -173,10 +173,8 @@ pub async fn create(
         let mut form = actix_multipart::Multipart::new(req.headers(), body);
         let (field, filename) = file_part(&mut form).await?;
         let name = query.name.or(filename).unwrap_or_default();
-        state
-            .uploads
-            .admit(user_id, account_id, &name, query.size)
-            .await?;
+        validate_name(&name)?;
+        state.uploads.take_rate(account_id)?;
         state
             .uploads
             .receive(user_id, account_id, &name, query.size, field)
@@ -195,10 +193,12 @@ pub async fn create(
             .into());
         }
         let name = query.name.unwrap_or_default();
+        validate_name(&name)?;
         state
             .uploads
-            .admit(user_id, account_id, &name, declared)
+            .admit_account(user_id, account_id, declared)
             .await?;
+        state.uploads.take_rate(account_id)?;
         state
             .uploads
             .receive(user_id, account_id, &name, declared, body)

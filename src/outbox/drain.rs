@@ -446,11 +446,7 @@ impl Drain {
             silent: row.silent,
             random_id: row.random_id,
         };
-        let media = match row.kind.as_str() {
-            "photo" => Some(MediaKind::Photo),
-            "document" => Some(MediaKind::Document),
-            _ => None,
-        };
+        let media = MediaKind::parse(&row.kind);
         let (sent, method) = match (media, row.upload_id) {
             (None, _) => (
                 tokio::time::timeout(timeout, self.client.send_text(&peer, &row.text, &opts))

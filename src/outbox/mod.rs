@@ -168,10 +168,7 @@ pub struct Media {
 impl Media {
     /// The outbox row's `kind`.
     pub fn kind_str(self) -> &'static str {
-        match self.kind {
-            crate::telegram::MediaKind::Photo => "photo",
-            crate::telegram::MediaKind::Document => "document",
-        }
+        self.kind.as_str()
     }
 }
 

@@ -297,6 +297,22 @@ impl RateLimiter {
         self.inner.floods.count(Instant::now())
     }
 
+    /// Keys under a flood-wait block now, every limit together (counted in
+    /// place: no key is copied).
+    pub fn blocked_keys(&self) -> usize {
+        let now = Instant::now();
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| {
+                lock(shard)
+                    .values()
+                    .filter(|e| e.blocked_until(now).is_some())
+                    .count()
+            })
+            .sum()
+    }
+
     /// Every key's state, ordered by limit then subject: `Some(account)` =
     /// that account's keys, its chats' included; `None` = every key.
     pub fn snapshot(&self, account: Option<i64>) -> Vec<KeyState> {

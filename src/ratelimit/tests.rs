@@ -286,8 +286,10 @@ async fn a_block_refuses_as_blocked_for_the_wait_plus_the_margin() {
 
     advance(Duration::from_secs(11) - ms(1)).await;
     assert!(l.check(&account).unwrap_err().blocked);
+    assert_eq!(l.blocked_keys(), 1);
     advance(ms(1)).await;
     assert_eq!(l.blocked_until(&account), None);
+    assert_eq!(l.blocked_keys(), 0);
     assert!(l.check(&account).is_ok(), "the block is over");
     let m = l.metrics();
     assert_eq!(m.blocks.with_label_values(&["account_messages"]).get(), 1);

@@ -171,6 +171,28 @@ impl SessionData {
         }))
     }
 
+    /// The home DC as a Telethon `StringSession` (what
+    /// [`SessionData::from_telethon_string`] reads); `None` without a home
+    /// DC, an address or a key. The string carries the auth key: a secret.
+    pub fn to_telethon_string(&self) -> Option<String> {
+        let dc = self.dcs.iter().find(|d| d.id == self.home_dc)?;
+        let mut raw = Zeroizing::new(vec![u8::try_from(dc.id).ok()?]);
+        let port = match (dc.ipv4, dc.ipv6) {
+            (Some(a), _) => {
+                raw.extend_from_slice(&a.ip().octets());
+                a.port()
+            }
+            (None, Some(a)) => {
+                raw.extend_from_slice(&a.ip().octets());
+                a.port()
+            }
+            (None, None) => return None,
+        };
+        raw.extend_from_slice(&port.to_be_bytes());
+        raw.extend_from_slice(dc.auth_key.as_ref()?.expose());
+        Some(format!("1{}", URL_SAFE.encode(&*raw)))
+    }
+
     /// Serializes for sealing. The buffer is zeroed when dropped.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         // Measure first, then write into a buffer of the exact size: a
@@ -234,6 +256,17 @@ mod tests {
         assert_eq!(dc.ipv4.unwrap().to_string(), "149.154.167.51:443");
         assert_eq!(dc.ipv6, None);
         assert_eq!(dc.auth_key.as_ref().unwrap().expose(), &key());
+    }
+
+    #[test]
+    fn telethon_strings_round_trip() {
+        let v4 = telethon_string(2, &[149, 154, 167, 51], 443, &key());
+        let data = SessionData::from_telethon_string(&v4).unwrap();
+        assert_eq!(data.to_telethon_string().as_deref(), Some(v4.as_str()));
+        let ip: [u8; 16] = "2001:67c:4e8:f002::a".parse::<Ipv6Addr>().unwrap().octets();
+        let v6 = telethon_string(4, &ip, 80, &key());
+        let data = SessionData::from_telethon_string(&v6).unwrap();
+        assert_eq!(data.to_telethon_string().as_deref(), Some(v6.as_str()));
     }
 
     #[test]

@@ -89,6 +89,23 @@ pub enum MediaKind {
     Document,
 }
 
+impl MediaKind {
+    /// Its name in JSON and in the outbox row's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Photo => "photo",
+            Self::Document => "document",
+        }
+    }
+
+    /// The kind named `s` (`None`: not a media kind, e.g. `text`).
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Photo, Self::Document]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
 /// Something that happened on Telegram.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Update {

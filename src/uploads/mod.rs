@@ -409,18 +409,10 @@ impl Uploads {
             .max_size
     }
 
-    /// The checks made before a byte of the body is read: the name, the
-    /// account (the user's own, able to upload), the declared size and the
-    /// account's upload rate.
-    pub async fn admit(
-        &self,
-        user_id: i64,
-        account_id: i64,
-        name: &str,
-        declared: Option<u64>,
-    ) -> Result<(), UploadError> {
-        validate_name(name)?;
-        self.admit_account(user_id, account_id, declared).await?;
+    /// Spends one of the account's uploads for the minute (the last check
+    /// before the body is read: after the name and
+    /// [`Uploads::admit_account`]).
+    pub fn take_rate(&self, account_id: i64) -> Result<(), UploadError> {
         self.inner
             .limiter
             .check(&Key::media_uploads(account_id))
@@ -428,8 +420,8 @@ impl Uploads {
         Ok(())
     }
 
-    /// The checks of [`Uploads::admit`] that need no file name: the
-    /// account and the declared size (the rate is not spent).
+    /// The checks made before anything of the body is read: the account
+    /// (the user's own, able to upload) and the declared size.
     pub async fn admit_account(
         &self,
         user_id: i64,
@@ -463,7 +455,8 @@ impl Uploads {
         Ok(())
     }
 
-    /// Runs a job over `body` (admitted with [`Uploads::admit`]): answers
+    /// Runs a job over `body` (admitted: its name valid,
+    /// [`Uploads::admit_account`], [`Uploads::take_rate`]): answers
     /// the job once every part is on Telegram, or why it failed (the job's
     /// row says so too).
     pub async fn receive<S, E>(
@@ -748,10 +741,13 @@ impl Uploads {
                     attempt,
                     "upload part failed; trying again"
                 );
-                let backoff = Duration::from_millis(settings.retry_base_ms)
-                    .saturating_mul(1 << (attempt - 1).min(10))
-                    .min(Duration::from_secs(8));
-                tokio::time::sleep(backoff).await;
+                let backoff = crate::supervisor::Backoff {
+                    base: Duration::from_millis(settings.retry_base_ms),
+                    factor: 2.0,
+                    cap: Duration::from_secs(8),
+                    jitter: 0.0,
+                };
+                tokio::time::sleep(backoff.nominal(attempt - 1)).await;
             }
         }
     }

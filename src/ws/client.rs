@@ -810,11 +810,16 @@ impl WsClient {
                 Mode::Live => Next::Live,
             }
         };
-        let replay = self.replay(topic.clone());
         match next {
             Next::Live => {}
-            Next::Pages(from) => self.run(ctx, &topic, replay.pages(from)),
-            Next::Release(pending) => self.run(ctx, &topic, replay.release(pending)),
+            Next::Pages(from) => {
+                let task = self.replay(topic.clone()).pages(from);
+                self.run(ctx, &topic, task);
+            }
+            Next::Release(pending) => {
+                let task = self.replay(topic.clone()).release(pending);
+                self.run(ctx, &topic, task);
+            }
         }
     }
 

@@ -18,8 +18,9 @@
 
 use super::metrics::WsMetrics;
 use crate::config::WsThresholds;
+use crate::health::ratio;
+use crate::health::window::counter_sum;
 use crate::http::health::Status;
-use prometheus::core::Collector;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,7 +31,7 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 pub const WINDOW: Duration = Duration::from_secs(300);
 
 /// Disconnect reasons that are not a sign of trouble.
-const ORDERLY: [&str; 2] = ["client", "shutdown"];
+pub const ORDERLY: [&str; 2] = ["client", "shutdown"];
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
@@ -45,15 +46,6 @@ struct Sample {
     connections: i64,
 }
 
-fn sum_counters(c: &impl Collector, skip: &[&str]) -> u64 {
-    c.collect()
-        .iter()
-        .flat_map(|family| family.get_metric())
-        .filter(|m| !m.get_label().iter().any(|l| skip.contains(&l.value())))
-        .map(|m| m.get_counter().get_value() as u64)
-        .sum()
-}
-
 impl Sample {
     fn take(m: &WsMetrics) -> Self {
         Self {
@@ -61,10 +53,12 @@ impl Sample {
             delivered: m.delivery.get_sample_count(),
             delivery_secs: m.delivery.get_sample_sum(),
             frames_in: m.messages_in.get(),
-            frames_out: sum_counters(&m.messages_out, &[]),
-            errors: sum_counters(&m.errors, &[]),
+            frames_out: counter_sum(&m.messages_out, |_| true),
+            errors: counter_sum(&m.errors, |_| true),
             connects: m.connects.get(),
-            abnormal: sum_counters(&m.disconnects, &ORDERLY),
+            abnormal: counter_sum(&m.disconnects, |l| {
+                l.iter().all(|(_, v)| !ORDERLY.contains(v))
+            }),
             connections: m.connections.get(),
         }
     }
@@ -132,14 +126,6 @@ impl WsHealth {
     pub fn check(&self, t: &WsThresholds) -> (Status, WsFigures) {
         let f = self.figures();
         (judge(&f, t), f)
-    }
-}
-
-fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
     }
 }
 

@@ -282,14 +282,8 @@ enum Sent {
 }
 
 fn truncate_reason(mut reason: CloseReason) -> CloseReason {
-    if let Some(d) = reason.description.as_mut()
-        && d.len() > MAX_CLOSE_REASON
-    {
-        let mut end = MAX_CLOSE_REASON;
-        while !d.is_char_boundary(end) {
-            end -= 1;
-        }
-        d.truncate(end);
+    if let Some(d) = reason.description.as_mut() {
+        d.truncate(d.floor_char_boundary(MAX_CLOSE_REASON));
     }
     reason
 }

@@ -16,18 +16,9 @@ pub fn telethon_session(key: &[u8; 256]) -> String {
 /// A recognisable, non-repeating auth key.
 /// A Telethon string for a session's home DC (IPv4 address, port, key).
 pub fn telethon_session_for(session: &tgvisor::sessions::SessionData) -> String {
-    use base64::Engine as _;
-    let dc = session
-        .dcs
-        .iter()
-        .find(|d| d.id == session.home_dc)
-        .expect("the home DC");
-    let addr = dc.ipv4.expect("an IPv4 address");
-    let mut raw = vec![u8::try_from(dc.id).unwrap()];
-    raw.extend_from_slice(&addr.ip().octets());
-    raw.extend_from_slice(&addr.port().to_be_bytes());
-    raw.extend_from_slice(dc.auth_key.as_ref().expect("a key").expose());
-    format!("1{}", base64::engine::general_purpose::URL_SAFE.encode(raw))
+    session
+        .to_telethon_string()
+        .expect("a home DC with an address and a key")
 }
 
 pub fn auth_key(seed: u8) -> [u8; 256] {
