@@ -42,6 +42,35 @@ async fn metrics_show_the_actor_tree_and_label_requests_by_route_pattern() {
 }
 
 #[actix_web::test]
+async fn made_up_http_methods_fold_into_one_label_value() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        let res = client
+            .request(method, app.url("/health"))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+
+    let metrics = app.metrics().await;
+
+    assert!(
+        !metrics.contains("BREW"),
+        "a client's method became a label"
+    );
+    let other: Vec<_> = metrics
+        .lines()
+        .filter(|l| l.starts_with("tgvisor_http_requests_total{method=\"other\""))
+        .collect();
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert!(other[0].ends_with(" 50"), "{other:?}");
+    app.stop().await;
+}
+
+#[actix_web::test]
 async fn metrics_pass_promtool_check() {
     let app = spawn_app().await;
     app.get("/health").await;
