@@ -63,6 +63,9 @@ pub struct Application {
     alerts: crate::alerts::AlertRouterHandle,
     ws_hub: crate::ws::hub::WsHub,
     sim_world: Option<SimWorld>,
+    /// Held while the service runs: no second process serves the same
+    /// SQLite file.
+    _db_lock: Option<crate::db::local::DbFileLock>,
 }
 
 /// Committed events buffered for live subscribers.
@@ -111,13 +114,16 @@ impl Application {
         metrics.errors.watch(&supervision);
 
         if settings.database.url.is_none() {
-            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            crate::config::create_private_dir(&settings.data_dir).with_context(|| {
                 format!(
                     "creating the data directory {}",
                     settings.data_dir.display()
                 )
             })?;
         }
+        let db_lock = crate::db::local::sqlite_file(&settings.database_url())
+            .map(|file| crate::db::local::claim(&file))
+            .transpose()?;
         let mut db = crate::db::connect(&settings.database_url(), &settings.database).await?;
         crate::db::observe_queries(
             &mut db,
@@ -383,6 +389,7 @@ impl Application {
             alerts,
             ws_hub,
             sim_world,
+            _db_lock: db_lock,
         })
     }
 

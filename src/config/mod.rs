@@ -9,7 +9,9 @@ mod limits;
 mod secrets;
 
 pub use limits::*;
-pub use secrets::{DEV_SECRETS_FILE, KeySet, Secrets, ensure_dev_secrets, random_key};
+pub use secrets::{
+    DEV_SECRETS_FILE, KeySet, Secrets, create_private_dir, ensure_dev_secrets, random_key,
+};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};

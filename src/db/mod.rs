@@ -1,5 +1,8 @@
 //! The database: one pool (sea-orm over sqlx), SQLite embedded by default,
-//! PostgreSQL in production; migrations run at start-up.
+//! PostgreSQL in production; migrations run at start-up. [`local`] keeps
+//! an embedded database's file to one process.
+
+pub mod local;
 
 use crate::config::DatabaseSettings;
 use migration::{Migrator, MigratorTrait};

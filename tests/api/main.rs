@@ -22,6 +22,7 @@ mod openapi;
 mod outbox;
 mod process;
 mod sessions;
+mod single_process;
 mod supervision;
 mod telegram;
 mod uploads;

@@ -7,7 +7,7 @@ use tgvisor::config::random_key;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-fn tgvisor(env: &str, data_dir: &std::path::Path) -> Command {
+pub fn tgvisor(env: &str, data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgvisor"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -25,7 +25,7 @@ fn tgvisor(env: &str, data_dir: &std::path::Path) -> Command {
 }
 
 /// Fresh secrets in the environment, as production passes them.
-fn with_secrets(cmd: &mut Command) -> &mut Command {
+pub fn with_secrets(cmd: &mut Command) -> &mut Command {
     cmd.env("TGVISOR__SECRETS__PASSWORD_PEPPER", random_key())
         .env("TGVISOR__SECRETS__JWT__ACTIVE", "k1")
         .env("TGVISOR__SECRETS__JWT__KEYS__K1", random_key())
