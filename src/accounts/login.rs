@@ -218,14 +218,17 @@ impl LoginService {
     ) -> Result<LoginProgress, LoginError> {
         let phone = PhoneNumber::parse(phone)?;
         let digest = self.inner.phones.digest(phone.as_e164());
-        // An earlier, unfinished sign-in of the same number by the same
-        // owner is reused; anything else with that number is a duplicate.
+        // Numbers are unique per owner, as on import: an earlier, unfinished
+        // sign-in of the same number by the same owner is reused, a finished
+        // one is a duplicate. Other users' accounts are not looked at, so
+        // no answer depends on whether somebody else added the number.
         let existing = account::Entity::find()
+            .filter(account::Column::UserId.eq(owner))
             .filter(account::Column::PhoneDigest.eq(&digest))
             .one(&self.inner.db)
             .await?;
         let reuse = match &existing {
-            Some(a) if a.user_id == owner => {
+            Some(a) => {
                 let signing_in = AccountState::parse(&a.state).is_some_and(|s| s.signing_in());
                 let has_session = session::Entity::find()
                     .filter(session::Column::AccountId.eq(a.id))
@@ -238,7 +241,6 @@ impl LoginService {
                 }
                 Some(a.id)
             }
-            Some(_) => return Err(AccountError::Exists.into()),
             None => None,
         };
         {

@@ -489,3 +489,40 @@ async fn an_account_that_keeps_crashing_is_given_up_alone_as_failed() {
     assert!(app.supervision.root_failure().is_none());
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_number_another_user_added_answers_as_if_it_were_unused_on_both_paths() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let alices = signed_in(&app, &alice, PHONE).await;
+
+    // Bob learns nothing of Alice's number: his sign-in starts as for any
+    // unused number and gives him an account of his own.
+    let bobs = signed_in(&app, &bob, PHONE).await;
+    assert_ne!(alices, bobs);
+    // The same rule as on import: a number is unique per owner, so his
+    // second attempt, on either path, is his own duplicate.
+    let res = app
+        .post_json("/api/v1/accounts", Some(&bob), &json!({ "phone": PHONE }))
+        .await;
+    let (status, error) = error_of(res).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (409, Some("account_exists"))
+    );
+    let key = crate::accounts::auth_key(9);
+    let res = app
+        .post_json(
+            "/api/v1/accounts/import",
+            Some(&bob),
+            &json!({"phone": PHONE, "session": crate::accounts::telethon_session(&key)}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 409);
+    // Alice's number imported by a third user: 201, as an unused one.
+    let (_, carol) = app.user("carol").await;
+    crate::accounts::import(&app, &carol, PHONE, &key).await;
+    assert_eq!(account(&app, &alice, alices).await["state"], "connected");
+    app.stop().await;
+}
