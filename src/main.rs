@@ -118,11 +118,13 @@ fn main() -> ExitCode {
                 };
                 tgvisor::ops::set_role(&settings, &username, role).await?;
                 println!(
-                    "{username} now has the {} role; their tokens are revoked",
+                    "{username} now has the {} role; their tokens are revoked and stop \
+                     working within {} ms on every running node (auth.revocation_check_ms)",
                     match role {
                         tgvisor::security::jwt::Role::Admin => "admin",
                         tgvisor::security::jwt::Role::User => "user",
-                    }
+                    },
+                    settings.auth.revocation_check_ms
                 );
                 Ok(())
             }

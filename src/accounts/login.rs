@@ -23,7 +23,7 @@ use crate::telegram::{Backend, LoginStep, PendingCode, PendingPassword, TgError}
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, SqlErr, TransactionTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -276,10 +276,7 @@ impl LoginService {
                 .await;
                 match inserted {
                     Ok(a) => a.id,
-                    Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                        return Err(AccountError::Exists.into());
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(AccountError::on_insert(e).into()),
                 }
             }
         };

@@ -34,8 +34,23 @@ pub enum AccountError {
     NotFound,
     #[error("this phone number is already added to your accounts")]
     Exists,
+    /// The caller's user was deleted after its token was checked.
+    #[error("the token's user no longer exists")]
+    OwnerGone,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+impl AccountError {
+    /// Why inserting an account row failed: the owner's duplicate number,
+    /// an owner deleted meanwhile (the foreign key), or the database.
+    pub fn on_insert(e: DbErr) -> Self {
+        match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Self::Exists,
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => Self::OwnerGone,
+            _ => e.into(),
+        }
+    }
 }
 
 impl From<DbErr> for AccountError {
@@ -138,10 +153,7 @@ impl AccountService {
         .await;
         let account = match inserted {
             Ok(a) => a,
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(AccountError::Exists);
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(AccountError::on_insert(e)),
         };
         let session_id = self
             .store

@@ -8,9 +8,12 @@
 //! - Tokens are HS256 JWTs with a `kid` from a rotatable keyring and the
 //!   user's `token_version`; logout-all bumps the version, revoking every
 //!   token at once. The current version (and role) of each user is cached
-//!   for `cache.default_ttl_ms`, so a request costs no database round trip;
-//!   logout-all on this node updates the cache at once. Cached versions only
-//!   ever grow, so a slow load cannot bring a revoked version back.
+//!   for `auth.revocation_check_ms` (1 s), so a request costs a database
+//!   round trip at most once a second per user; logout-all on this node
+//!   updates the cache at once, and a change made elsewhere (another node,
+//!   the CLI's set-role, a deleted user) is seen within that second. Cached
+//!   versions only ever grow, so a slow load cannot bring a revoked version
+//!   back.
 
 pub mod limiter;
 
@@ -209,7 +212,7 @@ impl AuthService {
                 jwt,
                 users: moka::future::Cache::builder()
                     .max_capacity(settings.auth.token_cache_capacity)
-                    .time_to_live(Duration::from_millis(settings.cache.default_ttl_ms))
+                    .time_to_live(Duration::from_millis(settings.auth.revocation_check_ms))
                     .build(),
                 attempts: AttemptLimiter::new(limit.max, window, 100_000),
                 registrations: AttemptLimiter::new(limit.max, window, 100_000),
@@ -416,9 +419,9 @@ impl AuthService {
         Ok(())
     }
 
-    /// Sets a user's role (operator CLI). Revokes the user's tokens, so a
-    /// demotion takes effect at once on this node and within the cache TTL
-    /// on others.
+    /// Sets a user's role (operator CLI). Revokes the user's tokens: at
+    /// once on this node, within `auth.revocation_check_ms` on others (the
+    /// CLI is another process, so a running service counts as another node).
     pub async fn set_role(&self, username: &str, role: Role) -> Result<UserView, AuthError> {
         let key = username_key(username);
         let txn = self.inner.db.begin().await?;

@@ -435,6 +435,8 @@ pub struct AuthSettings {
     pub audience: String,
     pub registration_open: bool,
     pub token_cache_capacity: u64,
+    /// How long a cached token version and role are trusted.
+    pub revocation_check_ms: u64,
     pub password: PasswordSettings,
 }
 

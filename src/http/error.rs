@@ -273,6 +273,7 @@ impl From<AccountError> for ApiError {
             }
             AccountError::NotFound => Self::not_found(msg),
             AccountError::Exists => Self::new(StatusCode::CONFLICT, "account_exists", msg),
+            AccountError::OwnerGone => Self::unauthorized("token_revoked", msg),
             AccountError::Internal(err) => Self::internal(err.as_ref()),
         }
     }

@@ -501,3 +501,91 @@ async fn the_client_ip_is_the_nearest_untrusted_forwarded_hop() {
     );
     app.stop().await;
 }
+
+/// Polls `path` with `token` until it answers `status` (bounded).
+async fn until_status(app: &TestApp, path: &str, token: &str, status: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = app.get_auth(path, token).await.status().as_u16();
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} still answers {got}, not {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_role_change_by_the_cli_revokes_old_tokens_within_the_revocation_check() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("kim").await;
+    assert_eq!(app.get_auth("/api/v1/accounts", &token).await.status(), 200);
+
+    // Another process: this server's cache does not hear of it, and stops
+    // trusting what it cached after auth.revocation_check_ms (1 s; it was
+    // the 5-minute cache TTL).
+    tgvisor::ops::set_role(&app.settings, "kim", Role::Admin)
+        .await
+        .unwrap();
+
+    until_status(&app, "/api/v1/accounts", &token, 401).await;
+    let (status, code) = error_code(app.get_auth("/api/v1/accounts", &token).await).await;
+    assert_eq!((status, code.as_str()), (401, "token_revoked"));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_deleted_users_token_is_401_never_a_500() {
+    // A long revocation check: the token is still trusted from the cache
+    // when the user's row is gone, which is what the insert must survive.
+    let app = spawn_app_with(|f| f.merge(("auth.revocation_check_ms", 600_000))).await;
+    let (id, token) = app.user("lou").await;
+    assert_eq!(app.get_auth("/api/v1/accounts", &token).await.status(), 200);
+    let db = app.db_conn().await;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    tgvisor::entities::user::Entity::delete_many()
+        .filter(tgvisor::entities::user::Column::Id.eq(id))
+        .exec(&db)
+        .await
+        .unwrap();
+
+    let res = app
+        .post_json(
+            "/api/v1/accounts",
+            Some(&token),
+            &json!({ "phone": "+9996621234" }),
+        )
+        .await;
+    let (status, code) = error_code(res).await;
+    assert_eq!((status, code.as_str()), (401, "token_revoked"));
+    let res = app
+        .post_json(
+            "/api/v1/accounts/import",
+            Some(&token),
+            &json!({"phone": "+9996625555", "session": crate::accounts::telethon_session(&crate::accounts::auth_key(1))}),
+        )
+        .await;
+    let (status, code) = error_code(res).await;
+    assert_eq!((status, code.as_str()), (401, "token_revoked"));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_deleted_users_token_stops_working_within_the_revocation_check() {
+    let app = spawn_app().await;
+    let (id, token) = app.user("max").await;
+    assert_eq!(app.get_auth("/api/v1/accounts", &token).await.status(), 200);
+    let db = app.db_conn().await;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    tgvisor::entities::user::Entity::delete_many()
+        .filter(tgvisor::entities::user::Column::Id.eq(id))
+        .exec(&db)
+        .await
+        .unwrap();
+
+    until_status(&app, "/api/v1/accounts", &token, 401).await;
+    app.stop().await;
+}
