@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod actors;
 pub mod alerts;
+pub mod allocator;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -70,6 +70,7 @@ enum RoleArg {
 }
 
 fn main() -> ExitCode {
+    tgvisor::allocator::tune();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Keys(KeysCommand::Generate) = command {

@@ -1,12 +1,14 @@
 //! The login attempt limiter: at most `max` attempts per `window` per
-//! (username, client IP), a sliding log rather than a fixed window (a fixed
-//! window lets twice the limit through around its edge).
+//! client address, whatever usernames they name (so random usernames from
+//! one address are refused like one username), a sliding log rather than a
+//! fixed window (a fixed window lets twice the limit through around its
+//! edge).
 //!
 //! An attempt is counted when it starts, under the lock, so parallel
-//! attempts cannot slip past the limit; a successful login removes its own
-//! attempt and clears that one key, leaving every other key's count alone.
-//! Memory is bounded: idle keys expire after one window and the map holds at
-//! most `capacity` keys.
+//! attempts cannot slip past the limit; a successful one is taken back
+//! (only that one: a success between failures does not reset the count).
+//! Memory is bounded: idle keys expire after one window and the map holds
+//! at most `capacity` keys.
 
 use moka::sync::Cache;
 use std::collections::VecDeque;
@@ -15,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-type Key = (String, IpAddr);
+type Key = IpAddr;
 
-/// Counts login attempts per (username, IP).
+/// Counts attempts per client address.
 #[derive(Clone)]
 pub struct AttemptLimiter {
     max: usize,
@@ -45,6 +47,7 @@ pub struct Refused {
 #[derive(Debug)]
 pub struct Attempt {
     key: Key,
+    at: Instant,
 }
 
 impl AttemptLimiter {
@@ -59,11 +62,10 @@ impl AttemptLimiter {
         }
     }
 
-    /// `name` is already canonical (see `auth::username_key`). IPv6
-    /// addresses count per /64, the block one subscriber usually holds;
-    /// IPv4-mapped IPv6 addresses count as the IPv4 address.
-    fn key(name: &str, ip: Option<IpAddr>) -> Key {
-        let ip = match ip.map(|ip| ip.to_canonical()) {
+    /// IPv6 addresses count per /64, the block one subscriber usually
+    /// holds; IPv4-mapped IPv6 addresses count as the IPv4 address.
+    fn key(ip: Option<IpAddr>) -> Key {
+        match ip.map(|ip| ip.to_canonical()) {
             Some(IpAddr::V6(v6)) => {
                 let mut octets = v6.octets();
                 octets[8..].fill(0);
@@ -71,14 +73,13 @@ impl AttemptLimiter {
             }
             Some(v4) => v4,
             None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
-        (name.to_owned(), ip)
+        }
     }
 
     /// Counts an attempt, or refuses with the time until one is allowed.
-    pub fn acquire(&self, name: &str, ip: Option<IpAddr>) -> Result<Attempt, Refused> {
-        let key = Self::key(name, ip);
-        let entry = self.log.get_with(key.clone(), Default::default);
+    pub fn acquire(&self, ip: Option<IpAddr>) -> Result<Attempt, Refused> {
+        let key = Self::key(ip);
+        let entry = self.log.get_with(key, Default::default);
         let now = Instant::now();
         let mut entry = entry.lock().unwrap_or_else(|p| p.into_inner());
         while entry
@@ -100,12 +101,18 @@ impl AttemptLimiter {
         }
         entry.attempts.push_back(now);
         entry.refused = false;
-        Ok(Attempt { key })
+        Ok(Attempt { key, at: now })
     }
 
-    /// The attempt succeeded: its key starts afresh.
+    /// The attempt succeeded: it no longer counts. The address's other
+    /// attempts still do.
     pub fn succeeded(&self, attempt: Attempt) {
-        self.log.invalidate(&attempt.key);
+        if let Some(entry) = self.log.get(&attempt.key) {
+            let mut entry = entry.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = entry.attempts.iter().rposition(|t| *t == attempt.at) {
+                entry.attempts.remove(i);
+            }
+        }
     }
 }
 
@@ -123,67 +130,45 @@ mod tests {
     async fn the_sixth_attempt_in_the_window_is_refused_until_the_oldest_ages_out() {
         let l = AttemptLimiter::new(5, WINDOW, 1000);
         for i in 0..5 {
-            assert!(l.acquire("alice", ip(1)).is_ok(), "attempt {i}");
+            assert!(l.acquire(ip(1)).is_ok(), "attempt {i}");
             tokio::time::advance(Duration::from_secs(60)).await;
         }
         // 5 minutes after the first attempt: 10 more minutes to wait.
-        let refused = l.acquire("alice", ip(1)).unwrap_err();
+        let refused = l.acquire(ip(1)).unwrap_err();
         assert_eq!(refused.retry_after, Duration::from_secs(10 * 60));
         assert!(refused.first);
-        assert!(
-            !l.acquire("alice", ip(1)).unwrap_err().first,
-            "reported once"
-        );
+        assert!(!l.acquire(ip(1)).unwrap_err().first, "reported once");
         tokio::time::advance(refused.retry_after).await;
-        assert!(
-            l.acquire("alice", ip(1)).is_ok(),
-            "the oldest left the window"
-        );
-        assert!(l.acquire("alice", ip(1)).is_err(), "only one slot freed");
+        assert!(l.acquire(ip(1)).is_ok(), "the oldest left the window");
+        assert!(l.acquire(ip(1)).is_err(), "only one slot freed");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn keys_are_per_name_and_ip_with_ipv6_per_64_and_mapped_ipv4_as_ipv4() {
+    async fn keys_are_per_address_with_ipv6_per_64_and_mapped_ipv4_as_ipv4() {
         let l = AttemptLimiter::new(2, WINDOW, 1000);
         let v6 = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        l.acquire("carol", v6("2001:db8:1:2::1")).unwrap();
-        l.acquire("carol", v6("2001:db8:1:2:ffff::9")).unwrap();
-        assert!(
-            l.acquire("carol", v6("2001:db8:1:2::77")).is_err(),
-            "same /64"
-        );
-        assert!(
-            l.acquire("carol", v6("2001:db8:1:3::1")).is_ok(),
-            "another /64"
-        );
-        l.acquire("dave", v6("::ffff:10.0.0.1")).unwrap();
-        l.acquire("dave", ip(1)).unwrap();
-        assert!(l.acquire("dave", ip(1)).is_err(), "mapped IPv4 is IPv4");
-        l.acquire("alice", ip(1)).unwrap();
-        l.acquire("alice", ip(1)).unwrap();
-        assert!(l.acquire("alice", ip(1)).is_err());
-        assert!(l.acquire("alice", ip(2)).is_ok(), "another IP");
-        assert!(l.acquire("bob", ip(1)).is_ok(), "another user");
+        l.acquire(v6("2001:db8:1:2::1")).unwrap();
+        l.acquire(v6("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(l.acquire(v6("2001:db8:1:2::77")).is_err(), "same /64");
+        assert!(l.acquire(v6("2001:db8:1:3::1")).is_ok(), "another /64");
+        l.acquire(v6("::ffff:10.0.0.1")).unwrap();
+        l.acquire(ip(1)).unwrap();
+        assert!(l.acquire(ip(1)).is_err(), "mapped IPv4 is IPv4");
+        assert!(l.acquire(ip(2)).is_ok(), "another address");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn success_clears_only_its_own_key() {
-        let l = AttemptLimiter::new(2, WINDOW, 1000);
-        l.acquire("mallory", ip(9)).unwrap();
-        l.acquire("mallory", ip(9)).unwrap();
-        l.acquire("alice", ip(1)).unwrap();
-        l.acquire("alice", ip(1)).unwrap();
-        assert!(l.acquire("alice", ip(1)).is_err());
-        // Alice from another IP logs in successfully.
-        let attempt = l.acquire("alice", ip(2)).unwrap();
-        l.succeeded(attempt);
-        assert!(
-            l.acquire("mallory", ip(9)).is_err(),
-            "someone else's counter stays"
-        );
-        assert!(
-            l.acquire("alice", ip(1)).is_err(),
-            "same user, other IP stays"
-        );
+    async fn a_success_takes_back_only_its_own_attempt() {
+        let l = AttemptLimiter::new(3, WINDOW, 1000);
+        l.acquire(ip(9)).unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let good = l.acquire(ip(9)).unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        l.acquire(ip(9)).unwrap();
+        assert!(l.acquire(ip(9)).is_err());
+        l.succeeded(good);
+        // One slot back, not a fresh start: the failures still count.
+        assert!(l.acquire(ip(9)).is_ok());
+        assert!(l.acquire(ip(9)).is_err());
     }
 }

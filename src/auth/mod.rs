@@ -4,7 +4,9 @@
 //! - Passwords are argon2id with the configured pepper as argon2's secret,
 //!   hashed on the blocking pool. An unknown username costs one argon2
 //!   computation too, and gets the same answer as a wrong password.
-//! - Login attempts are limited per (username, client IP) ([`limiter`]).
+//! - Login attempts are limited per client address, across usernames
+//!   ([`limiter`]); at most one argon2 run per core at a time, with a
+//!   bounded queue behind them (past it: 503 `busy` with Retry-After).
 //! - Tokens are HS256 JWTs with a `kid` from a rotatable keyring and the
 //!   user's `token_version`; logout-all bumps the version, revoking every
 //!   token at once. The current version (and role) of each user is cached
@@ -49,6 +51,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("too many login attempts; try again later")]
     RateLimited { retry_after: Duration },
+    #[error("the server is busy checking passwords; try again shortly")]
+    Busy,
     #[error("an access token is required (Authorization: Bearer <token>)")]
     MissingToken,
     #[error("{0}")]
@@ -71,7 +75,10 @@ impl From<DbErr> for AuthError {
 
 impl From<PasswordError> for AuthError {
     fn from(e: PasswordError) -> Self {
-        Self::Internal(anyhow::anyhow!("password hashing: {e}"))
+        match e {
+            PasswordError::Busy => Self::Busy,
+            e => Self::Internal(anyhow::anyhow!("password hashing: {e}")),
+        }
     }
 }
 
@@ -189,7 +196,8 @@ impl AuthService {
                 parallelism: p.parallelism,
             },
         )
-        .map_err(|e| anyhow::anyhow!("auth.password / secrets.password_pepper: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("auth.password / secrets.password_pepper: {e}"))?
+        .with_queue(p.max_waiting, Duration::from_millis(p.max_wait_ms));
         let jwt_set = settings
             .secrets
             .jwt
@@ -236,14 +244,14 @@ impl AuthService {
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
         // Per client IP, like logins: registration is open to anyone and
-        // each one costs an argon2 run.
-        let attempt =
-            self.inner
-                .registrations
-                .acquire("", ip)
-                .map_err(|r| AuthError::RateLimited {
-                    retry_after: r.retry_after,
-                })?;
+        // each one costs an argon2 run. Counted for good: a registration is
+        // not taken back by its success.
+        self.inner
+            .registrations
+            .acquire(ip)
+            .map_err(|r| AuthError::RateLimited {
+                retry_after: r.retry_after,
+            })?;
         let db = &self.inner.db;
         let (ukey, ekey) = (username_key(username.as_str()), email_key(email.as_str()));
         let taken = user::Entity::find()
@@ -257,7 +265,6 @@ impl AuthService {
         if taken.is_some() {
             return Err(AuthError::UserExists);
         }
-        drop(attempt); // counted: a registration is not "cleared" by success
         let hash = self.inner.hasher.hash(password.into_secret()).await?;
         let now = chrono::Utc::now().fixed_offset();
         let txn = db.begin().await?;
@@ -309,7 +316,7 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         let key = username_key(name.as_str());
-        let attempt = match inner.attempts.acquire(&key, ip) {
+        let attempt = match inner.attempts.acquire(ip) {
             Ok(a) => a,
             Err(refused) => {
                 // One audit row per blocked window, not one per request.

@@ -447,6 +447,10 @@ pub struct PasswordSettings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// How many password checks may wait for an argon2 slot.
+    pub max_waiting: u32,
+    /// How long one may wait.
+    pub max_wait_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

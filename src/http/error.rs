@@ -250,6 +250,11 @@ impl From<AuthError> for ApiError {
             AuthError::UserExists => Self::new(S::CONFLICT, "user_exists", msg),
             AuthError::InvalidCredentials => Self::unauthorized("invalid_credentials", msg),
             AuthError::RateLimited { retry_after } => Self::rate_limited(msg, retry_after),
+            AuthError::Busy => {
+                let mut e = Self::new(S::SERVICE_UNAVAILABLE, "busy", msg);
+                e.retry_after = Some(Duration::from_secs(1));
+                e
+            }
             AuthError::MissingToken => Self::unauthorized("token_missing", msg),
             AuthError::InvalidToken(j) => Self::unauthorized(j.code(), msg),
             AuthError::TokenRevoked => Self::unauthorized("token_revoked", msg),

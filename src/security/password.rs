@@ -38,6 +38,10 @@ pub enum PasswordError {
     /// The blocking task running argon2 panicked or was cancelled.
     #[error("password hashing task failed")]
     TaskFailed,
+    /// Every argon2 slot is taken and the queue behind them is full, or
+    /// the wait for a slot ran out.
+    #[error("too many password checks at once")]
+    Busy,
 }
 
 /// argon2id cost parameters.
@@ -75,6 +79,29 @@ pub struct PasswordHasher {
     /// Bounds concurrent argon2 runs (each holds `memory_kib` of RAM) to
     /// the number of CPUs; more callers queue instead of growing memory.
     running: Arc<tokio::sync::Semaphore>,
+    /// How many callers may wait for a slot, and for how long: past
+    /// either, [`PasswordError::Busy`] at once instead of a queue (and
+    /// open connections) that grows with a spray.
+    queue: Arc<Queue>,
+}
+
+/// The wait for an argon2 slot.
+#[derive(Debug)]
+struct Queue {
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+    max_wait: std::time::Duration,
+}
+
+/// A place in [`Queue`], given back when dropped.
+struct Waiting<'a>(&'a Queue);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// What each blocking task needs.
@@ -183,17 +210,47 @@ impl PasswordHasher {
             running: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
+            queue: Arc::new(Queue {
+                waiting: std::sync::atomic::AtomicUsize::new(0),
+                max_waiting: usize::MAX,
+                max_wait: std::time::Duration::MAX,
+            }),
         })
+    }
+
+    /// Bounds the queue for an argon2 slot: at most `max_waiting` callers
+    /// wait, each at most `max_wait`.
+    pub fn with_queue(mut self, max_waiting: u32, max_wait: std::time::Duration) -> Self {
+        self.queue = Arc::new(Queue {
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: usize::try_from(max_waiting).unwrap_or(usize::MAX),
+            max_wait,
+        });
+        self
+    }
+
+    /// A slot for one argon2 run, or [`PasswordError::Busy`].
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PasswordError> {
+        if let Ok(permit) = self.running.try_acquire() {
+            return Ok(permit);
+        }
+        let q = &self.queue;
+        let before = q.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _place = Waiting(q);
+        if before >= q.max_waiting {
+            return Err(PasswordError::Busy);
+        }
+        match tokio::time::timeout(q.max_wait, self.running.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(PasswordError::TaskFailed),
+            Err(_) => Err(PasswordError::Busy),
+        }
     }
 
     /// Hashes a password with a random salt, returning a PHC string
     /// (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) to store.
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
-        let _running = self
-            .running
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::TaskFailed)?;
+        let _running = self.slot().await?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             inner.hash_blocking(password.expose_secret().as_bytes())
@@ -214,11 +271,7 @@ impl PasswordHasher {
         password: SecretString,
         phc: Option<String>,
     ) -> Result<bool, PasswordError> {
-        let _running = self
-            .running
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::TaskFailed)?;
+        let _running = self.slot().await?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let password = password.expose_secret().as_bytes();
@@ -296,6 +349,39 @@ mod tests {
 
     fn computations(h: &PasswordHasher) -> usize {
         h.inner.computations.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_queue_or_its_wait_a_check_is_busy_not_queued() {
+        let h = hasher().with_queue(1, std::time::Duration::from_secs(3));
+        let phc = h.hash(pw("correct horse battery")).await.unwrap();
+        // Every argon2 slot is taken.
+        let slots = h.running.available_permits() as u32;
+        let held = h.running.acquire_many(slots).await.unwrap();
+
+        // The first check waits for a slot; a second finds the queue full.
+        let waiting = tokio::spawn({
+            let (h, phc) = (h.clone(), phc.clone());
+            async move { h.verify(pw("correct horse battery"), Some(phc)).await }
+        });
+        while h.queue.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            h.verify(pw("x"), Some(phc.clone())).await,
+            Err(PasswordError::Busy)
+        );
+        // The waiting one gives up when its wait runs out.
+        tokio::time::advance(std::time::Duration::from_secs(3)).await;
+        assert_eq!(waiting.await.unwrap(), Err(PasswordError::Busy));
+        assert_eq!(h.queue.waiting.load(Ordering::SeqCst), 0);
+
+        // With a slot free again, checks run.
+        drop(held);
+        assert_eq!(
+            h.verify(pw("correct horse battery"), Some(phc)).await,
+            Ok(true)
+        );
     }
 
     #[test]
