@@ -47,6 +47,41 @@ pub enum Command {
     /// POST /accounts/{id}/uploads and report throughput and the
     /// service's memory growth.
     Upload(UploadArgs),
+    /// Register a user, then spray POST /auth/login with random usernames
+    /// from --workers connections on --addresses loopback addresses for
+    /// --duration while the real user logs in every --real-every; report
+    /// the spray's answers, the real user's login latency and the
+    /// service's memory (before, peak, settled after --settle).
+    Spray(SprayArgs),
+}
+
+/// `spray`'s arguments.
+#[derive(Debug, Args)]
+pub struct SprayArgs {
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Concurrent spraying connections, each one attempt at a time.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..=5_000).map(usize::from))]
+    pub workers: usize,
+    /// Client addresses the spray comes from (127.0.1.1 onwards).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub addresses: u16,
+    /// How long the spray lasts.
+    #[arg(long, default_value = "90s", value_parser = duration::parse_positive)]
+    pub duration: Duration,
+    /// How often the real user logs in during the spray.
+    #[arg(long, default_value = "500ms", value_parser = duration::parse_positive)]
+    pub real_every: Duration,
+    /// How long after the spray the settled memory is read.
+    #[arg(long, default_value = "30s", value_parser = duration::parse_positive)]
+    pub settle: Duration,
+    /// The service's process id: its VmRSS is read from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `upload`'s arguments.
@@ -216,7 +251,9 @@ mod tests {
         let argv = ["tgvisor-load", "send"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Send(a) => a,
-            Command::Ws(_) | Command::Upload(_) => unreachable!("send parses as send"),
+            Command::Ws(_) | Command::Upload(_) | Command::Spray(_) => {
+                unreachable!("send parses as send")
+            }
         })
     }
 
@@ -224,7 +261,9 @@ mod tests {
         let argv = ["tgvisor-load", "ws"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Ws(a) => a,
-            Command::Send(_) | Command::Upload(_) => unreachable!("ws parses as ws"),
+            Command::Send(_) | Command::Upload(_) | Command::Spray(_) => {
+                unreachable!("ws parses as ws")
+            }
         })
     }
 

@@ -15,6 +15,7 @@ pub mod load;
 pub mod report;
 pub mod session;
 pub mod setup;
+pub mod spray;
 pub mod upload;
 pub mod ws;
 pub mod ws_report;

@@ -36,6 +36,18 @@ impl Outcome for tgvisor_load::ws_report::WsReport {
     }
 }
 
+impl Outcome for tgvisor_load::spray::SprayReport {
+    fn to_json(&self) -> String {
+        self.to_json()
+    }
+    fn to_text(&self) -> String {
+        self.to_text()
+    }
+    fn failed(&self) -> bool {
+        self.failed()
+    }
+}
+
 impl Outcome for tgvisor_load::upload::UploadReport {
     fn to_json(&self) -> String {
         self.to_json()
@@ -76,5 +88,6 @@ async fn main() -> ExitCode {
         Command::Send(args) => finish(tgvisor_load::send(&args).await, args.json),
         Command::Ws(args) => finish(tgvisor_load::ws::run(&args).await, args.json),
         Command::Upload(args) => finish(tgvisor_load::upload::run(&args).await, args.json),
+        Command::Spray(args) => finish(tgvisor_load::spray::run(&args).await, args.json),
     }
 }

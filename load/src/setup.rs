@@ -159,6 +159,20 @@ fn random_alnum(len: usize) -> String {
 
 /// Registers a fresh user and returns a token for it.
 pub async fn register_and_login(api: &Api) -> anyhow::Result<String> {
+    let (username, password) = register(api).await?;
+    let body = json!({ "username": username, "password": password });
+    let request = api.request(Method::POST, "/api/v1/auth/login").json(&body);
+    let token: TokenJson = api
+        .call(request, StatusCode::OK)
+        .await
+        .context("logging in as the new user")?;
+    eprintln!("tgvisor-load: registered user {username}");
+    Ok(token.token)
+}
+
+/// Registers a new user with random credentials; answers its username and
+/// password.
+pub async fn register(api: &Api) -> anyhow::Result<(String, String)> {
     let mut attempt = 0;
     let creds = loop {
         attempt += 1;
@@ -182,14 +196,7 @@ pub async fn register_and_login(api: &Api) -> anyhow::Result<String> {
             Err(f) => return Err(f).context("registering a user"),
         }
     };
-    let body = json!({ "username": creds.username, "password": creds.password });
-    let request = api.request(Method::POST, "/api/v1/auth/login").json(&body);
-    let token: TokenJson = api
-        .call(request, StatusCode::OK)
-        .await
-        .context("logging in as the new user")?;
-    eprintln!("tgvisor-load: registered user {}", creds.username);
-    Ok(token.token)
+    Ok((creds.username, creds.password))
 }
 
 /// Imports one account from a given Telethon session string (e.g. one a
