@@ -55,7 +55,8 @@ static BEARER: LazyLock<Regex> = LazyLock::new(|| {
 });
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     // unwrap: a constant, valid pattern.
-    Regex::new(r"\+\d[\d ().-]{5,}\d").unwrap()
+    // `%2B` is a percent-encoded `+`, as a phone number in a URL path reads.
+    Regex::new(r"(?:\+|%2[Bb])\d[\d ().-]{5,}\d").unwrap()
 });
 
 /// Mask secrets inside a free-form value. Cheap when there is nothing to mask.
@@ -67,7 +68,7 @@ pub fn scrub(value: &str) -> Cow<'_, str> {
     if out.contains("earer") || out.contains("EARER") {
         out = Cow::Owned(BEARER.replace_all(&out, "Bearer [REDACTED]").into_owned());
     }
-    if out.contains('+') {
+    if out.contains('+') || out.contains("%2B") || out.contains("%2b") {
         out = Cow::Owned(PHONE.replace_all(&out, "+[REDACTED]").into_owned());
     }
     out
@@ -118,5 +119,11 @@ mod tests {
         assert!(!out.contains("555"));
         assert!(out.contains("rejected"));
         assert_eq!(scrub("plain text, 42 + 1"), "plain text, 42 + 1");
+        // A number percent-encoded in a URL path.
+        let path = scrub("/api/v1/accounts/%2B9996621234/x and %2b999 662 1234");
+        assert!(
+            !path.contains("9996621234") && !path.contains("999 662"),
+            "{path}"
+        );
     }
 }

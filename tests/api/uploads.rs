@@ -761,7 +761,16 @@ async fn names_that_read_differently_than_they_are_are_refused() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
     let account = connected_account(&app, &token, PHONE).await;
-    for name in ["invoice\u{202E}fdp.exe", "a\u{200B}b.txt", "\u{FEFF}x.txt"] {
+    for name in [
+        "invoice\u{202E}fdp.exe",
+        "a\u{200B}b.txt",
+        "\u{FEFF}x.txt",
+        ".",
+        "..",
+        "report.pdf ",
+        " report.pdf",
+        "report.pdf.",
+    ] {
         let (status, error) = error_of(upload(&app, &token, account, name, file(10)).await).await;
         assert_eq!(
             (status, error["field"].as_str()),
