@@ -21,6 +21,8 @@ pub struct Metrics {
     /// Request latency by method and route pattern.
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
+    /// Connections closed at once: their address held too many already.
+    pub http_connections_refused: prometheus::IntCounter,
     pub db: DbMetrics,
     pub telegram: crate::telegram::metrics::TelegramMetrics,
     pub rate_limits: crate::ratelimit::RateLimitMetrics,
@@ -73,6 +75,10 @@ impl Metrics {
         let http_in_flight = IntGauge::new(
             "tgvisor_http_requests_in_flight",
             "HTTP requests being served.",
+        )?;
+        let http_connections_refused = prometheus::IntCounter::new(
+            "tgvisor_http_connections_refused_total",
+            "Connections closed on arrival: their client address held server.max_connections_per_address already.",
         )?;
         let db = DbMetrics {
             up: IntGauge::new(
@@ -128,6 +134,7 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(http_in_flight.clone()))?;
+        registry.register(Box::new(http_connections_refused.clone()))?;
         registry.register(Box::new(db.up.clone()))?;
         registry.register(Box::new(db.ping_duration.clone()))?;
         registry.register(Box::new(db.pool_connections.clone()))?;
@@ -152,6 +159,7 @@ impl Metrics {
             http_requests,
             http_duration,
             http_in_flight,
+            http_connections_refused,
             db,
             telegram,
             rate_limits,

@@ -351,8 +351,14 @@ impl Application {
         let path_cfg = web::PathConfig::default().error_handler(http::error::path_error);
         let query_cfg = web::QueryConfig::default().error_handler(http::error::query_error);
         let fault_injection = settings.debug.fault_injection;
+        let connections = http::connections::ConnectionLimits::new(
+            settings.server.max_connections_per_address,
+            settings.server.trusted_proxies.clone(),
+            metrics.http_connections_refused.clone(),
+        );
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(http::body::deadline))
                 .wrap(from_fn(http::observe))
                 .app_data(state.clone())
                 .app_data(json_cfg.clone())
@@ -361,6 +367,7 @@ impl Application {
                 .configure(http::routes(fault_injection))
                 .default_service(web::to(http::error::not_found))
         })
+        .on_connect(move |conn, ext| connections.on_connect(conn, ext))
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_ms.div_ceil(1000));
         if settings.server.workers > 0 {

@@ -226,6 +226,10 @@ pub struct ServerSettings {
     pub workers: usize,
     pub shutdown_timeout_ms: u64,
     pub max_json_bytes: usize,
+    /// How long a request's body may take to arrive after its headers.
+    pub body_timeout_ms: u64,
+    /// Open connections one client address may hold.
+    pub max_connections_per_address: usize,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }

@@ -330,6 +330,11 @@ pub fn json_error(
             "payload_too_large",
             "the request body is too large",
         ),
+        E::Payload(p) if super::body::is_body_timeout(p) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive within server.body_timeout_ms",
+        ),
         E::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

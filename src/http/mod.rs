@@ -8,6 +8,8 @@ mod accounts;
 mod admin;
 mod alerts;
 mod auth;
+pub mod body;
+pub mod connections;
 mod debug;
 pub mod error;
 pub mod extract;

@@ -23,6 +23,7 @@ mod outbox;
 mod process;
 mod sessions;
 mod single_process;
+mod slow_clients;
 mod supervision;
 mod telegram;
 mod uploads;
