@@ -240,7 +240,7 @@ impl AuthService {
         if !self.inner.registration_open {
             return Err(AuthError::RegistrationClosed);
         }
-        let username = Username::parse(username)?;
+        let username = Username::parse_new(username)?;
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
         // Per client IP, like logins: registration is open to anyone and

@@ -118,6 +118,22 @@ impl Username {
         Ok(Self(s.to_owned()))
     }
 
+    /// Parses a username for a new user: as [`Username::parse`], and its
+    /// letters in one script (UTS #39's resolved script set: Latin with
+    /// digits and `_.-`, or Cyrillic, or Han with kana…), so that a name
+    /// cannot mix lookalike letters of two scripts to pass for another
+    /// (`аlice` with a Cyrillic `а` beside `alice`). Names registered
+    /// before the rule still log in.
+    pub fn parse_new(input: &str) -> Result<Self, ValidationError> {
+        use unicode_security::MixedScript as _;
+        let name = Self::parse(input)?;
+        if !name.0.is_single_script() {
+            let msg = "must be written in one script (do not mix, say, Latin and Cyrillic letters)";
+            return Err(ValidationError::new("username", "mixed_scripts", msg));
+        }
+        Ok(name)
+    }
+
     /// The username.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -126,6 +142,16 @@ impl Username {
 
 parse_impls!(Username);
 string_impls!(Username);
+
+/// Format characters that change how text reads without showing:
+/// bidirectional overrides (`invoice\u{202E}fdp.exe` shows as
+/// `invoiceexe.pdf`), zero-width characters, the byte-order mark.
+pub fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
 
 /// An email address after a pragmatic check: one `@`, a local part of 1–64
 /// bytes, a dotted domain of LDH labels, at most 254 bytes, no whitespace or
@@ -151,8 +177,10 @@ impl Email {
             let msg = "must be at most 254 characters";
             return Err(ValidationError::new(F, "too_long", msg));
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            let msg = "must not contain spaces or control characters";
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || invisible(c))
+        {
+            let msg = "must not contain spaces, control or invisible formatting characters";
             return Err(ValidationError::new(F, "invalid_chars", msg));
         }
         let invalid = ValidationError::new(F, "invalid_format", "is not a valid email address");
@@ -508,6 +536,42 @@ mod tests {
         );
         assert_eq!(Email::parse("  a@b.io ").unwrap().as_str(), "a@b.io");
         assert!(Email::parse("x@mail.sub-domain.example.org").is_ok());
+    }
+
+    #[test]
+    fn new_usernames_are_written_in_one_script() {
+        for ok in [
+            "alice",
+            "alice_2026",
+            "боб",
+            "ёжик-7",
+            "山田太郎",
+            "やまだ",
+            "Zoë.d",
+        ] {
+            assert!(Username::parse_new(ok).is_ok(), "{ok}");
+        }
+        // A Cyrillic а among Latin letters; a Greek ο among Latin letters.
+        for mixed in ["\u{430}lice", "b\u{3bf}b"] {
+            assert_eq!(
+                Username::parse_new(mixed).unwrap_err().code,
+                "mixed_scripts",
+                "{mixed}"
+            );
+            // Existing users with such names can still log in.
+            assert!(Username::parse(mixed).is_ok());
+        }
+    }
+
+    #[test]
+    fn emails_refuse_invisible_formatting_characters() {
+        for bad in ["a\u{202E}moc.b@x.io", "a\u{200B}b@x.io", "ab@x\u{2066}.io"] {
+            assert_eq!(
+                Email::parse(bad).unwrap_err().code,
+                "invalid_chars",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

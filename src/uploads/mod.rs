@@ -211,16 +211,6 @@ impl From<upload::Model> for UploadView {
     }
 }
 
-/// Format characters that change how a name reads without showing:
-/// bidirectional overrides (`invoice\u{202E}fdp.exe` shows as
-/// `invoiceexe.pdf`), zero-width characters, the byte-order mark.
-fn invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
-    )
-}
-
 /// Checks a file name: 1 to 255 bytes, no path, no control or invisible
 /// format characters, not `.` or `..`, no leading or trailing spaces, no
 /// trailing dot.
@@ -248,10 +238,9 @@ pub fn validate_name(name: &str) -> Result<(), ValidationError> {
             "a file name that is not '.' or '..' and does not start with a space or end with a space or a dot",
         ));
     }
-    if name
-        .chars()
-        .any(|c| c.is_control() || invisible(c) || c == '/' || c == '\\')
-    {
+    if name.chars().any(|c| {
+        c.is_control() || crate::security::validation::invisible(c) || c == '/' || c == '\\'
+    }) {
         return Err(ValidationError::new(
             "name",
             "invalid_characters",

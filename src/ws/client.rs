@@ -488,6 +488,8 @@ impl WsClient {
                 let id = serde_json::from_str::<Value>(text)
                     .ok()
                     .and_then(|v| v.get("id").cloned())
+                    // An id that could not come back as it was sent is not echoed.
+                    .filter(crate::ws::frames::valid_request_id)
                     .unwrap_or(Value::Null);
                 let message = format!("invalid frame: {}", strip_position(&e.to_string()));
                 self.error(ctx, &id, "invalid_frame", &message, None);

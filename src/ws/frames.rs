@@ -13,19 +13,19 @@ pub enum ClientFrame {
         token: String,
     },
     Subscribe {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "request_id")]
         id: Value,
         topic: String,
         #[serde(default)]
         since: Option<i64>,
     },
     Unsubscribe {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "request_id")]
         id: Value,
         topic: String,
     },
     Send {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "request_id")]
         id: Value,
         account: i64,
         chat: String,
@@ -38,9 +38,43 @@ pub enum ClientFrame {
         silent: bool,
     },
     Ping {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "request_id")]
         id: Value,
     },
+}
+
+/// The largest integer a request id may be: every JSON number up to it is
+/// exact in a double, so a JavaScript client reads back the id it sent.
+pub const MAX_SAFE_ID: u64 = (1 << 53) - 1;
+
+/// Longest string request id, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Whether `id` may be a request id: absent (null), a boolean, a string of
+/// at most [`MAX_ID_LEN`] bytes, or an integer within ±[`MAX_SAFE_ID`].
+/// Larger numbers and fractions would not come back as the client wrote
+/// them (serde_json reads an integer beyond 64 bits as a double).
+pub fn valid_request_id(id: &Value) -> bool {
+    match id {
+        Value::Null | Value::Bool(_) => true,
+        Value::String(s) => s.len() <= MAX_ID_LEN,
+        Value::Number(n) => {
+            n.as_u64().is_some_and(|v| v <= MAX_SAFE_ID)
+                || n.as_i64().is_some_and(|v| v.unsigned_abs() <= MAX_SAFE_ID)
+        }
+        Value::Array(_) | Value::Object(_) => false,
+    }
+}
+
+fn request_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    let id = Value::deserialize(d)?;
+    if valid_request_id(&id) {
+        Ok(id)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "id must be a string of at most {MAX_ID_LEN} bytes or an integer within ±{MAX_SAFE_ID}"
+        )))
+    }
 }
 
 /// A frame to the client (events are serialized once by the hub instead,
@@ -150,6 +184,33 @@ mod tests {
             serde_json::from_str::<ClientFrame>(r#"{"type":"ping","id":1,"extra":true}"#).is_err(),
             "unknown fields are refused"
         );
+        for bad in [
+            "9007199254740992",
+            "-9007199254740992",
+            "18446744073709551616",
+            "1.5",
+            "[1]",
+            "{}",
+        ] {
+            let frame = format!(r#"{{"type":"ping","id":{bad}}}"#);
+            assert!(
+                serde_json::from_str::<ClientFrame>(&frame).is_err(),
+                "{bad}"
+            );
+        }
+        for good in [
+            "9007199254740991",
+            "-9007199254740991",
+            "\"r-1\"",
+            "null",
+            "true",
+        ] {
+            let frame = format!(r#"{{"type":"ping","id":{good}}}"#);
+            assert!(
+                serde_json::from_str::<ClientFrame>(&frame).is_ok(),
+                "{good}"
+            );
+        }
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"auth"}"#).is_err());
     }
 

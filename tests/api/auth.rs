@@ -592,3 +592,22 @@ async fn a_deleted_users_token_stops_working_within_the_revocation_check() {
     until_status(&app, "/api/v1/accounts", &token, 401).await;
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_lookalike_of_an_existing_name_mixing_scripts_cannot_register() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let res = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            &json!({"username": "\u{430}lice", "email": "a2@example.com", "password": "long enough"}),
+        )
+        .await;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "username");
+    assert_eq!(body["error"]["reason"], "mixed_scripts");
+    app.stop().await;
+}
