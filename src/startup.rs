@@ -33,7 +33,7 @@ use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 /// Asks a running application to shut down gracefully.
 #[derive(Clone, Debug, Default)]
@@ -181,7 +181,10 @@ impl Application {
                 backend: backend.clone(),
                 metrics: metrics.telegram.clone(),
                 board: StateBoard::new(metrics.telegram.accounts.clone()),
-                pool: Arc::new(Semaphore::new(tg.client_pool_size.max(1) as usize)),
+                pool: crate::accounts::pool::ClientPool::new(
+                    tg.client_pool_size as usize,
+                    tg.max_clients_per_user as usize,
+                ),
                 request_timeout: Duration::from_millis(tg.request_timeout_ms),
                 health_check_interval: Duration::from_millis(tg.health_check_interval_ms),
                 rotation_check_interval: Duration::from_millis(tg.session_rotation_interval_ms),

@@ -22,8 +22,9 @@ requests per minute, answers 429 within the first second):
 
 Each run registers a new user, and registrations are limited per client IP
 (rate_limits.api.auth, 5 per 15 minutes): raise TGVISOR__RATE_LIMITS__API__AUTH__MAX
-for many runs against one service. Accounts beyond telegram.client_pool_size (5)
-stay `waiting`: raise TGVISOR__TELEGRAM__CLIENT_POOL_SIZE for more --accounts.
+for many runs against one service. Accounts beyond telegram.max_clients_per_user
+(50; the node holds telegram.client_pool_size, 500) stay `waiting`: raise
+TGVISOR__TELEGRAM__MAX_CLIENTS_PER_USER for more --accounts.
 scripts/bench-send does all of this, for SQLite and PostgreSQL.
 
 Exit code: 0 when every request was accepted, 1 when some failed, 2 when the

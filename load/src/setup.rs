@@ -328,8 +328,9 @@ fn not_connected_message<'a>(
     if counts.contains_key("waiting") {
         message.push_str(
             "; `waiting` accounts wait for a slot in the node's client pool \
-             (telegram.client_pool_size, 5 by default): use fewer --accounts, delete \
-             accounts kept from earlier runs, or raise TGVISOR__TELEGRAM__CLIENT_POOL_SIZE",
+             (telegram.max_clients_per_user, 50, and telegram.client_pool_size, 500, by \
+             default): use fewer --accounts, delete accounts kept from earlier runs, or raise \
+             TGVISOR__TELEGRAM__MAX_CLIENTS_PER_USER (and CLIENT_POOL_SIZE)",
         );
     }
     message
@@ -424,7 +425,7 @@ mod tests {
             m.contains("waiting: 2") && m.contains("connecting: 1"),
             "{m}"
         );
-        assert!(m.contains("TGVISOR__TELEGRAM__CLIENT_POOL_SIZE"), "{m}");
+        assert!(m.contains("TGVISOR__TELEGRAM__MAX_CLIENTS_PER_USER"), "{m}");
         let m = not_connected_message(["connecting"].into_iter(), 1, Duration::from_secs(5));
         assert!(!m.contains("client pool"), "{m}");
     }

@@ -29,7 +29,7 @@ use rand::rngs::SmallRng;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Mutex as AsyncMutex, mpsc};
 
 /// Everything an AccountActor needs; shared by all of them.
 pub struct AccountDeps {
@@ -38,8 +38,8 @@ pub struct AccountDeps {
     pub backend: Arc<dyn Backend>,
     pub metrics: TelegramMetrics,
     pub board: StateBoard,
-    /// The node's client pool: one permit per connected account.
-    pub pool: Arc<Semaphore>,
+    /// The node's client slots: one per connected account, a share per user.
+    pub pool: super::pool::ClientPool,
     pub request_timeout: Duration,
     pub health_check_interval: Duration,
     pub rotation_check_interval: Duration,
@@ -204,13 +204,15 @@ impl SessionSink for StoreSink {
 
 pub struct AccountActor {
     id: i64,
+    /// The user who owns the account: its client slot comes from their share.
+    owner: i64,
     deps: Arc<AccountDeps>,
     writer: TopicWriter,
     exit: ExitSignal,
     state: AccountState,
     client: Option<Arc<dyn Client>>,
     sink: Option<Arc<StoreSink>>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<super::pool::ClientSlot>,
     home_dc: i32,
     connect_attempt: u32,
     flood_generation: u64,
@@ -220,9 +222,16 @@ pub struct AccountActor {
 }
 
 impl AccountActor {
-    pub fn new(id: i64, deps: Arc<AccountDeps>, writer: TopicWriter, exit: ExitSignal) -> Self {
+    pub fn new(
+        id: i64,
+        owner: i64,
+        deps: Arc<AccountDeps>,
+        writer: TopicWriter,
+        exit: ExitSignal,
+    ) -> Self {
         Self {
             id,
+            owner,
             writer,
             exit,
             state: AccountState::Connecting,
@@ -312,23 +321,25 @@ impl AccountActor {
 
     fn begin_connect(&mut self, ctx: &mut Context<Self>) {
         if self.permit.is_none() {
-            match self.deps.pool.clone().try_acquire_owned() {
+            match self.deps.pool.try_acquire(self.owner) {
                 Ok(permit) => self.permit = Some(permit),
-                Err(_) => {
+                Err(full) => {
                     self.set_state(
                         AccountState::Waiting,
-                        serde_json::json!({ "reason": "client pool full" }),
+                        serde_json::json!({ "reason": full.reason() }),
                     );
-                    let pool = self.deps.pool.clone();
-                    ctx.spawn(actix::fut::wrap_future(pool.acquire_owned()).map(
-                        |permit, act: &mut Self, ctx| match permit {
-                            Ok(p) => {
-                                act.permit = Some(p);
-                                act.begin_connect(ctx);
-                            }
-                            Err(_) => ctx.stop(), // the pool was closed: shutting down
-                        },
-                    ));
+                    let (pool, owner) = (self.deps.pool.clone(), self.owner);
+                    ctx.spawn(
+                        actix::fut::wrap_future(async move { pool.acquire(owner).await }).map(
+                            |permit, act: &mut Self, ctx| match permit {
+                                Ok(p) => {
+                                    act.permit = Some(p);
+                                    act.begin_connect(ctx);
+                                }
+                                Err(_) => ctx.stop(), // the pool was closed: shutting down
+                            },
+                        ),
+                    );
                     return;
                 }
             }

@@ -191,9 +191,22 @@ impl SessionManager {
     /// Starts the account's actor (no-op when it runs already).
     pub async fn start(&self, account_id: i64) -> Result<(), ManagerError> {
         let deps = self.inner.deps.clone();
+        // Its client slot comes from its owner's share.
+        let owner = account::Entity::find_by_id(account_id)
+            .one(&deps.db)
+            .await
+            .map_err(|_| ManagerError::Unavailable)?
+            .ok_or(ManagerError::Unavailable)?
+            .user_id;
         let writer = self.inner.events.writer(&account_topic(account_id));
         let (spec, child) = ChildSpec::new(child_name(account_id), move |cctx| {
-            AccountActor::new(account_id, deps.clone(), writer.clone(), cctx.exit.clone())
+            AccountActor::new(
+                account_id,
+                owner,
+                deps.clone(),
+                writer.clone(),
+                cctx.exit.clone(),
+            )
         });
         let spec = spec.restart(Restart::Transient);
         // Right after boot the supervisor may still be starting.

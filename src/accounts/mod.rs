@@ -9,6 +9,7 @@
 pub mod actor;
 pub mod login;
 pub mod manager;
+pub mod pool;
 pub mod state;
 
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};

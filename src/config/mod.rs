@@ -313,6 +313,8 @@ pub struct TelegramSettings {
     pub api_id: i32,
     pub api_hash: Option<SecretString>,
     pub client_pool_size: u32,
+    /// Client slots one user's accounts may hold (0: the whole pool).
+    pub max_clients_per_user: u32,
     pub health_check_interval_ms: u64,
     pub session_rotation_interval_ms: u64,
     pub max_session_age_ms: u64,

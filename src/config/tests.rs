@@ -46,7 +46,9 @@ fn defaults_carry_the_seed_limits() {
         (20, 30_000, 2_000)
     );
     assert_eq!(s.websocket.heartbeat_interval_ms, 30_000);
-    assert_eq!(s.telegram.client_pool_size, 5);
+    // Not the 5 clients of the design sketch's demo cache: a node's worth (README, bench-accounts).
+    assert_eq!(s.telegram.client_pool_size, 500);
+    assert_eq!(s.telegram.max_clients_per_user, 50);
     assert_eq!(s.telegram.max_session_age_ms, 7 * 24 * 3600 * 1000);
     assert_eq!(s.telegram.health_check_interval_ms, 5 * 60 * 1000);
 }

@@ -36,6 +36,7 @@ fn settings() -> TelegramSettings {
         api_id: 1,
         api_hash: Some(SecretString::from("00000000000000000000000000000000")),
         client_pool_size: 1,
+        max_clients_per_user: 0,
         health_check_interval_ms: 60_000,
         session_rotation_interval_ms: 0,
         max_session_age_ms: 0,

@@ -526,3 +526,32 @@ async fn a_number_another_user_added_answers_as_if_it_were_unused_on_both_paths(
     assert_eq!(account(&app, &alice, alices).await["state"], "connected");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn one_user_with_many_accounts_cannot_leave_another_users_account_waiting() {
+    let app = spawn_app_with(|f| {
+        f.merge(("telegram.client_pool_size", 3))
+            .merge(("telegram.max_clients_per_user", 2))
+    })
+    .await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    signed_in(&app, &alice, "+9996621111").await;
+    signed_in(&app, &alice, "+9996621112").await;
+    // Alice's third account is over her share: it waits, and says why,
+    // while the node still has a slot.
+    let third = start_sign_in(&app, &alice, "+9996621113").await;
+    assert_eq!(
+        submit_code(&app, &alice, third, "22222").await.status(),
+        200
+    );
+    let waiting = app.wait_state(third, "waiting", 0).await;
+    assert_eq!(
+        waiting.data["reason"],
+        "the owner's share of client slots is taken"
+    );
+    // Bob's account takes the node's last slot.
+    signed_in(&app, &bob, "+9996621221").await;
+    assert_eq!(account(&app, &alice, third).await["state"], "waiting");
+    app.stop().await;
+}

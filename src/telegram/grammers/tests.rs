@@ -16,6 +16,7 @@ fn settings() -> TelegramSettings {
         api_id: 12345,
         api_hash: Some(SecretString::from("0123456789abcdef0123456789abcdef")),
         client_pool_size: 1,
+        max_clients_per_user: 0,
         health_check_interval_ms: 60_000,
         session_rotation_interval_ms: 0,
         max_session_age_ms: 0,
