@@ -10,8 +10,9 @@
 //!   window's statements (p95 over `response_time.database.query_time_ms`,
 //!   once there are 20: degraded) and the pool (fewer than
 //!   `connection_pool.database.min_available` connections left: degraded);
-//! - `websocket`: delivery latency, frame error rate and abnormal
-//!   disconnects over the window (`thresholds.websocket`);
+//! - `websocket`: delivery latency, and the frames and connections the
+//!   service failed, over the window (`thresholds.websocket`; what clients
+//!   did to themselves is shown, not judged: [`crate::ws::health`]);
 //! - `telegram`: send latency (p95), each DC's ping latency, FLOOD_WAITs in
 //!   the last hour (`thresholds.telegram`), the share of messages that
 //!   failed (`error_rate.telegram.message_failure`), accounts that need
@@ -165,7 +166,8 @@ pub struct Sample {
     queries: HistogramState,
     /// Actor restarts, every actor together.
     restarts: u64,
-    /// WebSocket connections that ended abnormally.
+    /// WebSocket connections the service ended abnormally (not a client's
+    /// own doing).
     ws_abnormal: u64,
     /// Telegram calls that failed on the network or timed out.
     tg_network: u64,
@@ -307,7 +309,7 @@ impl Health {
                 .map(|a| a.restarts)
                 .sum(),
             ws_abnormal: counter_sum(&m.ws.disconnects, |l| {
-                label(l, "reason").is_none_or(|r| !crate::ws::health::ORDERLY.contains(&r))
+                label(l, "fault") == Some(crate::fault::Fault::Server.as_str())
             }),
             tg_network: counter_sum(&m.telegram.requests, |l| {
                 matches!(label(l, "result"), Some("network" | "timeout"))
@@ -390,8 +392,9 @@ impl Health {
                 )
             }),
         ));
-        // connections: abnormal WebSocket disconnects and Telegram calls
-        // lost to the network, in the period.
+        // connections: WebSocket connections the service ended abnormally
+        // (a client's own mistakes and goings are not the service's) and
+        // Telegram calls lost to the network, in the period.
         let c = &r.connections;
         let (then, period) = over(c.period_ms);
         let lost = now.ws_abnormal.saturating_sub(then.ws_abnormal)

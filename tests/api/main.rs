@@ -13,6 +13,7 @@ mod events;
 mod grammers;
 mod grammers_accounts;
 mod health;
+mod health_faults;
 mod helpers;
 mod http;
 mod limits;

@@ -1,0 +1,167 @@
+//! Health tells the service's faults from its clients': what one client
+//! does to itself (bad frames, failed authentication, its own limits, its
+//! own bad chats, a slow body) leaves every check healthy and raises no
+//! alert, while the service's own failures still turn them.
+
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::ws::{authed, closed, connect, recv, send, ws_url};
+use figment::Figment;
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// The monitor judges every 100 ms and the rule on lost connections fires
+/// on one; the machine's own memory, CPU and disk never turn a check.
+pub fn watched(f: Figment) -> Figment {
+    f.merge(("health.sample_interval_ms", 100))
+        .merge(("health.window_ms", 60_000))
+        .merge(("alerting.rules.connections.threshold", 1))
+        .merge(("thresholds.resource.memory.warning", 1.0))
+        .merge(("thresholds.resource.memory.critical", 1.0))
+        .merge(("thresholds.resource.cpu.warning", 1.0))
+        .merge(("thresholds.resource.cpu.critical", 1.0))
+        .merge(("thresholds.resource.storage.warning", 1.0))
+        .merge(("thresholds.resource.storage.critical", 1.0))
+}
+
+/// The sum of the samples of `family` whose labels include every one of
+/// `labels` (`name="value"`), in one scrape.
+pub fn sample_sum(scrape: &str, family: &str, labels: &[&str]) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let rest = series.strip_prefix(family)?;
+            let matches = (rest.is_empty() || rest.starts_with('{'))
+                && labels.iter().all(|want| rest.contains(want));
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Waits (10 s at most) until `pred` holds of a scrape; answers it.
+pub async fn scrape_until(app: &TestApp, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let scrape = app.metrics().await;
+        if pred(&scrape) {
+            return scrape;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never: {what}\n{scrape}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the monitor has judged two more reports (the first may have
+/// been under way already), then until the alert router has handled what
+/// they raised; answers every alert's fingerprint.
+pub async fn alerts_after_two_reports(app: &TestApp) -> Vec<String> {
+    let family = "tgvisor_health_reports_total";
+    let before = sample_sum(&app.metrics().await, family, &[]);
+    scrape_until(app, "two more health reports", |s| {
+        sample_sum(s, family, &[]) >= before + 2.0
+    })
+    .await;
+    // The router handles its queue in order: once it has answered this
+    // (there is no alert 0), every raise queued before it is stored.
+    assert!(app.alerts.ack(0, 0).await.is_err());
+    app.alerts
+        .list(None, 100)
+        .await
+        .expect("the alerts")
+        .into_iter()
+        .map(|a| a.fingerprint)
+        .collect()
+}
+
+/// The check `name` of `/health`, with the endpoint's status code.
+pub async fn check(app: &TestApp, name: &str) -> (u16, Value) {
+    let res = app.get("/health").await;
+    let code = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    (code, body["checks"][name].clone())
+}
+
+#[actix_web::test]
+async fn client_mistakes_on_websockets_leave_health_healthy_and_raise_no_alert() {
+    let app = spawn_app_with(watched).await;
+    let (_, token) = app.user("alice").await;
+
+    // Unauthenticated, one binary frame: an error frame, then 4001.
+    let mut ws = connect(&app, None).await;
+    ws.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
+    let (code, frames) = closed(&mut ws).await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(frames[0]["code"], "invalid_frame");
+    // Unauthenticated, text that is not a frame.
+    let mut ws = connect(&app, None).await;
+    ws.send(Message::text("hello?")).await.unwrap();
+    assert_eq!(closed(&mut ws).await.0, Some(4001));
+    // A token that is not one.
+    let mut ws = connect(&app, Some("not-a-token")).await;
+    assert_eq!(closed(&mut ws).await.0, Some(4001));
+    // Authenticated: bad frames, a topic that is no topic, then a frame
+    // over the size limit (4008).
+    let (mut ws, _) = authed(&app, &token).await;
+    ws.send(Message::binary(vec![9u8])).await.unwrap();
+    assert_eq!(recv(&mut ws).await["code"], "invalid_frame");
+    ws.send(Message::text("{")).await.unwrap();
+    assert_eq!(recv(&mut ws).await["code"], "invalid_frame");
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": 1, "topic": "nope"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["code"], "invalid_topic");
+    send(&mut ws, json!({"type": "ping", "id": "x".repeat(5000)})).await;
+    assert_eq!(closed(&mut ws).await.0, Some(4008));
+    // A client that vanishes without a close frame.
+    let request = ws_url(&app).into_client_request().unwrap();
+    let (gone, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    drop(gone);
+
+    // Counted, as the clients' doing.
+    scrape_until(&app, "four disconnects of the clients' doing", |s| {
+        sample_sum(s, "tgvisor_ws_disconnects_total", &[r#"fault="client""#]) >= 4.0
+            && sample_sum(s, "tgvisor_ws_disconnects_total", &[]) >= 5.0
+    })
+    .await;
+
+    let (status, websocket) = check(&app, "websocket").await;
+    assert_eq!(status, 200, "{websocket}");
+    assert_eq!(websocket["status"], "healthy", "{websocket}");
+    let res = app.get("/health/websocket").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    let m = &body["metrics"];
+    assert_eq!(
+        (m["error_rate"].as_f64(), m["reconnect_rate"].as_f64()),
+        (Some(0.0), Some(0.0)),
+        "{body}"
+    );
+    assert!(m["client_error_rate"].as_f64().unwrap() > 0.5, "{body}");
+    assert!(
+        m["client_disconnect_rate"].as_f64().unwrap() >= 0.8,
+        "{body}"
+    );
+
+    let alerts = alerts_after_two_reports(&app).await;
+    assert!(
+        !alerts
+            .iter()
+            .any(|f| f == "health:websocket" || f == "rule:connections"),
+        "{alerts:?}"
+    );
+    let scrape = app.metrics().await;
+    assert!(
+        scrape.contains(r#"tgvisor_health_status{component="websocket"} 0"#),
+        "{scrape}"
+    );
+    app.stop().await;
+}
