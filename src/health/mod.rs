@@ -15,8 +15,10 @@
 //!   did to themselves is shown, not judged: [`crate::ws::health`]);
 //! - `telegram`: send latency (p95), each DC's ping latency, FLOOD_WAITs in
 //!   the last hour (`thresholds.telegram`), the share of messages that
-//!   failed (`error_rate.telegram.message_failure`), accounts that need
-//!   their owner;
+//!   failed on the service's side (the network, timeouts, Telegram's 5xx:
+//!   `error_rate.telegram.message_failure`; a message to a chat that does
+//!   not exist is its sender's and only shown), accounts that need their
+//!   owner;
 //! - `rate_limits`: FLOOD_WAITs per hour and the share of limiter decisions
 //!   refused (over 10%: degraded, the seed's `high_throttle_rate`);
 //! - `api`: HTTP p95 / p99 / slowest (`response_time.api`) and the share of
@@ -37,6 +39,7 @@ pub use monitor::HealthMonitor;
 
 use crate::actors::database::DbHealthState;
 use crate::config::Settings;
+use crate::fault::Fault;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::supervisor::{RunState, SupervisionRuntime};
@@ -156,8 +159,12 @@ pub struct Sample {
     sends: HistogramState,
     dcs: BTreeMap<String, HistogramState>,
     migrations: u64,
-    delivered: u64,
+    /// Messages sent.
+    sent: u64,
+    /// Messages failed, the service's (or Telegram's) fault.
     failed: u64,
+    /// Messages failed, the sender's doing (a bad chat, a bad request).
+    failed_client: u64,
     decisions: u64,
     refused: u64,
     cpu_seconds: Option<f64>,
@@ -290,10 +297,13 @@ impl Health {
             }),
             dcs: HistogramState::by_label(&m.telegram.dc_latency, "dc"),
             migrations: m.telegram.migrations.get(),
-            delivered: counter_sum(&m.outbox.finished, |l| {
-                label(l, "status") == Some("delivered")
+            sent: counter_sum(&m.outbox.finished, |l| label(l, "status") == Some("sent")),
+            failed: counter_sum(&m.outbox.failures, |l| {
+                label(l, "fault") == Some(Fault::Server.as_str())
             }),
-            failed: counter_sum(&m.outbox.finished, |l| label(l, "status") == Some("failed")),
+            failed_client: counter_sum(&m.outbox.failures, |l| {
+                label(l, "fault") == Some(Fault::Client.as_str())
+            }),
             decisions: counter_sum(decisions, |_| true),
             refused: counter_sum(decisions, |l| {
                 matches!(label(l, "result"), Some("throttled" | "blocked"))
@@ -309,7 +319,7 @@ impl Health {
                 .map(|a| a.restarts)
                 .sum(),
             ws_abnormal: counter_sum(&m.ws.disconnects, |l| {
-                label(l, "fault") == Some(crate::fault::Fault::Server.as_str())
+                label(l, "fault") == Some(Fault::Server.as_str())
             }),
             tg_network: counter_sum(&m.telegram.requests, |l| {
                 matches!(label(l, "result"), Some("network" | "timeout"))
@@ -618,9 +628,12 @@ impl Health {
             })
             .collect();
         let floods = inner.limiter.flood_waits_last_hour();
-        let delivered = now.delivered.saturating_sub(then.delivered);
+        let sent = now.sent.saturating_sub(then.sent);
         let failed = now.failed.saturating_sub(then.failed);
-        let failure_rate = ratio(failed, delivered + failed);
+        let failed_client = now.failed_client.saturating_sub(then.failed_client);
+        // Of every message that left the outbox, those the service failed:
+        // a message to a chat that does not exist is its sender's doing.
+        let failure_rate = ratio(failed, sent + failed + failed_client);
         let mut accounts = BTreeMap::new();
         for family in prometheus::core::Collector::collect(&inner.metrics.telegram.accounts) {
             for m in family.get_metric() {
@@ -651,6 +664,11 @@ impl Health {
             "dc_latency_ms": dcs,
             "flood_waits_last_hour": floods,
             "migrations": now.migrations.saturating_sub(then.migrations),
+            "messages": {
+                "sent": sent,
+                "failed": failed,
+                "failed_by_request": failed_client,
+            },
             "message_failure_rate": failure_rate,
             "accounts": accounts,
             "window_secs": age.as_secs(),

@@ -4,6 +4,7 @@
 //! alert, while the service's own failures still turn them.
 
 use crate::helpers::{TestApp, spawn_app_with};
+use crate::outbox::{self, connected_account};
 use crate::ws::{authed, closed, connect, recv, send, ws_url};
 use figment::Figment;
 use futures_util::SinkExt;
@@ -163,5 +164,57 @@ async fn client_mistakes_on_websockets_leave_health_healthy_and_raise_no_alert()
         scrape.contains(r#"tgvisor_health_status{component="websocket"} 0"#),
         "{scrape}"
     );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_users_sends_to_a_chat_that_does_not_exist_leave_telegram_healthy() {
+    let app = spawn_app_with(watched).await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, "+9996631237").await;
+
+    let res = outbox::send(
+        &app,
+        &token,
+        account,
+        &json!({"chat": "me", "text": "hi"}),
+        None,
+    )
+    .await;
+    let id = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+    outbox::wait_status(&app, account, id, "sent").await;
+    for i in 0..3 {
+        let body = json!({"chat": "@nobody_here", "text": format!("hello {i}")});
+        let res = outbox::send(&app, &token, account, &body, None).await;
+        assert_eq!(res.status().as_u16(), 202);
+        let id = res.json::<Value>().await.unwrap()["message_id"]
+            .as_i64()
+            .unwrap();
+        let failed = outbox::wait_status(&app, account, id, "failed").await;
+        assert_eq!(failed["error"], "peer_invalid");
+    }
+
+    let (status, telegram) = check(&app, "telegram").await;
+    assert_eq!(status, 200, "{telegram}");
+    assert_eq!(telegram["status"], "healthy", "{telegram}");
+    assert_eq!(telegram["message_failure_rate"], 0.0, "{telegram}");
+    assert_eq!(
+        telegram["messages"],
+        json!({"sent": 1, "failed": 0, "failed_by_request": 3}),
+        "{telegram}"
+    );
+    let scrape = app.metrics().await;
+    assert_eq!(
+        sample_sum(
+            &scrape,
+            "tgvisor_outbox_failures_total",
+            &[r#"fault="client""#, r#"reason="peer_invalid""#]
+        ),
+        3.0
+    );
+    let alerts = alerts_after_two_reports(&app).await;
+    assert!(!alerts.iter().any(|f| f == "health:telegram"), "{alerts:?}");
     app.stop().await;
 }
