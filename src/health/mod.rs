@@ -19,8 +19,10 @@
 //!   `error_rate.telegram.message_failure`; a message to a chat that does
 //!   not exist is its sender's and only shown), accounts that need their
 //!   owner;
-//! - `rate_limits`: FLOOD_WAITs per hour and the share of limiter decisions
-//!   refused (over 10%: degraded, the seed's `high_throttle_rate`);
+//! - `rate_limits`: FLOOD_WAITs per hour, Telegram telling the service to
+//!   slow down (`thresholds.telegram.flood_wait`); the limiter's refusals
+//!   are shown, the accounts' pacing apart from the clients' own limits (a
+//!   user over its API limit is that user's doing), and not judged;
 //! - `api`: HTTP p95 / p99 / slowest (`response_time.api`) and the share of
 //!   5xx answers (`error_rate.api`);
 //! - `resources`: memory, CPU and storage (`resource`).
@@ -41,7 +43,7 @@ use crate::actors::database::DbHealthState;
 use crate::config::Settings;
 use crate::fault::Fault;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Limit, RateLimiter};
 use crate::supervisor::{RunState, SupervisionRuntime};
 use crate::ws::health::WsHealth;
 use resources::Resources;
@@ -165,8 +167,13 @@ pub struct Sample {
     failed: u64,
     /// Messages failed, the sender's doing (a bad chat, a bad request).
     failed_client: u64,
-    decisions: u64,
-    refused: u64,
+    /// Limiter decisions and refusals on the accounts' sending (pacing and
+    /// flood-wait blocks).
+    account_decisions: u64,
+    account_refused: u64,
+    /// Limiter decisions and refusals on the clients' own limits.
+    client_decisions: u64,
+    client_refused: u64,
     cpu_seconds: Option<f64>,
     rss_bytes: Option<u64>,
     /// Database statements.
@@ -217,6 +224,17 @@ fn is_send(method: &str) -> bool {
 
 fn label<'a>(labels: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
     labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// A limiter decision on one of the clients' own limits.
+fn clients_own(labels: &[(&str, &str)]) -> bool {
+    let own = |l: &Limit| Some(l.as_str()) == label(labels, "limit") && l.is_clients_own();
+    Limit::ALL.iter().any(own)
+}
+
+/// A limiter decision that refused.
+fn refused(labels: &[(&str, &str)]) -> bool {
+    matches!(label(labels, "result"), Some("throttled" | "blocked"))
 }
 
 /// `part / whole`, 0 when there is no whole.
@@ -304,10 +322,10 @@ impl Health {
             failed_client: counter_sum(&m.outbox.failures, |l| {
                 label(l, "fault") == Some(Fault::Client.as_str())
             }),
-            decisions: counter_sum(decisions, |_| true),
-            refused: counter_sum(decisions, |l| {
-                matches!(label(l, "result"), Some("throttled" | "blocked"))
-            }),
+            account_decisions: counter_sum(decisions, |l| !clients_own(l)),
+            account_refused: counter_sum(decisions, |l| !clients_own(l) && refused(l)),
+            client_decisions: counter_sum(decisions, clients_own),
+            client_refused: counter_sum(decisions, |l| clients_own(l) && refused(l)),
             cpu_seconds: usage.cpu_seconds,
             rss_bytes: usage.rss_bytes,
             queries: HistogramState::of(&m.db.query_duration, |_| true),
@@ -711,28 +729,36 @@ impl Health {
     fn rate_limits(&self, v: &View) -> Check {
         let inner = &self.inner;
         let (now, then, age) = (&v.now, &v.then, v.age);
-        let decisions = now.decisions.saturating_sub(then.decisions);
-        let refused = now.refused.saturating_sub(then.refused);
-        let share = ratio(refused, decisions);
+        let side = |decisions: u64, refused: u64| {
+            json!({
+                "decisions": decisions,
+                "refused": refused,
+                "refused_share": ratio(refused, decisions),
+            })
+        };
         let floods = inner.limiter.flood_waits_last_hour();
         let blocked = inner.limiter.blocked_keys();
         let mut check = Check::new(json!({
-            "throttled_share": share,
-            "decisions": decisions,
             "flood_waits_last_hour": floods,
             "blocked_keys": blocked,
+            "accounts": side(
+                now.account_decisions.saturating_sub(then.account_decisions),
+                now.account_refused.saturating_sub(then.account_refused),
+            ),
+            "clients": side(
+                now.client_decisions.saturating_sub(then.client_decisions),
+                now.client_refused.saturating_sub(then.client_refused),
+            ),
             "window_secs": age.as_secs(),
         }));
+        // Telegram telling the service to slow down is the verdict. The
+        // limiter refusing a client over its own limit is that limit
+        // working; pacing the accounts is the outbox's job (a backlog has
+        // its own alerts).
         let fw = &inner.settings.thresholds.telegram.flood_wait;
         check.worsen(Status::of(floods as f64, fw.warning, fw.critical), || {
             format!("{floods} FLOOD_WAITs in the last hour")
         });
-        // The seed's RateLimitMonitor: over 10% of requests throttled.
-        if share > 0.1 {
-            check.worsen(Status::Degraded, || {
-                format!("{:.1} % of limiter decisions refused", share * 100.0)
-            });
-        }
         check
     }
 

@@ -218,3 +218,29 @@ async fn a_users_sends_to_a_chat_that_does_not_exist_leave_telegram_healthy() {
     assert!(!alerts.iter().any(|f| f == "health:telegram"), "{alerts:?}");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_user_over_its_own_api_limit_leaves_rate_limits_healthy() {
+    let app = spawn_app_with(|f| watched(f).merge(("rate_limits.api.standard.max", 3))).await;
+    let (_, alice) = app.user("alice").await;
+
+    let mut refused = 0;
+    for _ in 0..10 {
+        if app.get_auth("/api/v1/accounts", &alice).await.status() == 429 {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 7);
+
+    let (status, limits) = check(&app, "rate_limits").await;
+    assert_eq!(status, 200, "{limits}");
+    assert_eq!(limits["status"], "healthy", "{limits}");
+    assert_eq!(limits["clients"]["refused"], 7, "{limits}");
+    assert_eq!(limits["flood_waits_last_hour"], 0, "{limits}");
+    let alerts = alerts_after_two_reports(&app).await;
+    assert!(
+        !alerts.iter().any(|f| f == "health:rate_limits"),
+        "{alerts:?}"
+    );
+    app.stop().await;
+}
