@@ -23,8 +23,10 @@
 //!   slow down (`thresholds.telegram.flood_wait`); the limiter's refusals
 //!   are shown, the accounts' pacing apart from the clients' own limits (a
 //!   user over its API limit is that user's doing), and not judged;
-//! - `api`: HTTP p95 / p99 / slowest (`response_time.api`) and the share of
-//!   5xx answers (`error_rate.api`);
+//! - `api`: HTTP p95 / p99 / slowest (`response_time.api`) of the time the
+//!   service spent (a client's slow body is the client's) and the share of
+//!   5xx answers (`error_rate.api`), on API requests (not `/health*`, not
+//!   `/metrics`);
 //! - `resources`: memory, CPU and storage (`resource`).
 //!
 //! Figures over time ("the last five minutes") come from snapshots the
@@ -305,8 +307,10 @@ impl Health {
         let decisions = &self.inner.limiter.metrics().decisions;
         let usage = self.inner.resources.usage();
         Sample {
+            // The time the service spent (less a client's slow body: see
+            // http::body_wait) on API requests.
             api: HistogramState::of(&m.http_duration, |l| {
-                label(l, "route").is_none_or(|r| !r.ends_with("/uploads"))
+                api_route(l) && label(l, "route").is_none_or(|r| !r.ends_with("/uploads"))
             }),
             api_requests,
             api_errors,

@@ -8,6 +8,7 @@ mod accounts;
 mod admin;
 mod alerts;
 mod auth;
+mod body_wait;
 mod debug;
 pub mod error;
 pub mod extract;

@@ -7,7 +7,7 @@ use crate::helpers::{TestApp, spawn_app_with};
 use crate::outbox::{self, connected_account};
 use crate::ws::{authed, closed, connect, recv, send, ws_url};
 use figment::Figment;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -242,5 +242,54 @@ async fn a_user_over_its_own_api_limit_leaves_rate_limits_healthy() {
         !alerts.iter().any(|f| f == "health:rate_limits"),
         "{alerts:?}"
     );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_request_whose_client_sends_its_body_slowly_does_not_make_api_slow() {
+    let app = spawn_app_with(|f| {
+        watched(f)
+            .merge(("thresholds.response_time.api.p95_ms", 1000))
+            .merge(("thresholds.response_time.api.p99_ms", 1000))
+            .merge(("thresholds.response_time.api.max_ms", 1000))
+    })
+    .await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, "+9996631238").await;
+
+    // Half the JSON, 2.5 s of silence, the rest.
+    let pause = Duration::from_millis(2500);
+    let body = r#"{"chat": "me", "text": "slowly"}"#;
+    let (head, tail) = body.split_at(12);
+    let chunks = futures_util::stream::iter([head.to_owned(), tail.to_owned()])
+        .enumerate()
+        .then(move |(i, chunk)| async move {
+            if i > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            Ok::<_, std::io::Error>(chunk)
+        });
+    let started = std::time::Instant::now();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/accounts/{account}/messages")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    assert!(started.elapsed() >= pause);
+
+    let (status, api) = check(&app, "api").await;
+    assert_eq!(status, 200, "{api}");
+    assert_eq!(api["status"], "healthy", "{api}");
+    assert!(
+        api["slowest_at_most_ms"].as_f64().unwrap() < 1000.0,
+        "{api}"
+    );
+    let alerts = alerts_after_two_reports(&app).await;
+    assert!(!alerts.iter().any(|f| f == "health:api"), "{alerts:?}");
     app.stop().await;
 }
