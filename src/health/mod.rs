@@ -8,7 +8,7 @@
 //!   root gave up: unhealthy);
 //! - `database`: a live ping (failed or timed out: unhealthy), the
 //!   window's statements (p95 over `response_time.database.query_time_ms`,
-//!   once there are 20: degraded) and the pool (fewer than
+//!   once there are `health.min_volume`: degraded) and the pool (fewer than
 //!   `connection_pool.database.min_available` connections left: degraded);
 //! - `websocket`: delivery latency, and the frames and connections the
 //!   service failed, over the window (`thresholds.websocket`; what clients
@@ -31,7 +31,10 @@
 //!
 //! Figures over time ("the last five minutes") come from snapshots the
 //! monitor actor takes every `health.sample_interval_ms`, kept for
-//! `health.window_ms`. Every check runs under `health.check_timeout_ms`: a
+//! `health.window_ms`. A share, mean or percentile is judged only once
+//! `health.min_volume` events stand behind it (the DC pings excepted: an
+//! account pings once per `telegram.health_check_interval_ms`, so a window
+//! holds a few). Every check runs under `health.check_timeout_ms`: a
 //! check that does not answer in time is unhealthy, and the endpoint still
 //! answers.
 
@@ -216,9 +219,6 @@ struct Inner {
     started: tokio::time::Instant,
 }
 
-/// Statements in the window before their p95 is judged.
-const MIN_QUERIES: u64 = 20;
-
 /// Telegram methods whose latency is "message latency".
 fn is_send(method: &str) -> bool {
     method.starts_with("messages.send")
@@ -284,6 +284,11 @@ impl Health {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Events a windowed figure needs before it is judged.
+    fn min_volume(&self) -> u64 {
+        self.inner.settings.health.min_volume
     }
 
     /// The window covers `health.window_ms`: windowed figures mean what
@@ -444,7 +449,10 @@ impl Health {
         // performance: API p95 over the threshold across the period.
         let p = &r.performance;
         let (then, period) = over(p.period_ms);
-        let p95 = now.api.since(&then.api).quantile(0.95);
+        let api = now.api.since(&then.api);
+        let p95 = api
+            .quantile(0.95)
+            .filter(|_| api.count >= self.min_volume());
         out.push((
             RULES[2],
             p95.filter(|s| s * 1000.0 > p.threshold_ms as f64).map(|s| {
@@ -596,9 +604,10 @@ impl Health {
         }
         // "Most queries complete within query_time_ms": judged on the
         // window's statements (one ping that had to open a connection says
-        // little), once there are enough of them to speak of "most".
+        // little), once there are enough of them (health.min_volume) to
+        // speak of "most".
         let slow = t.response_time.database.query_time_ms;
-        if queries.count >= MIN_QUERIES
+        if queries.count >= self.min_volume()
             && let Some(p95) = p95
             && p95 * 1000.0 > slow as f64
         {
@@ -621,7 +630,7 @@ impl Health {
 
     fn websocket(&self) -> Check {
         let t = &self.inner.settings.thresholds.websocket;
-        let (status, figures) = self.inner.ws.check(t);
+        let (status, figures) = self.inner.ws.check(t, self.min_volume());
         let mut check = Check::new(serde_json::to_value(&figures).unwrap_or(Value::Null));
         check.worsen(status, || {
             format!(
@@ -695,8 +704,9 @@ impl Health {
             "accounts": accounts,
             "window_secs": age.as_secs(),
         }));
+        let enough = self.min_volume();
         let lat = &t.telegram.message_latency;
-        if let Some(p95) = p95 {
+        if let Some(p95) = p95.filter(|_| sends.count >= enough) {
             let p95_ms = p95 * 1000.0;
             check.worsen(
                 Status::of(p95_ms, lat.warning_ms as f64, lat.critical_ms as f64),
@@ -717,7 +727,7 @@ impl Health {
             format!("{floods} FLOOD_WAITs in the last hour")
         });
         let limit = t.error_rate.telegram.message_failure;
-        if failure_rate > limit {
+        if failure_rate > limit && sent + failed + failed_client >= enough {
             check.worsen(Status::Degraded, || {
                 format!("{:.1} % of messages failed", failure_rate * 100.0)
             });
@@ -783,7 +793,10 @@ impl Health {
             "window_secs": age.as_secs(),
         }));
         let rt = &t.response_time.api;
-        let over = |v: Option<f64>, limit: u64| v.is_some_and(|s| s * 1000.0 > limit as f64);
+        // Percentiles and shares of a handful of requests are anecdotes.
+        let enough = d.count >= self.min_volume();
+        let over =
+            |v: Option<f64>, limit: u64| enough && v.is_some_and(|s| s * 1000.0 > limit as f64);
         if over(p95, rt.p95_ms) {
             check.worsen(Status::Degraded, || format!("p95 over {} ms", rt.p95_ms));
         }
@@ -792,15 +805,16 @@ impl Health {
         }
         // The histogram knows only that the slowest fell in a bucket: its
         // lower edge has to be past the limit to say the limit was crossed.
-        if d.slowest_at_least()
-            .is_some_and(|s| s * 1000.0 > rt.max_ms as f64)
+        if enough
+            && d.slowest_at_least()
+                .is_some_and(|s| s * 1000.0 > rt.max_ms as f64)
         {
             check.worsen(Status::Degraded, || {
                 format!("a request took over {} ms", rt.max_ms)
             });
         }
         let er = &t.error_rate.api;
-        if requests > 0 {
+        if requests >= self.min_volume() {
             check.worsen(Status::of(error_rate, er.warning, er.critical), || {
                 format!("{:.1} % of answers were 5xx", error_rate * 100.0)
             });

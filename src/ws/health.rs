@@ -20,6 +20,10 @@
 //!   `/health`) red;
 //! - `message_rate`: frames written per second (reported, not judged: it
 //!   grows with the number of clients).
+//!
+//! Each judged figure needs `health.min_volume` events behind it (live
+//! events delivered, frames received, connections seen): below that it is
+//! shown, not judged.
 
 use super::metrics::WsMetrics;
 use crate::config::WsThresholds;
@@ -151,10 +155,11 @@ impl WsHealth {
         figures(&then, &now)
     }
 
-    /// The figures and their status under `thresholds`.
-    pub fn check(&self, t: &WsThresholds) -> (Status, WsFigures) {
+    /// The figures and their status under `thresholds`, each judged once
+    /// `min_volume` events stand behind it (`health.min_volume`).
+    pub fn check(&self, t: &WsThresholds, min_volume: u64) -> (Status, WsFigures) {
         let f = self.figures();
-        (judge(&f, t), f)
+        (judge(&f, t, min_volume), f)
     }
 }
 
@@ -197,16 +202,22 @@ fn figures(then: &Sample, now: &Sample) -> WsFigures {
     }
 }
 
-fn judge(f: &WsFigures, t: &WsThresholds) -> Status {
+/// The figures under `t`; each only once `min_volume` events stand
+/// behind it (one failure out of one is not a rate).
+fn judge(f: &WsFigures, t: &WsThresholds, min_volume: u64) -> Status {
     let latency = &t.message_latency;
-    if f.average_latency_ms > latency.critical_ms as f64
-        || f.error_rate > t.error_rate.critical
-        || f.reconnect_rate > t.reconnect_rate.critical
+    let judged = |value: f64, volume: u64| if volume >= min_volume { value } else { 0.0 };
+    let latency_ms = judged(f.average_latency_ms, f.delivered);
+    let errors = judged(f.error_rate, f.frames_received);
+    let reconnects = judged(f.reconnect_rate, f.connections_seen);
+    if latency_ms > latency.critical_ms as f64
+        || errors > t.error_rate.critical
+        || reconnects > t.reconnect_rate.critical
     {
         Status::Unhealthy
-    } else if f.average_latency_ms > latency.warning_ms as f64
-        || f.error_rate > t.error_rate.warning
-        || f.reconnect_rate > t.reconnect_rate.warning
+    } else if latency_ms > latency.warning_ms as f64
+        || errors > t.error_rate.warning
+        || reconnects > t.reconnect_rate.warning
     {
         Status::Degraded
     } else {
@@ -242,17 +253,32 @@ mod tests {
         }
     }
 
+    fn verdict(f: &WsFigures, t: &WsThresholds) -> Status {
+        judge(f, t, 20)
+    }
+
     #[test]
     fn the_seeds_thresholds_decide_and_clients_doings_do_not() {
         let t = thresholds();
         // Half the frames and connections the clients' own mistakes: healthy.
-        assert_eq!(judge(&fig(50.0, 0.0, 0.0), &t), Status::Healthy);
-        assert_eq!(judge(&fig(150.0, 0.0, 0.0), &t), Status::Degraded);
-        assert_eq!(judge(&fig(600.0, 0.0, 0.0), &t), Status::Unhealthy);
-        assert_eq!(judge(&fig(0.0, 0.02, 0.0), &t), Status::Degraded);
-        assert_eq!(judge(&fig(0.0, 0.06, 0.0), &t), Status::Unhealthy);
-        assert_eq!(judge(&fig(0.0, 0.0, 0.2), &t), Status::Degraded);
-        assert_eq!(judge(&fig(0.0, 0.0, 0.31), &t), Status::Unhealthy);
+        assert_eq!(verdict(&fig(50.0, 0.0, 0.0), &t), Status::Healthy);
+        assert_eq!(verdict(&fig(150.0, 0.0, 0.0), &t), Status::Degraded);
+        assert_eq!(verdict(&fig(600.0, 0.0, 0.0), &t), Status::Unhealthy);
+        assert_eq!(verdict(&fig(0.0, 0.02, 0.0), &t), Status::Degraded);
+        assert_eq!(verdict(&fig(0.0, 0.06, 0.0), &t), Status::Unhealthy);
+        assert_eq!(verdict(&fig(0.0, 0.0, 0.2), &t), Status::Degraded);
+        assert_eq!(verdict(&fig(0.0, 0.0, 0.31), &t), Status::Unhealthy);
+    }
+
+    #[test]
+    fn one_failure_out_of_one_is_not_judged() {
+        let t = thresholds();
+        let mut f = fig(900.0, 1.0, 1.0);
+        (f.delivered, f.frames_received, f.connections_seen) = (1, 1, 1);
+        assert_eq!(judge(&f, &t, 20), Status::Healthy);
+        assert_eq!(judge(&f, &t, 1), Status::Unhealthy);
+        f.frames_received = 20;
+        assert_eq!(judge(&f, &t, 20), Status::Unhealthy, "enough frames");
     }
 
     #[tokio::test(start_paused = true)]
@@ -310,6 +336,8 @@ mod tests {
         );
         // 2 of 10 turned away by the service is above the 10 % warning;
         // the clients' 30 % and 40 % are not judged.
-        assert_eq!(judge(&f, &thresholds()), Status::Degraded);
+        assert_eq!(judge(&f, &thresholds(), 10), Status::Degraded);
+        // Below the volume (10 connections seen), nothing is judged.
+        assert_eq!(judge(&f, &thresholds(), 11), Status::Healthy);
     }
 }

@@ -13,10 +13,13 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-/// The monitor judges every 100 ms and the rule on lost connections fires
-/// on one; the machine's own memory, CPU and disk never turn a check.
+/// The monitor judges every 100 ms, every figure is judged from one event
+/// on (so only the split between the clients' doing and the service's
+/// keeps a check healthy), and the rule on lost connections fires on one;
+/// the machine's own memory, CPU and disk never turn a check.
 pub fn watched(f: Figment) -> Figment {
     f.merge(("health.sample_interval_ms", 100))
+        .merge(("health.min_volume", 1))
         .merge(("health.window_ms", 60_000))
         .merge(("alerting.rules.connections.threshold", 1))
         .merge(("thresholds.resource.memory.warning", 1.0))
@@ -79,6 +82,13 @@ pub async fn alerts_after_two_reports(app: &TestApp) -> Vec<String> {
         .into_iter()
         .map(|a| a.fingerprint)
         .collect()
+}
+
+/// Waits until `tgvisor_outbox_messages_total{<label>}` reaches `n`: a
+/// message's event is published as its row is stored, its count follows.
+async fn outbox_counted(app: &TestApp, label: &str, n: f64) {
+    let family = "tgvisor_outbox_messages_total";
+    scrape_until(app, label, |s| sample_sum(s, family, &[label]) >= n).await;
 }
 
 /// The check `name` of `/health`, with the endpoint's status code.
@@ -195,6 +205,8 @@ async fn a_users_sends_to_a_chat_that_does_not_exist_leave_telegram_healthy() {
         let failed = outbox::wait_status(&app, account, id, "failed").await;
         assert_eq!(failed["error"], "peer_invalid");
     }
+    // Counted once the message's last transition is stored.
+    outbox_counted(&app, r#"status="failed""#, 3.0).await;
 
     let (status, telegram) = check(&app, "telegram").await;
     assert_eq!(status, 200, "{telegram}");
@@ -291,5 +303,68 @@ async fn a_request_whose_client_sends_its_body_slowly_does_not_make_api_slow() {
     );
     let alerts = alerts_after_two_reports(&app).await;
     assert!(!alerts.iter().any(|f| f == "health:api"), "{alerts:?}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn one_failure_below_the_minimum_volume_is_shown_not_judged_and_a_real_rate_is() {
+    let app = spawn_app_with(|f| {
+        watched(f)
+            .merge(("health.min_volume", 5))
+            // One timeout fails a message at once.
+            .merge(("outbox.max_attempts", 1))
+            .merge(("telegram.request_timeout_ms", 300))
+    })
+    .await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, "+9996631239").await;
+
+    // Telegram does not answer one send in time: the service's failure.
+    app.world.set_latency(Duration::from_secs(2));
+    let res = outbox::send(
+        &app,
+        &token,
+        account,
+        &json!({"chat": "me", "text": "late"}),
+        None,
+    )
+    .await;
+    let id = res.json::<Value>().await.unwrap()["message_id"]
+        .as_i64()
+        .unwrap();
+    let failed = outbox::wait_status(&app, account, id, "failed").await;
+    assert_eq!(failed["error"], "timeout");
+    app.world.set_latency(Duration::ZERO);
+    outbox_counted(&app, r#"status="failed""#, 1.0).await;
+
+    // One of one: 100 %, but one message is no failure rate.
+    let (status, telegram) = check(&app, "telegram").await;
+    assert_eq!(status, 200, "{telegram}");
+    assert_eq!(telegram["status"], "healthy", "{telegram}");
+    assert_eq!(telegram["message_failure_rate"], 1.0, "{telegram}");
+
+    // Four more go through: 1 of 5 failed, 20 %, over the 5 % line with
+    // enough messages behind it.
+    for i in 0..4 {
+        let body = json!({"chat": "me", "text": format!("fine {i}")});
+        let res = outbox::send(&app, &token, account, &body, None).await;
+        let id = res.json::<Value>().await.unwrap()["message_id"]
+            .as_i64()
+            .unwrap();
+        outbox::wait_status(&app, account, id, "sent").await;
+    }
+    outbox_counted(&app, r#"status="sent""#, 4.0).await;
+    let (status, telegram) = check(&app, "telegram").await;
+    assert_eq!(status, 503, "{telegram}");
+    assert_eq!(telegram["status"], "degraded", "{telegram}");
+    assert!(
+        telegram["reason"]
+            .as_str()
+            .unwrap()
+            .contains("20.0 % of messages failed"),
+        "{telegram}"
+    );
+    let alerts = alerts_after_two_reports(&app).await;
+    assert!(alerts.iter().any(|f| f == "health:telegram"), "{alerts:?}");
     app.stop().await;
 }

@@ -787,6 +787,7 @@ async fn health_websocket_judges_the_frames_the_service_failed_not_the_clients_m
         f.merge(("database.max_connections", 1))
             .merge(("database.min_connections", 1))
             .merge(("database.connect_timeout_ms", 500))
+            .merge(("health.min_volume", 10))
     })
     .await;
     let (_, token) = app.user("alice").await;
@@ -829,7 +830,7 @@ async fn health_websocket_judges_the_frames_the_service_failed_not_the_clients_m
     let res = app.get("/health/websocket").await;
     assert_eq!(res.status().as_u16(), 503);
     let body: Value = res.json().await.unwrap();
-    // 2 of 12 frames: over the critical 5 %.
+    // 2 of 12 frames (over health.min_volume): over the critical 5 %.
     assert_eq!(body["status"], "unhealthy", "{body}");
     assert!(
         (body["metrics"]["error_rate"].as_f64().unwrap() - 2.0 / 12.0).abs() < 1e-9,
