@@ -187,6 +187,10 @@ pub struct HealthSettings {
     /// frames, connections, messages, statements, deliveries) before it is
     /// judged: one failure out of one is not a failure rate.
     pub min_volume: u64,
+    /// On shutdown, `/health/ready` answers 503 this long while everything
+    /// still serves, so load balancers stop sending traffic before the
+    /// listener closes (a second signal cuts it short).
+    pub drain_ms: u64,
 }
 
 /// The whole configuration of one service instance.

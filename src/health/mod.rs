@@ -39,6 +39,7 @@
 //! answers.
 
 pub mod monitor;
+pub mod probes;
 pub mod resources;
 pub mod window;
 
@@ -217,6 +218,10 @@ struct Inner {
     resources: Resources,
     window: Mutex<Window<Sample>>,
     started: tokio::time::Instant,
+    /// The root supervisor, once it runs (the liveness probe asks it).
+    root: std::sync::OnceLock<actix::Recipient<crate::supervisor::Ping>>,
+    /// The shutdown began (readiness answers 503).
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// Telegram methods whose latency is "message latency".
@@ -276,6 +281,8 @@ impl Health {
                 metrics,
                 window: Mutex::new(window),
                 started: tokio::time::Instant::now(),
+                root: std::sync::OnceLock::new(),
+                shutting_down: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         health.sample();

@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod outbox;
+mod probes;
 mod process;
 mod sessions;
 mod supervision;
