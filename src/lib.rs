@@ -12,6 +12,7 @@ pub mod db;
 pub mod entities;
 pub mod errors;
 pub mod events;
+pub mod fault;
 pub mod health;
 pub mod http;
 pub mod metrics;

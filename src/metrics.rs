@@ -18,7 +18,8 @@ pub struct Metrics {
     pub registry: Registry,
     /// Requests by method, route pattern and status code.
     pub http_requests: IntCounterVec,
-    /// Request latency by method and route pattern.
+    /// Request latency by method and route pattern: arrival to answer, less
+    /// the time spent waiting for the client's body.
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
     /// Connections closed at once: their address held too many already.
@@ -67,7 +68,7 @@ impl Metrics {
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
                 "tgvisor_http_request_duration_seconds",
-                "HTTP request latency by method and route pattern.",
+                "HTTP request latency by method and route pattern: arrival to answer, less the time spent waiting for the client's body.",
             )
             .buckets(HTTP_BUCKETS.to_vec()),
             &["method", "route"],

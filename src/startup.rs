@@ -1,6 +1,7 @@
 //! `Application::build` wires the service: metrics, database, supervision
 //! tree, HTTP listener. `run_until_stopped` serves until SIGTERM/SIGINT (or a
-//! [`ShutdownHandle`]), then shuts down in order: stop accepting and finish
+//! [`ShutdownHandle`]), then shuts down in order: answer readiness 503 for
+//! `health.drain_ms` while still serving, stop accepting and finish
 //! in-flight requests, stop the actor tree in reverse start order, close the
 //! database pool.
 
@@ -62,6 +63,8 @@ pub struct Application {
     uploads: crate::uploads::Uploads,
     alerts: crate::alerts::AlertRouterHandle,
     ws_hub: crate::ws::hub::WsHub,
+    /// Told when the shutdown begins (readiness turns 503).
+    health: crate::health::Health,
     sim_world: Option<SimWorld>,
     /// Held while the service runs: no second process serves the same
     /// SQLite file.
@@ -286,6 +289,7 @@ impl Application {
             .child(alert_router_spec)
             .child(health_monitor_spec)
             .start_root(supervision.clone());
+        health.watch_root(root.clone().recipient());
         sessions
             .start_all()
             .await
@@ -343,7 +347,7 @@ impl Application {
             limiter: limiter.clone(),
             outbox: outbox.clone(),
             uploads: uploads.clone(),
-            health,
+            health: health.clone(),
             alerts: alerts.clone(),
             ws: ws_context,
             started_at: Instant::now(),
@@ -398,6 +402,7 @@ impl Application {
             uploads,
             alerts,
             ws_hub,
+            health,
             sim_world,
             _db_lock: db_lock,
         })
@@ -470,6 +475,18 @@ impl Application {
             }
         }
         let started = Instant::now();
+        // 0. Not ready any more: load balancers stop sending traffic while
+        //    everything still serves, for health.drain_ms.
+        self.health.begin_shutdown();
+        let drain = Duration::from_millis(self.settings.health.drain_ms);
+        if !drain.is_zero() {
+            tracing::info!(drain_ms = self.settings.health.drain_ms, "draining");
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                signal = shutdown_signal() => tracing::info!(signal, "drain cut short"),
+                () = self.shutdown.0.notified() => tracing::info!("drain cut short"),
+            }
+        }
         // 1. WebSocket clients are told the server is going away (1001):
         //    they reconnect elsewhere or later, and recover from their offsets.
         let closed = self.ws_hub.shutdown_all();

@@ -185,6 +185,14 @@ pub struct HealthSettings {
     pub window_ms: u64,
     /// A check that takes longer is unhealthy (the endpoint answers).
     pub check_timeout_ms: u64,
+    /// Events a windowed ratio, mean or percentile needs (requests,
+    /// frames, connections, messages, statements, deliveries) before it is
+    /// judged: one failure out of one is not a failure rate.
+    pub min_volume: u64,
+    /// On shutdown, `/health/ready` answers 503 this long while everything
+    /// still serves, so load balancers stop sending traffic before the
+    /// listener closes (a second signal cuts it short).
+    pub drain_ms: u64,
 }
 
 /// The whole configuration of one service instance.
@@ -612,9 +620,10 @@ impl Settings {
         if h.sample_interval_ms < 100
             || h.window_ms < h.sample_interval_ms
             || h.check_timeout_ms == 0
+            || h.min_volume == 0
         {
             problems.push(
-                "health: sample_interval_ms >= 100, window_ms >= sample_interval_ms, check_timeout_ms > 0".to_owned(),
+                "health: sample_interval_ms >= 100, window_ms >= sample_interval_ms, check_timeout_ms > 0, min_volume > 0".to_owned(),
             );
         }
         if self.uploads.sweep_interval_ms < 1000 {

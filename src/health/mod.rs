@@ -8,27 +8,38 @@
 //!   root gave up: unhealthy);
 //! - `database`: a live ping (failed or timed out: unhealthy), the
 //!   window's statements (p95 over `response_time.database.query_time_ms`,
-//!   once there are 20: degraded) and the pool (fewer than
+//!   once there are `health.min_volume`: degraded) and the pool (fewer than
 //!   `connection_pool.database.min_available` connections left: degraded);
-//! - `websocket`: delivery latency, frame error rate and abnormal
-//!   disconnects over the window (`thresholds.websocket`);
+//! - `websocket`: delivery latency, and the frames and connections the
+//!   service failed, over the window (`thresholds.websocket`; what clients
+//!   did to themselves is shown, not judged: [`crate::ws::health`]);
 //! - `telegram`: send latency (p95), each DC's ping latency, FLOOD_WAITs in
 //!   the last hour (`thresholds.telegram`), the share of messages that
-//!   failed (`error_rate.telegram.message_failure`), accounts that need
-//!   their owner;
-//! - `rate_limits`: FLOOD_WAITs per hour and the share of limiter decisions
-//!   refused (over 10%: degraded, the seed's `high_throttle_rate`);
-//! - `api`: HTTP p95 / p99 / slowest (`response_time.api`) and the share of
-//!   5xx answers (`error_rate.api`);
+//!   failed on the service's side (the network, timeouts, Telegram's 5xx:
+//!   `error_rate.telegram.message_failure`; a message to a chat that does
+//!   not exist is its sender's and only shown), accounts that need their
+//!   owner;
+//! - `rate_limits`: FLOOD_WAITs per hour, Telegram telling the service to
+//!   slow down (`thresholds.telegram.flood_wait`); the limiter's refusals
+//!   are shown, the accounts' pacing apart from the clients' own limits (a
+//!   user over its API limit is that user's doing), and not judged;
+//! - `api`: HTTP p95 / p99 / slowest (`response_time.api`) of the time the
+//!   service spent (a client's slow body is the client's) and the share of
+//!   5xx answers (`error_rate.api`), on API requests (not `/health*`, not
+//!   `/metrics`);
 //! - `resources`: memory, CPU and storage (`resource`).
 //!
 //! Figures over time ("the last five minutes") come from snapshots the
 //! monitor actor takes every `health.sample_interval_ms`, kept for
-//! `health.window_ms`. Every check runs under `health.check_timeout_ms`: a
+//! `health.window_ms`. A share, mean or percentile is judged only once
+//! `health.min_volume` events stand behind it (the DC pings excepted: an
+//! account pings once per `telegram.health_check_interval_ms`, so a window
+//! holds a few). Every check runs under `health.check_timeout_ms`: a
 //! check that does not answer in time is unhealthy, and the endpoint still
 //! answers.
 
 pub mod monitor;
+pub mod probes;
 pub mod resources;
 pub mod window;
 
@@ -36,8 +47,9 @@ pub use monitor::HealthMonitor;
 
 use crate::actors::database::DbHealthState;
 use crate::config::Settings;
+use crate::fault::Fault;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Limit, RateLimiter};
 use crate::supervisor::{RunState, SupervisionRuntime};
 use crate::ws::health::WsHealth;
 use resources::Resources;
@@ -155,17 +167,27 @@ pub struct Sample {
     sends: HistogramState,
     dcs: BTreeMap<String, HistogramState>,
     migrations: u64,
-    delivered: u64,
+    /// Messages sent.
+    sent: u64,
+    /// Messages failed, the service's (or Telegram's) fault.
     failed: u64,
-    decisions: u64,
-    refused: u64,
+    /// Messages failed, the sender's doing (a bad chat, a bad request).
+    failed_client: u64,
+    /// Limiter decisions and refusals on the accounts' sending (pacing and
+    /// flood-wait blocks).
+    account_decisions: u64,
+    account_refused: u64,
+    /// Limiter decisions and refusals on the clients' own limits.
+    client_decisions: u64,
+    client_refused: u64,
     cpu_seconds: Option<f64>,
     rss_bytes: Option<u64>,
     /// Database statements.
     queries: HistogramState,
     /// Actor restarts, every actor together.
     restarts: u64,
-    /// WebSocket connections that ended abnormally.
+    /// WebSocket connections the service ended abnormally (not a client's
+    /// own doing).
     ws_abnormal: u64,
     /// Telegram calls that failed on the network or timed out.
     tg_network: u64,
@@ -196,10 +218,11 @@ struct Inner {
     resources: Resources,
     window: Mutex<Window<Sample>>,
     started: tokio::time::Instant,
+    /// The root supervisor, once it runs (the liveness probe asks it).
+    root: std::sync::OnceLock<actix::Recipient<crate::supervisor::Ping>>,
+    /// The shutdown began (readiness answers 503).
+    shutting_down: std::sync::atomic::AtomicBool,
 }
-
-/// Statements in the window before their p95 is judged.
-const MIN_QUERIES: u64 = 20;
 
 /// Telegram methods whose latency is "message latency".
 fn is_send(method: &str) -> bool {
@@ -208,6 +231,17 @@ fn is_send(method: &str) -> bool {
 
 fn label<'a>(labels: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
     labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// A limiter decision on one of the clients' own limits.
+fn clients_own(labels: &[(&str, &str)]) -> bool {
+    let own = |l: &Limit| Some(l.as_str()) == label(labels, "limit") && l.is_clients_own();
+    Limit::ALL.iter().any(own)
+}
+
+/// A limiter decision that refused.
+fn refused(labels: &[(&str, &str)]) -> bool {
+    matches!(label(labels, "result"), Some("throttled" | "blocked"))
 }
 
 /// `part / whole`, 0 when there is no whole.
@@ -247,6 +281,8 @@ impl Health {
                 metrics,
                 window: Mutex::new(window),
                 started: tokio::time::Instant::now(),
+                root: std::sync::OnceLock::new(),
+                shutting_down: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         health.sample();
@@ -255,6 +291,11 @@ impl Health {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Events a windowed figure needs before it is judged.
+    fn min_volume(&self) -> u64 {
+        self.inner.settings.health.min_volume
     }
 
     /// The window covers `health.window_ms`: windowed figures mean what
@@ -278,8 +319,10 @@ impl Health {
         let decisions = &self.inner.limiter.metrics().decisions;
         let usage = self.inner.resources.usage();
         Sample {
+            // The time the service spent (less a client's slow body: see
+            // http::body_wait) on API requests.
             api: HistogramState::of(&m.http_duration, |l| {
-                label(l, "route").is_none_or(|r| !r.ends_with("/uploads"))
+                api_route(l) && label(l, "route").is_none_or(|r| !r.ends_with("/uploads"))
             }),
             api_requests,
             api_errors,
@@ -288,14 +331,17 @@ impl Health {
             }),
             dcs: HistogramState::by_label(&m.telegram.dc_latency, "dc"),
             migrations: m.telegram.migrations.get(),
-            delivered: counter_sum(&m.outbox.finished, |l| {
-                label(l, "status") == Some("delivered")
+            sent: counter_sum(&m.outbox.finished, |l| label(l, "status") == Some("sent")),
+            failed: counter_sum(&m.outbox.failures, |l| {
+                label(l, "fault") == Some(Fault::Server.as_str())
             }),
-            failed: counter_sum(&m.outbox.finished, |l| label(l, "status") == Some("failed")),
-            decisions: counter_sum(decisions, |_| true),
-            refused: counter_sum(decisions, |l| {
-                matches!(label(l, "result"), Some("throttled" | "blocked"))
+            failed_client: counter_sum(&m.outbox.failures, |l| {
+                label(l, "fault") == Some(Fault::Client.as_str())
             }),
+            account_decisions: counter_sum(decisions, |l| !clients_own(l)),
+            account_refused: counter_sum(decisions, |l| !clients_own(l) && refused(l)),
+            client_decisions: counter_sum(decisions, clients_own),
+            client_refused: counter_sum(decisions, |l| clients_own(l) && refused(l)),
             cpu_seconds: usage.cpu_seconds,
             rss_bytes: usage.rss_bytes,
             queries: HistogramState::of(&m.db.query_duration, |_| true),
@@ -307,7 +353,7 @@ impl Health {
                 .map(|a| a.restarts)
                 .sum(),
             ws_abnormal: counter_sum(&m.ws.disconnects, |l| {
-                label(l, "reason").is_none_or(|r| !crate::ws::health::ORDERLY.contains(&r))
+                label(l, "fault") == Some(Fault::Server.as_str())
             }),
             tg_network: counter_sum(&m.telegram.requests, |l| {
                 matches!(label(l, "result"), Some("network" | "timeout"))
@@ -390,8 +436,9 @@ impl Health {
                 )
             }),
         ));
-        // connections: abnormal WebSocket disconnects and Telegram calls
-        // lost to the network, in the period.
+        // connections: WebSocket connections the service ended abnormally
+        // (a client's own mistakes and goings are not the service's) and
+        // Telegram calls lost to the network, in the period.
         let c = &r.connections;
         let (then, period) = over(c.period_ms);
         let lost = now.ws_abnormal.saturating_sub(then.ws_abnormal)
@@ -409,7 +456,10 @@ impl Health {
         // performance: API p95 over the threshold across the period.
         let p = &r.performance;
         let (then, period) = over(p.period_ms);
-        let p95 = now.api.since(&then.api).quantile(0.95);
+        let api = now.api.since(&then.api);
+        let p95 = api
+            .quantile(0.95)
+            .filter(|_| api.count >= self.min_volume());
         out.push((
             RULES[2],
             p95.filter(|s| s * 1000.0 > p.threshold_ms as f64).map(|s| {
@@ -561,9 +611,10 @@ impl Health {
         }
         // "Most queries complete within query_time_ms": judged on the
         // window's statements (one ping that had to open a connection says
-        // little), once there are enough of them to speak of "most".
+        // little), once there are enough of them (health.min_volume) to
+        // speak of "most".
         let slow = t.response_time.database.query_time_ms;
-        if queries.count >= MIN_QUERIES
+        if queries.count >= self.min_volume()
             && let Some(p95) = p95
             && p95 * 1000.0 > slow as f64
         {
@@ -586,7 +637,7 @@ impl Health {
 
     fn websocket(&self) -> Check {
         let t = &self.inner.settings.thresholds.websocket;
-        let (status, figures) = self.inner.ws.check(t);
+        let (status, figures) = self.inner.ws.check(t, self.min_volume());
         let mut check = Check::new(serde_json::to_value(&figures).unwrap_or(Value::Null));
         check.worsen(status, || {
             format!(
@@ -615,9 +666,12 @@ impl Health {
             })
             .collect();
         let floods = inner.limiter.flood_waits_last_hour();
-        let delivered = now.delivered.saturating_sub(then.delivered);
+        let sent = now.sent.saturating_sub(then.sent);
         let failed = now.failed.saturating_sub(then.failed);
-        let failure_rate = ratio(failed, delivered + failed);
+        let failed_client = now.failed_client.saturating_sub(then.failed_client);
+        // Of every message that left the outbox, those the service failed:
+        // a message to a chat that does not exist is its sender's doing.
+        let failure_rate = ratio(failed, sent + failed + failed_client);
         let mut accounts = BTreeMap::new();
         for family in prometheus::core::Collector::collect(&inner.metrics.telegram.accounts) {
             for m in family.get_metric() {
@@ -648,12 +702,18 @@ impl Health {
             "dc_latency_ms": dcs,
             "flood_waits_last_hour": floods,
             "migrations": now.migrations.saturating_sub(then.migrations),
+            "messages": {
+                "sent": sent,
+                "failed": failed,
+                "failed_by_request": failed_client,
+            },
             "message_failure_rate": failure_rate,
             "accounts": accounts,
             "window_secs": age.as_secs(),
         }));
+        let enough = self.min_volume();
         let lat = &t.telegram.message_latency;
-        if let Some(p95) = p95 {
+        if let Some(p95) = p95.filter(|_| sends.count >= enough) {
             let p95_ms = p95 * 1000.0;
             check.worsen(
                 Status::of(p95_ms, lat.warning_ms as f64, lat.critical_ms as f64),
@@ -674,7 +734,7 @@ impl Health {
             format!("{floods} FLOOD_WAITs in the last hour")
         });
         let limit = t.error_rate.telegram.message_failure;
-        if failure_rate > limit {
+        if failure_rate > limit && sent + failed + failed_client >= enough {
             check.worsen(Status::Degraded, || {
                 format!("{:.1} % of messages failed", failure_rate * 100.0)
             });
@@ -690,28 +750,36 @@ impl Health {
     fn rate_limits(&self, v: &View) -> Check {
         let inner = &self.inner;
         let (now, then, age) = (&v.now, &v.then, v.age);
-        let decisions = now.decisions.saturating_sub(then.decisions);
-        let refused = now.refused.saturating_sub(then.refused);
-        let share = ratio(refused, decisions);
+        let side = |decisions: u64, refused: u64| {
+            json!({
+                "decisions": decisions,
+                "refused": refused,
+                "refused_share": ratio(refused, decisions),
+            })
+        };
         let floods = inner.limiter.flood_waits_last_hour();
         let blocked = inner.limiter.blocked_keys();
         let mut check = Check::new(json!({
-            "throttled_share": share,
-            "decisions": decisions,
             "flood_waits_last_hour": floods,
             "blocked_keys": blocked,
+            "accounts": side(
+                now.account_decisions.saturating_sub(then.account_decisions),
+                now.account_refused.saturating_sub(then.account_refused),
+            ),
+            "clients": side(
+                now.client_decisions.saturating_sub(then.client_decisions),
+                now.client_refused.saturating_sub(then.client_refused),
+            ),
             "window_secs": age.as_secs(),
         }));
+        // Telegram telling the service to slow down is the verdict. The
+        // limiter refusing a client over its own limit is that limit
+        // working; pacing the accounts is the outbox's job (a backlog has
+        // its own alerts).
         let fw = &inner.settings.thresholds.telegram.flood_wait;
         check.worsen(Status::of(floods as f64, fw.warning, fw.critical), || {
             format!("{floods} FLOOD_WAITs in the last hour")
         });
-        // The seed's RateLimitMonitor: over 10% of requests throttled.
-        if share > 0.1 {
-            check.worsen(Status::Degraded, || {
-                format!("{:.1} % of limiter decisions refused", share * 100.0)
-            });
-        }
         check
     }
 
@@ -732,7 +800,10 @@ impl Health {
             "window_secs": age.as_secs(),
         }));
         let rt = &t.response_time.api;
-        let over = |v: Option<f64>, limit: u64| v.is_some_and(|s| s * 1000.0 > limit as f64);
+        // Percentiles and shares of a handful of requests are anecdotes.
+        let enough = d.count >= self.min_volume();
+        let over =
+            |v: Option<f64>, limit: u64| enough && v.is_some_and(|s| s * 1000.0 > limit as f64);
         if over(p95, rt.p95_ms) {
             check.worsen(Status::Degraded, || format!("p95 over {} ms", rt.p95_ms));
         }
@@ -741,15 +812,16 @@ impl Health {
         }
         // The histogram knows only that the slowest fell in a bucket: its
         // lower edge has to be past the limit to say the limit was crossed.
-        if d.slowest_at_least()
-            .is_some_and(|s| s * 1000.0 > rt.max_ms as f64)
+        if enough
+            && d.slowest_at_least()
+                .is_some_and(|s| s * 1000.0 > rt.max_ms as f64)
         {
             check.worsen(Status::Degraded, || {
                 format!("a request took over {} ms", rt.max_ms)
             });
         }
         let er = &t.error_rate.api;
-        if requests > 0 {
+        if requests >= self.min_volume() {
             check.worsen(Status::of(error_rate, er.warning, er.critical), || {
                 format!("{:.1} % of answers were 5xx", error_rate * 100.0)
             });

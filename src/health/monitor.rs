@@ -7,14 +7,18 @@
 use super::{COMPONENTS, Health, RULES, Report, Sample, Status};
 use crate::alerts::{AlertRouterHandle, NewAlert, Severity};
 use actix::prelude::*;
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntGaugeVec, Opts, Registry};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// `tgvisor_health_status{component}`: 0 healthy, 1 degraded, 2 unhealthy.
+/// `tgvisor_health_status{component}`: 0 healthy, 1 degraded, 2 unhealthy;
+/// `tgvisor_health_reports_total`: reports judged.
 #[derive(Clone)]
 pub struct HealthMetrics {
     pub status: IntGaugeVec,
+    /// Reports judged (every status set, every alert raised or resolved):
+    /// flat means nothing is watching the service.
+    pub reports: IntCounter,
 }
 
 impl HealthMetrics {
@@ -26,11 +30,16 @@ impl HealthMetrics {
             ),
             &["component"],
         )?;
+        let reports = IntCounter::new(
+            "tgvisor_health_reports_total",
+            "Health reports the HealthMonitor judged (statuses set, alerts raised or resolved).",
+        )?;
         registry.register(Box::new(status.clone()))?;
+        registry.register(Box::new(reports.clone()))?;
         for c in COMPONENTS {
             status.with_label_values(&[c]).set(0);
         }
-        Ok(Self { status })
+        Ok(Self { status, reports })
     }
 }
 
@@ -84,6 +93,8 @@ impl HealthMonitor {
             .map(|(report, now), act, _| {
                 act.reporting = false;
                 act.judge(&report, &now);
+                // After every raise and resolve of this report is queued.
+                act.metrics.reports.inc();
             }),
         );
     }

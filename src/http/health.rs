@@ -2,6 +2,10 @@
 //! [`crate::health`]): 200 when healthy, 503 otherwise (the seed's rule).
 //! Every check runs under `health.check_timeout_ms`, so an endpoint
 //! answers even when what it checks hangs.
+//!
+//! `/health` and its components are the diagnostic view, for people and
+//! dashboards. Load balancers and orchestrators ask `/health/live` and
+//! `/health/ready` instead (see [`crate::health::probes`]).
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -126,4 +130,43 @@ pub async fn telegram(state: web::Data<AppState>) -> HttpResponse {
 )]
 pub async fn database(state: web::Data<AppState>) -> HttpResponse {
     component(&state, "database").await
+}
+
+/// A probe's answer: 200 when it passes, 503 with its reasons otherwise.
+fn probe(p: &crate::health::probes::Probe) -> HttpResponse {
+    let mut res = if p.passes() {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    res.insert_header(actix_web::http::header::CacheControl(vec![
+        actix_web::http::header::CacheDirective::NoStore,
+    ]))
+    .json(p)
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Live: the process and its actor system answer (`{\"status\":\"live\",\"reasons\":[]}`). For liveness probes: a database outage or a slow Telegram is no reason to restart the process", content_type = "application/json"),
+        (status = 503, description = "Not live (`{\"status\":\"not_live\",\"reasons\":[...]}`): the root supervisor gave up, or did not answer within `health.check_timeout_ms`. Restart the process", content_type = "application/json"),
+    )
+)]
+pub async fn live(state: web::Data<AppState>) -> HttpResponse {
+    probe(&state.health.live().await)
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Ready to serve traffic (`{\"status\":\"ready\",\"reasons\":[]}`): live, not shutting down, every essential actor running, the database answering. For load balancers and readiness probes", content_type = "application/json"),
+        (status = 503, description = "Not ready (`{\"status\":\"not_ready\",\"reasons\":[...]}`): shutting down (from SIGTERM, for `health.drain_ms` while still serving, so a balancer drains the instance), not live, an essential actor down or restarting, or the database not answering within `health.check_timeout_ms`. Send no traffic", content_type = "application/json"),
+    )
+)]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    probe(&state.health.ready().await)
 }

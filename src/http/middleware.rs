@@ -49,10 +49,11 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
 }
 
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let started = Instant::now();
+    let body = super::body_wait::time_body(&mut req);
     let id = request_id(&req);
     let method = method_label(req.method());
     let path = req.path().to_owned();
@@ -85,9 +86,11 @@ pub async fn observe(
         m.http_requests
             .with_label_values(&[method, &route, &status])
             .inc();
+        // The service's time: a client's slow body is the client's.
+        let waited = body.map_or(std::time::Duration::ZERO, |b| b.waited());
         m.http_duration
             .with_label_values(&[method, &route])
-            .observe(elapsed.as_secs_f64());
+            .observe(elapsed.saturating_sub(waited).as_secs_f64());
     }
     span.in_scope(|| {
         tracing::info!(

@@ -10,6 +10,7 @@ mod alerts;
 mod auth;
 pub mod body;
 pub mod connections;
+mod body_wait;
 mod debug;
 pub mod error;
 pub mod extract;
@@ -100,6 +101,8 @@ impl RouteTable {
 /// The public routes. Keep in step with [`openapi::ApiDoc`] (a test checks).
 fn declare_routes(t: &mut RouteTable) {
     t.add(Method::GET, "/health", health::health)
+        .add(Method::GET, "/health/live", health::live)
+        .add(Method::GET, "/health/ready", health::ready)
         .add(Method::GET, "/health/detailed", health::detailed)
         .add(Method::GET, "/health/telegram", health::telegram)
         .add(Method::GET, "/health/database", health::database)

@@ -37,6 +37,8 @@ use utoipa::{Modify, OpenApi};
         alerts::ack,
         openapi_json,
         health::health,
+        health::live,
+        health::ready,
         health::detailed,
         health::telegram,
         health::database,

@@ -29,6 +29,7 @@ use super::{Arrivals, OutboxMetrics, Status};
 use crate::config::OutboxSettings;
 use crate::entities::outbox;
 use crate::events::{SideWrite, TopicWriter, WriterClosed};
+use crate::fault::Fault;
 use crate::ratelimit::{Key, RateLimiter};
 use crate::security::validation::ChatRef;
 use crate::supervisor::Backoff;
@@ -397,7 +398,9 @@ impl Drain {
     async fn attempt(&self, row: outbox::Model, run: &mut Run) -> Result<Flow, DbErr> {
         let Ok(chat) = ChatRef::parse(&row.chat) else {
             // Validated at acceptance: a row that does not parse was not written by us.
-            return Ok(self.fail(&row, row.attempts, "invalid_chat", None).await);
+            return Ok(self
+                .fail(&row, row.attempts, "invalid_chat", Fault::Client, None)
+                .await);
         };
         let timeout = self.request_timeout;
         let resolved =
@@ -457,7 +460,9 @@ impl Drain {
             (Some(kind), Some(upload_id)) => {
                 let Some(file) = self.store.uploaded_file(upload_id).await? else {
                     // Checked at acceptance; gone since (its account removed).
-                    return Ok(self.fail(&row, attempts, "upload_missing", None).await);
+                    return Ok(self
+                        .fail(&row, attempts, "upload_missing", Fault::Client, None)
+                        .await);
                 };
                 let send = self.client.send_media(&peer, &file, kind, &row.text, &opts);
                 (
@@ -468,7 +473,9 @@ impl Drain {
                 )
             }
             (Some(_), None) => {
-                return Ok(self.fail(&row, attempts, "upload_missing", None).await);
+                return Ok(self
+                    .fail(&row, attempts, "upload_missing", Fault::Client, None)
+                    .await);
             }
         };
         let telegram_id = match sent {
@@ -601,7 +608,9 @@ impl Drain {
                 TgError::Other { name, .. } | TgError::BadRequest(name) => Some(name.clone()),
                 _ => None,
             };
-            return self.fail(row, attempts, code, telegram_error).await;
+            return self
+                .fail(row, attempts, code, err.fault(), telegram_error)
+                .await;
         }
         let backoff = Backoff {
             base: Duration::from_millis(self.settings.retry_base_ms),
@@ -640,12 +649,13 @@ impl Drain {
         self.write(row.id, Status::Queued, update, event).await
     }
 
-    /// Gives the message up.
+    /// Gives the message up; `fault` says whose doing the failure was.
     async fn fail(
         &self,
         row: &outbox::Model,
         attempts: i32,
         code: &str,
+        fault: Fault,
         telegram_error: Option<String>,
     ) -> Flow {
         tracing::warn!(
@@ -668,7 +678,7 @@ impl Drain {
         let event = self.event(row, Status::Failed, detail);
         let flow = self.write(row.id, Status::Failed, update, event).await;
         if flow == Flow::Continue {
-            self.metrics.finished.with_label_values(&["failed"]).inc();
+            self.metrics.failed(code, fault);
             self.metrics.depth.dec();
         }
         flow

@@ -16,15 +16,15 @@
 //!   through the rate limiter, every transition a `message.status` event.
 
 pub mod drain;
+mod metrics;
 mod writer;
+
+pub use metrics::OutboxMetrics;
 
 use crate::accounts::state::AccountState;
 use crate::config::OutboxSettings;
 use crate::entities::outbox;
 use crate::security::validation::{ChatRef, ValidationError};
-use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -395,114 +395,6 @@ impl From<outbox::Model> for MessageView {
     }
 }
 
-/// Why an attempt is tried again (the `reason` label of
-/// `tgvisor_outbox_retries_total`): a FLOOD_WAIT, or the code of a transient
-/// error ([`crate::telegram::TgError::is_transient`]).
-const RETRY_REASONS: [&str; 4] = ["flood_wait", "network", "timeout", "other"];
-
-/// The outbox's metric families.
-#[derive(Clone)]
-pub struct OutboxMetrics {
-    /// Messages accepted (new rows).
-    pub accepted: IntCounter,
-    /// Requests answered from an earlier one with the same idempotency key.
-    pub replayed: IntCounter,
-    /// Rows per group-commit transaction.
-    pub batch_rows: Histogram,
-    /// Messages not delivered yet (queued or sending).
-    pub depth: IntGauge,
-    /// Seconds since the oldest message not delivered yet was accepted (0
-    /// when there is none); set with `depth` at each recount.
-    pub oldest_age: Gauge,
-    /// Messages that left the outbox, by final status (sent, failed).
-    pub finished: IntCounterVec,
-    /// Acceptance to Telegram's answer, for sent messages.
-    pub delivery: Histogram,
-    /// Attempts that will be tried again, by reason (flood_wait, network, …).
-    pub retries: IntCounterVec,
-}
-
-impl OutboxMetrics {
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let m = Self {
-            accepted: IntCounter::new(
-                "tgvisor_outbox_accepted_total",
-                "Messages accepted into the outbox.",
-            )?,
-            replayed: IntCounter::new(
-                "tgvisor_outbox_idempotent_replays_total",
-                "Send requests answered with an earlier message of the same idempotency key.",
-            )?,
-            batch_rows: Histogram::with_opts(
-                HistogramOpts::new(
-                    "tgvisor_outbox_batch_rows",
-                    "Messages inserted per group-commit transaction.",
-                )
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-            )?,
-            depth: IntGauge::new(
-                "tgvisor_outbox_depth",
-                "Messages accepted and not yet delivered (queued or sending).",
-            )?,
-            oldest_age: Gauge::new(
-                "tgvisor_outbox_oldest_age_seconds",
-                "Age of the oldest message not yet delivered (0 when none), as of the last recount.",
-            )?,
-            finished: IntCounterVec::new(
-                Opts::new(
-                    "tgvisor_outbox_messages_total",
-                    "Messages that left the outbox, by final status.",
-                ),
-                &["status"],
-            )?,
-            delivery: Histogram::with_opts(
-                HistogramOpts::new(
-                    "tgvisor_outbox_delivery_seconds",
-                    "Time from acceptance to Telegram's answer, for sent messages.",
-                )
-                .buckets(vec![
-                    0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-                ]),
-            )?,
-            retries: IntCounterVec::new(
-                Opts::new(
-                    "tgvisor_outbox_retries_total",
-                    "Send attempts that will be tried again, by reason.",
-                ),
-                &["reason"],
-            )?,
-        };
-        registry.register(Box::new(m.accepted.clone()))?;
-        registry.register(Box::new(m.replayed.clone()))?;
-        registry.register(Box::new(m.batch_rows.clone()))?;
-        registry.register(Box::new(m.depth.clone()))?;
-        registry.register(Box::new(m.oldest_age.clone()))?;
-        registry.register(Box::new(m.finished.clone()))?;
-        registry.register(Box::new(m.delivery.clone()))?;
-        registry.register(Box::new(m.retries.clone()))?;
-        // The bounded label sets start at zero: a failure ratio has a
-        // denominator from the start, a first failure or retry counts in
-        // increase(), and dashboards see the series before the first event.
-        for status in [Status::Sent, Status::Failed] {
-            m.finished.with_label_values(&[status.as_str()]);
-        }
-        for reason in RETRY_REASONS {
-            m.retries.with_label_values(&[reason]);
-        }
-        Ok(m)
-    }
-
-    /// Shows `backlog`, read at `now`, in `depth` and `oldest_age`.
-    pub fn show_backlog(&self, backlog: &Backlog, now: chrono::DateTime<chrono::Utc>) {
-        self.depth
-            .set(i64::try_from(backlog.depth).unwrap_or(i64::MAX));
-        let age = backlog.oldest.map_or(0.0, |oldest| {
-            (now - oldest).to_std().unwrap_or_default().as_secs_f64()
-        });
-        self.oldest_age.set(age);
-    }
-}
-
 /// The messages not delivered yet (queued or sending): how many, and when
 /// the oldest of them was accepted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -856,7 +748,7 @@ mod tests {
 
     #[test]
     fn the_backlog_gauges_show_depth_and_the_oldest_age() {
-        let metrics = OutboxMetrics::new(&Registry::new()).unwrap();
+        let metrics = OutboxMetrics::new(&prometheus::Registry::new()).unwrap();
         let now = chrono::Utc::now();
         metrics.show_backlog(
             &Backlog {

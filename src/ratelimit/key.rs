@@ -49,6 +49,17 @@ impl Limit {
         }
     }
 
+    /// Whether the limit holds back a client's own requests (a user's API
+    /// calls and uploads, a connection's frames): a refusal is that
+    /// client's doing, never a sign of the service's trouble. The others
+    /// pace the accounts' sending to Telegram.
+    pub fn is_clients_own(self) -> bool {
+        matches!(
+            self,
+            Limit::ApiStandard | Limit::ApiAuth | Limit::WsMessages | Limit::MediaUploads
+        )
+    }
+
     /// Position in [`Limit::ALL`].
     pub(super) fn index(self) -> usize {
         self as usize

@@ -40,7 +40,7 @@ pub use runtime::{
     ActorStatus, RunState, SupervisionEvent, SupervisionEventKind, SupervisionRuntime,
 };
 pub use tree::{
-    AddChild, AddChildError, DynamicChildren, InjectPanic, Intensity, RemoveChild, StopTree,
+    AddChild, AddChildError, DynamicChildren, InjectPanic, Intensity, Ping, RemoveChild, StopTree,
     Supervisor, SupervisorSpec,
 };
 

@@ -22,6 +22,11 @@ const SUPERVISOR_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 #[rtype(result = "()")]
 pub struct StopTree;
 
+/// Answered at once: the supervisor's arbiter is running (liveness).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Ping;
+
 /// Make the actor at `path` panic from inside (fault injection for tests and
 /// the development-only debug route).
 #[derive(Debug, Message)]
@@ -578,6 +583,12 @@ impl Handler<StopTree> for Supervisor {
     fn handle(&mut self, _: StopTree, ctx: &mut Context<Self>) -> Self::Result {
         Box::pin(self.begin_shutdown(ctx))
     }
+}
+
+impl Handler<Ping> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
 }
 
 impl Handler<InjectPanic> for Supervisor {

@@ -84,6 +84,33 @@ impl TgError {
         }
     }
 
+    /// Whose doing the failure is. The client's: what a request asked for
+    /// (a chat that does not exist or is not reachable, a bad argument,
+    /// a wrong code or password) or what its account's owner must mend (a
+    /// revoked, unauthorized or banned session); Telegram refusing a
+    /// request with a 4xx error. The service's (or Telegram's, on the
+    /// service's behalf): the network, a timeout, Telegram's own 5xx, an
+    /// answer tgvisor could not read, a FLOOD_WAIT (Telegram telling
+    /// tgvisor, not one client, to slow down).
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
+        match self {
+            Self::PeerInvalid
+            | Self::BadRequest(_)
+            | Self::PhoneNumberInvalid
+            | Self::CodeInvalid
+            | Self::CodeExpired
+            | Self::PasswordInvalid
+            | Self::Unauthorized
+            | Self::Revoked
+            | Self::AuthKeyDuplicated
+            | Self::Banned => Fault::Client,
+            Self::FloodWait { .. } | Self::Network(_) | Self::Timeout(_) => Fault::Server,
+            Self::Other { code, .. } if (400..500).contains(code) => Fault::Client,
+            Self::Other { .. } => Fault::Server,
+        }
+    }
+
     /// Worth retrying the same call later (after the wait, for flood waits).
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -165,6 +192,32 @@ impl TgError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requests_own_mistakes_are_the_clients_fault_the_network_the_services() {
+        use crate::fault::Fault;
+        for e in [
+            TgError::PeerInvalid,
+            TgError::BadRequest("MESSAGE_TOO_LONG".into()),
+            TgError::from_rpc(400, "CHAT_ADMIN_REQUIRED", None),
+            TgError::from_rpc(403, "CHAT_SEND_MEDIA_FORBIDDEN", None),
+            TgError::Revoked,
+        ] {
+            assert_eq!(e.fault(), Fault::Client, "{e:?}");
+        }
+        for e in [
+            TgError::Network("reset".into()),
+            TgError::Timeout(Duration::from_secs(30)),
+            TgError::from_rpc(500, "INTERNAL", None),
+            TgError::Other {
+                code: 0,
+                name: "BAD_RESPONSE".into(),
+            },
+            TgError::from_rpc(420, "FLOOD_WAIT", Some(3)),
+        ] {
+            assert_eq!(e.fault(), Fault::Server, "{e:?}");
+        }
+    }
 
     #[test]
     fn rpc_errors_map_to_what_tgvisor_acts_on() {

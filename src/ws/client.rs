@@ -21,6 +21,7 @@ use super::metrics::FrameKind;
 use super::outlet::{Out, Outlet, PushError, Pushed};
 use super::{WsContext, close_code};
 use crate::auth::{AuthError, Principal};
+use crate::fault::Fault;
 use crate::outbox::{EnqueueError, NewMessage};
 use crate::ratelimit::Key;
 use crate::security::validation::ValidationError;
@@ -294,12 +295,21 @@ impl WsClient {
         message: &str,
         retry_after: Option<Duration>,
     ) {
-        self.cx
-            .hub
-            .metrics()
-            .errors
-            .with_label_values(&[code])
-            .inc();
+        let fault = super::metrics::error_fault(code);
+        self.error_by(ctx, id, code, message, retry_after, fault);
+    }
+
+    /// An error frame whose fault its sender knows.
+    fn error_by(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: &Value,
+        code: &str,
+        message: &str,
+        retry_after: Option<Duration>,
+        fault: Fault,
+    ) {
+        self.cx.hub.metrics().error(code, fault);
         let frame = ServerFrame::Error {
             id,
             code,
@@ -311,12 +321,7 @@ impl WsClient {
     }
 
     fn invalid(&mut self, ctx: &mut Context<Self>, id: &Value, e: &ValidationError) {
-        self.cx
-            .hub
-            .metrics()
-            .errors
-            .with_label_values(&["invalid_input"])
-            .inc();
+        self.cx.hub.metrics().error("invalid_input", Fault::Client);
         let message = e.to_string();
         let frame = ServerFrame::Error {
             id,
@@ -394,6 +399,7 @@ impl WsClient {
             self.too_many(
                 ctx,
                 &format!("too many connections for this user (at most {limit})"),
+                Fault::Client,
             );
             return;
         }
@@ -423,13 +429,20 @@ impl WsClient {
         self.text(ctx, &frame, FrameKind::Reply);
     }
 
-    /// An error frame saying which connection limit, then 4009.
-    fn too_many(&mut self, ctx: &mut Context<Self>, message: &str) {
-        self.error(ctx, &Value::Null, "too_many_connections", message, None);
+    /// An error frame saying which connection limit, then 4009. `fault`:
+    /// a client's own limit, or the service's (`at_capacity`).
+    fn too_many(&mut self, ctx: &mut Context<Self>, message: &str, fault: Fault) {
+        let code = "too_many_connections";
+        self.error_by(ctx, &Value::Null, code, message, None, fault);
+        let reason = if fault == Fault::Server {
+            "at_capacity"
+        } else {
+            code
+        };
         self.close(
             ctx,
             close_code::TOO_MANY_CONNECTIONS,
-            "too_many_connections",
+            reason,
             "too many connections",
         );
     }
@@ -445,17 +458,18 @@ impl WsClient {
     }
 
     fn unauthorized(&mut self, ctx: &mut Context<Self>, e: &AuthError) {
-        let message = match e {
-            AuthError::Internal(_) => "authentication failed".to_owned(),
-            other => other.to_string(),
+        // The token could not be checked (the database failed): the
+        // service's fault, whatever the frame says.
+        let (message, fault, reason) = match e {
+            AuthError::Internal(_) => (
+                "authentication failed".to_owned(),
+                Fault::Server,
+                "internal",
+            ),
+            other => (other.to_string(), Fault::Client, "unauthorized"),
         };
-        self.error(ctx, &Value::Null, "unauthorized", &message, None);
-        self.close(
-            ctx,
-            close_code::UNAUTHORIZED,
-            "unauthorized",
-            "unauthorized",
-        );
+        self.error_by(ctx, &Value::Null, "unauthorized", &message, None, fault);
+        self.close(ctx, close_code::UNAUTHORIZED, reason, "unauthorized");
     }
 
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
@@ -958,7 +972,11 @@ impl Actor for WsClient {
         }
         if registered.is_err() {
             let total = self.cx.settings.rate_limits.websocket.connections.total;
-            self.too_many(ctx, &format!("too many connections (at most {total})"));
+            self.too_many(
+                ctx,
+                &format!("too many connections (at most {total})"),
+                Fault::Server,
+            );
             return;
         }
         match self.header_auth.take() {
@@ -973,6 +991,7 @@ impl Actor for WsClient {
                             &format!(
                                 "too many connections waiting to authenticate from this address (at most {limit})"
                             ),
+                            Fault::Client,
                         );
                         return;
                     }
@@ -1046,9 +1065,7 @@ impl Actor for WsClient {
         self.cx
             .hub
             .metrics()
-            .disconnects
-            .with_label_values(&[self.closing.unwrap_or("client")])
-            .inc();
+            .disconnected(self.closing.unwrap_or("client"));
     }
 }
 

@@ -138,7 +138,10 @@ struct WsHealthBody {
 )]
 pub async fn health_route(state: web::Data<AppState>) -> HttpResponse {
     let thresholds = state.settings.thresholds.websocket.clone();
-    let (status, metrics) = state.ws.health.check(&thresholds);
+    let (status, metrics) = state
+        .ws
+        .health
+        .check(&thresholds, state.settings.health.min_volume);
     let body = WsHealthBody {
         status,
         metrics,

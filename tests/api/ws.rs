@@ -13,18 +13,18 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const PHONE: &str = "+9996621299";
 /// How long any one expected frame may take.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn ws_url(app: &TestApp) -> String {
+pub fn ws_url(app: &TestApp) -> String {
     format!("{}/ws", app.address.replacen("http://", "ws://", 1))
 }
 
 /// Connects, with `Authorization: Bearer <token>` when given.
-async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
+pub async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
     let mut request = ws_url(app).into_client_request().unwrap();
     if let Some(token) = token {
         request
@@ -37,12 +37,12 @@ async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
         .0
 }
 
-async fn send(ws: &mut Ws, frame: Value) {
+pub async fn send(ws: &mut Ws, frame: Value) {
     ws.send(Message::text(frame.to_string())).await.unwrap();
 }
 
 /// The next JSON frame; panics on a close or a timeout.
-async fn recv(ws: &mut Ws) -> Value {
+pub async fn recv(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
             .await
@@ -59,7 +59,7 @@ async fn recv(ws: &mut Ws) -> Value {
 
 /// Reads until the server closes; answers the close code and the text
 /// frames seen before it.
-async fn closed(ws: &mut Ws) -> (Option<u16>, Vec<Value>) {
+pub async fn closed(ws: &mut Ws) -> (Option<u16>, Vec<Value>) {
     let mut seen = Vec::new();
     loop {
         let msg = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
@@ -97,7 +97,7 @@ async fn alice_with_account(app: &TestApp) -> (String, i64, String) {
     (token, account, format!("account:{account}"))
 }
 
-async fn authed(app: &TestApp, token: &str) -> (Ws, Value) {
+pub async fn authed(app: &TestApp, token: &str) -> (Ws, Value) {
     let mut ws = connect(app, Some(token)).await;
     let ok = recv(&mut ws).await;
     assert_eq!(ok["type"], "auth_ok", "{ok}");
@@ -486,7 +486,9 @@ async fn a_client_that_does_not_read_is_disconnected_as_a_slow_consumer() {
             .unwrap();
         n += 1;
         let metrics = app.metrics().await;
-        if metrics.contains("tgvisor_ws_disconnects_total{reason=\"slow_consumer\"} 1") {
+        if metrics
+            .contains("tgvisor_ws_disconnects_total{fault=\"client\",reason=\"slow_consumer\"} 1")
+        {
             break true;
         }
         if n > 2000 {
@@ -521,7 +523,9 @@ async fn a_client_that_stops_answering_pings_is_closed() {
     let gave_up = async {
         loop {
             let metrics = app.metrics().await;
-            if metrics.contains("tgvisor_ws_disconnects_total{reason=\"heartbeat_timeout\"} 1") {
+            if metrics.contains(
+                "tgvisor_ws_disconnects_total{fault=\"client\",reason=\"heartbeat_timeout\"} 1",
+            ) {
                 return;
             }
             tokio::task::yield_now().await;
@@ -690,7 +694,8 @@ async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
     assert!(
         metrics
             .lines()
-            .any(|l| l == "tgvisor_ws_disconnects_total{reason=\"slow_consumer\"} 0"),
+            .any(|l| l
+                == "tgvisor_ws_disconnects_total{fault=\"client\",reason=\"slow_consumer\"} 0"),
         "{metrics}"
     );
     app.stop().await;
@@ -776,8 +781,15 @@ async fn after_unsubscribed_no_frame_of_the_topic_follows_even_mid_replay() {
 }
 
 #[actix_web::test]
-async fn health_websocket_judges_recent_errors_by_the_seeds_thresholds() {
-    let app = spawn_app().await;
+async fn health_websocket_judges_the_frames_the_service_failed_not_the_clients_mistakes() {
+    // One pooled connection, which the test can take away.
+    let app = spawn_app_with(|f| {
+        f.merge(("database.max_connections", 1))
+            .merge(("database.min_connections", 1))
+            .merge(("database.connect_timeout_ms", 500))
+            .merge(("health.min_volume", 10))
+    })
+    .await;
     let (_, token) = app.user("alice").await;
     let (mut ws, _) = authed(&app, &token).await;
     let res = app.get("/health/websocket").await;
@@ -787,7 +799,7 @@ async fn health_websocket_judges_recent_errors_by_the_seeds_thresholds() {
     assert_eq!(body["metrics"]["connections"], 1);
     assert_eq!(body["thresholds"]["error_rate"]["critical"], 0.05);
 
-    // Half of this client's frames are refused.
+    // Half of this client's frames are its own mistakes: shown, not judged.
     for i in 0..5 {
         send(&mut ws, json!({"type": "ping", "id": i})).await;
         assert_eq!(recv(&mut ws).await["type"], "pong");
@@ -795,11 +807,33 @@ async fn health_websocket_judges_recent_errors_by_the_seeds_thresholds() {
         assert_eq!(recv(&mut ws).await["code"], "invalid_frame");
     }
     let res = app.get("/health/websocket").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "healthy", "{body}");
+    assert_eq!(body["metrics"]["error_rate"], 0.0, "{body}");
+    assert!(
+        (body["metrics"]["client_error_rate"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        "{body}"
+    );
+
+    // The database is out of reach: subscribing fails on the service's side.
+    let held = sea_orm::TransactionTrait::begin(&app.app_db).await.unwrap();
+    for id in 0..2 {
+        send(
+            &mut ws,
+            json!({"type": "subscribe", "id": id, "topic": "account:1", "since": null}),
+        )
+        .await;
+        assert_eq!(recv(&mut ws).await["code"], "internal");
+    }
+    held.rollback().await.unwrap();
+    let res = app.get("/health/websocket").await;
     assert_eq!(res.status().as_u16(), 503);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["status"], "unhealthy");
+    // 2 of 12 frames (over health.min_volume): over the critical 5 %.
+    assert_eq!(body["status"], "unhealthy", "{body}");
     assert!(
-        (body["metrics"]["error_rate"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        (body["metrics"]["error_rate"].as_f64().unwrap() - 2.0 / 12.0).abs() < 1e-9,
         "{body}"
     );
     app.stop().await;
