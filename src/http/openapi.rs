@@ -1,6 +1,10 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3 document, generated from the
-//! handlers' annotations and types. A test checks that it lists exactly the
-//! routes [`super::registered_routes`] registers.
+//! handlers' annotations and types. Tests check that it lists exactly the
+//! routes [`super::registered_routes`] registers and that no two types
+//! share a schema name.
+
+#[cfg(test)]
+mod tests;
 
 use super::{accounts, admin, alerts, auth, error, health, limits, messages, metrics, uploads};
 use actix_web::HttpResponse;

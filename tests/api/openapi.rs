@@ -1,7 +1,10 @@
-//! The OpenAPI document tells the truth about the routes.
+//! The OpenAPI document tells the truth about the routes: the ones it
+//! lists, the schemas of their answers, and the errors they can give.
+//! (`scripts/fuzz-api` checks far more of it, with generated requests.)
 
-use crate::helpers::spawn_app;
-use serde_json::Value;
+use crate::helpers::{TestApp, spawn_app};
+use crate::outbox::{connected_account, send, wait_status};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 #[actix_web::test]
@@ -57,5 +60,71 @@ async fn the_openapi_document_lists_exactly_the_registered_routes() {
         );
         assert!(text.contains(&format!("#/components/schemas/{schema}")));
     }
+    app.stop().await;
+}
+
+/// The document, fetched from `app`.
+async fn document(app: &TestApp) -> Value {
+    app.get("/api/v1/openapi.json").await.json().await.unwrap()
+}
+
+/// The schema a `$ref` names.
+fn resolve<'a>(doc: &'a Value, reference: &Value) -> &'a Value {
+    let name = reference
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .unwrap_or_else(|| panic!("not a schema reference: {reference}"));
+    &doc["components"]["schemas"][name]
+}
+
+/// The documented values of `schema`'s property `field` (an enum behind a `$ref`).
+fn enum_of(doc: &Value, schema: &str, field: &str) -> (String, Vec<String>) {
+    let reference = &doc["components"]["schemas"][schema]["properties"][field]["$ref"];
+    let values = resolve(doc, reference)["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema}.{field} is not an enum"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    (reference.as_str().unwrap().to_owned(), values)
+}
+
+#[actix_web::test]
+async fn message_and_upload_statuses_are_documented_by_enums_of_their_own() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let account = connected_account(&app, &token, "+9996621234").await;
+    let res = send(
+        &app,
+        &token,
+        account,
+        &json!({"chat": "me", "text": "hi"}),
+        None,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 202);
+    let accepted: Value = res.json().await.unwrap();
+    let id = accepted["message_id"].as_i64().unwrap();
+    wait_status(&app, account, id, "sent").await;
+    let view: Value = app
+        .get_auth(&format!("/api/v1/accounts/{account}/messages/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let doc = document(&app).await;
+
+    // Both message schemas name one enum, and it holds what the API answers.
+    let (reference, values) = enum_of(&doc, "MessageView", "status");
+    assert_eq!(reference, "#/components/schemas/MessageStatus");
+    assert_eq!(values, ["queued", "sending", "sent", "failed"]);
+    assert_eq!(enum_of(&doc, "SendResponse", "status").0, reference);
+    assert!(values.contains(&accepted["status"].as_str().unwrap().to_owned()));
+    assert!(values.contains(&view["status"].as_str().unwrap().to_owned()));
+    // The upload's is another.
+    let (reference, values) = enum_of(&doc, "UploadView", "status");
+    assert_eq!(reference, "#/components/schemas/UploadStatus");
+    assert_eq!(values, ["receiving", "paused", "done", "failed"]);
+    assert!(doc["components"]["schemas"].get("Status").is_none());
     app.stop().await;
 }
