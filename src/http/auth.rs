@@ -76,8 +76,8 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A token valid for 24 hours", body = TokenResponse),
-        (status = 401, description = "Wrong username or password (the same answer for both)", body = ErrorBody),
-        (status = 429, description = "Too many attempts for this username from this address; see Retry-After", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: wrong username or password (the same answer for both)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts for this username from this address", body = ErrorBody),
     )
 )]
 pub async fn login(

@@ -30,7 +30,8 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable code (`invalid_input`, `not_found`, …).
+    /// Stable, machine-readable code (`invalid_input`, `not_found`, …);
+    /// each answer's description in this document names those it can carry.
     pub code: String,
     /// A human-readable explanation, safe to show.
     pub message: String,

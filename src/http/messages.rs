@@ -102,12 +102,11 @@ fn idempotency_key_header(req: &HttpRequest) -> Result<Option<&str>, ValidationE
     request_body = SendRequest,
     responses(
         (status = 202, description = "Accepted and stored: it will be delivered. `Idempotent-Replayed: true` when this answers an earlier request with the same key", body = SendResponse),
-        (status = 400, description = "Empty or too long text, bad chat reference, bad Idempotency-Key; `photo_too_large`: an upload over 10 MiB sent as a photo", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: empty or too long text, a bad chat reference or Idempotency-Key, text with media fields or neither (`field` and `reason` say which); `photo_too_large`: an upload over 10 MiB sent as a photo", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such account among the caller's, or no such upload of it", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`: the key was used for a different request; `account_unavailable`: the account needs its owner (`state` says why); `upload_not_ready`: the upload has not finished", body = ErrorBody),
-        (status = 429, description = "Over the API rate limit (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "`unavailable`: shutting down; `retry`: a concurrent change (the key's earlier message was removed meanwhile); try again after `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: shutting down; `retry`: a concurrent change (the key's earlier message was removed meanwhile); try again after `Retry-After`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn send(
