@@ -46,6 +46,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("too many login attempts; try again later")]
     RateLimited { retry_after: Duration },
+    #[error("too many registrations from this address; try again later")]
+    RegistrationRateLimited { retry_after: Duration },
     #[error("an access token is required (Authorization: Bearer <token>)")]
     MissingToken,
     #[error("{0}")]
@@ -234,13 +236,11 @@ impl AuthService {
         let password = Password::parse(password)?;
         // Per client IP, like logins: registration is open to anyone and
         // each one costs an argon2 run.
-        let attempt =
-            self.inner
-                .registrations
-                .acquire("", ip)
-                .map_err(|r| AuthError::RateLimited {
-                    retry_after: r.retry_after,
-                })?;
+        let attempt = self.inner.registrations.acquire("", ip).map_err(|r| {
+            AuthError::RegistrationRateLimited {
+                retry_after: r.retry_after,
+            }
+        })?;
         let db = &self.inner.db;
         let (ukey, ekey) = (username_key(username.as_str()), email_key(email.as_str()));
         let taken = user::Entity::find()

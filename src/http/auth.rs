@@ -52,9 +52,10 @@ pub struct TokenResponse {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "The user was created", body = UserView),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 403, description = "Registration is closed", body = ErrorBody),
-        (status = 409, description = "Username or e-mail taken", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: a bad username, e-mail address or password (`field` and `reason` say which and why)", body = ErrorBody),
+        (status = 403, description = "`registration_closed`: registration is closed", body = ErrorBody),
+        (status = 409, description = "`user_exists`: username or e-mail taken", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many registrations from this address (`rate_limits.api.auth`)", body = ErrorBody),
     )
 )]
 pub async fn register(

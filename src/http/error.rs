@@ -250,7 +250,10 @@ impl From<AuthError> for ApiError {
             AuthError::RegistrationClosed => Self::new(S::FORBIDDEN, "registration_closed", msg),
             AuthError::UserExists => Self::new(S::CONFLICT, "user_exists", msg),
             AuthError::InvalidCredentials => Self::unauthorized("invalid_credentials", msg),
-            AuthError::RateLimited { retry_after } => Self::rate_limited(msg, retry_after),
+            AuthError::RateLimited { retry_after }
+            | AuthError::RegistrationRateLimited { retry_after } => {
+                Self::rate_limited(msg, retry_after)
+            }
             AuthError::MissingToken => Self::unauthorized("token_missing", msg),
             AuthError::InvalidToken(j) => Self::unauthorized(j.code(), msg),
             AuthError::TokenRevoked => Self::unauthorized("token_revoked", msg),

@@ -304,3 +304,26 @@ async fn over_the_api_limit_every_secured_operation_answers_a_documented_429() {
     assert!(secured >= 20, "{secured} secured operations");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_refused_registration_says_registrations_and_is_documented() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.register(&format!("user{i}")).await;
+    }
+    let res = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            &json!({"username": "user5", "email": "u5@example.com", "password": "long enough"}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 429);
+    let doc = document(&app).await;
+    let op = &doc["paths"]["/api/v1/auth/register"]["post"];
+    let body = assert_documented(op, "register", res, "rate_limited").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("registrations"), "{message}");
+    assert!(!message.contains("login"), "{message}");
+    app.stop().await;
+}
