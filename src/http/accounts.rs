@@ -129,7 +129,9 @@ pub async fn remove(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    /// The account's phone number in international form (`+…`).
+    /// The account's phone number in international form (`+…`, 7 to 15
+    /// digits; spaces, dashes and parentheses are ignored).
+    #[schema(pattern = r"^[ ()-]*\+[ ()-]*[1-9](?:[ ()-]*[0-9]){6,14}[ ()-]*$")]
     pub phone: String,
 }
 
@@ -314,7 +316,7 @@ pub struct HistoryResponse {
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Account id"),
-        ("chat" = String, Path, description = "`me`, `@username` or a numeric id"),
+        ("chat" = String, Path, description = "`me`, `@username` or a numeric id", pattern = r"^\s*(?:[Mm][Ee]|[Ss][Ee][Ll][Ff]|@[A-Za-z][A-Za-z0-9_]{3,31}|-?[1-9][0-9]{0,18})\s*$"),
         HistoryQuery,
     ),
     responses(

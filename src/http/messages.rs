@@ -25,18 +25,33 @@ pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// `me` (Saved Messages), `@username` or a numeric chat id.
+    #[schema(
+        pattern = r"^\s*(?:[Mm][Ee]|[Ss][Ee][Ll][Ff]|@[A-Za-z][A-Za-z0-9_]{3,31}|-?[1-9][0-9]{0,18})\s*$"
+    )]
     pub chat: String,
     /// A text message: 1 to 4096 characters (UTF-16 code units, as
-    /// Telegram counts). Not with `upload_id`.
+    /// Telegram counts), not blank, no control characters but tab and line
+    /// breaks. Not with `upload_id`.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*\S[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub text: Option<String>,
     /// A media message: a finished upload of this account (from
     /// `POST /accounts/{id}/uploads`). Not with `text`.
     pub upload_id: Option<i64>,
     /// With `upload_id`: how Telegram shows it.
     pub kind: Option<crate::telegram::MediaKind>,
-    /// With `upload_id`: up to 1024 characters.
+    /// With `upload_id`: up to 1024 characters, no control characters but
+    /// tab and line breaks.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub caption: Option<String>,
     /// The Telegram id of the message to reply to.
+    #[schema(minimum = 1)]
     pub reply_to: Option<i32>,
     /// Send without a notification.
     #[serde(default)]
@@ -97,7 +112,7 @@ fn idempotency_key_header(req: &HttpRequest) -> Result<Option<&str>, ValidationE
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Account id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and request answer the original message (1–255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and request answer the original message (1–255 visible ASCII characters)", pattern = "^[!-~]{1,255}$"),
     ),
     request_body = SendRequest,
     responses(

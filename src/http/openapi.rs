@@ -6,12 +6,14 @@
 //! running service.
 
 mod common;
+mod send_request;
 #[cfg(test)]
 mod tests;
 
 use super::{accounts, admin, alerts, auth, error, health, limits, messages, metrics, uploads};
 use actix_web::HttpResponse;
 use common::CommonErrors;
+use send_request::SendRequestKinds;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -54,7 +56,7 @@ use utoipa::{Modify, OpenApi};
         crate::ws::health_route,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth, &CommonErrors),
+    modifiers(&BearerAuth, &CommonErrors, &SendRequestKinds),
     tags(
         (name = "auth", description = "Users and access tokens"),
         (name = "accounts", description = "Telegram accounts and their sessions"),

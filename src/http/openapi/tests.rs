@@ -147,3 +147,33 @@ fn the_list_of_operations_is_the_document_s() {
         "keep documented_operations() in step with ApiDoc"
     );
 }
+
+#[test]
+fn the_kinds_of_message_name_every_field_of_send_request() {
+    let RefOr::T(Schema::Object(derived)) = <messages::SendRequest as PartialSchema>::schema()
+    else {
+        panic!("SendRequest derives an object schema");
+    };
+    let fields: BTreeSet<&str> = derived.properties.keys().map(String::as_str).collect();
+    let named: BTreeSet<&str> = send_request::KINDS
+        .iter()
+        .flat_map(|(_, fields, _)| fields.iter().copied())
+        .collect();
+    assert_eq!(
+        fields, named,
+        "place every SendRequest field in send_request::KINDS"
+    );
+    let doc = serde_json::to_value(document()).unwrap();
+    let kinds = &doc["components"]["schemas"]["SendRequest"]["oneOf"];
+    assert_eq!(kinds[0]["required"], serde_json::json!(["chat", "text"]));
+    assert_eq!(kinds[0]["properties"]["text"]["type"], "string");
+    assert_eq!(
+        kinds[1]["required"],
+        serde_json::json!(["chat", "upload_id", "kind"])
+    );
+    assert_eq!(
+        kinds[1]["properties"]["kind"]["$ref"],
+        "#/components/schemas/MediaKind"
+    );
+    assert!(kinds[1]["properties"].get("text").is_none());
+}
