@@ -53,6 +53,8 @@ pub enum AuthError {
     RateLimited { retry_after: Duration },
     #[error("the server is busy checking passwords; try again shortly")]
     Busy,
+    #[error("too many registrations from this address; try again later")]
+    RegistrationRateLimited { retry_after: Duration },
     #[error("an access token is required (Authorization: Bearer <token>)")]
     MissingToken,
     #[error("{0}")]
@@ -249,7 +251,7 @@ impl AuthService {
         self.inner
             .registrations
             .acquire(ip)
-            .map_err(|r| AuthError::RateLimited {
+            .map_err(|r| AuthError::RegistrationRateLimited {
                 retry_after: r.retry_after,
             })?;
         let db = &self.inner.db;

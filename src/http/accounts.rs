@@ -129,7 +129,9 @@ pub async fn remove(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    /// The account's phone number in international form (`+…`).
+    /// The account's phone number in international form (`+…`, 7 to 15
+    /// digits; spaces, dashes and parentheses are ignored).
+    #[schema(pattern = r"^[ ()-]*\+[ ()-]*[1-9](?:[ ()-]*[0-9]){6,14}[ ()-]*$")]
     pub phone: String,
 }
 
@@ -146,6 +148,7 @@ pub struct SignInRequest {
         (status = 403, description = "Telegram has banned this number", body = ErrorBody),
         (status = 409, description = "This phone number is already one of your accounts", body = ErrorBody),
         (status = 429, description = "Too many sign-ins waiting, or Telegram's flood wait", body = ErrorBody),
+        (status = 502, description = "`telegram_error`: Telegram refused the call", body = ErrorBody),
         (status = 503, description = "Telegram could not be reached", body = ErrorBody),
     )
 )]
@@ -179,10 +182,15 @@ pub struct CodeRequest {
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Signed in, or the 2FA password is needed next", body = LoginProgress),
-        (status = 400, description = "Wrong code (`code_invalid`, with `attempts_left`)", body = ErrorBody),
+        (status = 400, description = "`code_invalid`: wrong code (with `attempts_left`)", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 409, description = "No sign-in waits for a code on this account", body = ErrorBody),
-        (status = 410, description = "The code or the sign-in expired, or too many wrong codes", body = ErrorBody),
+        (status = 403, description = "`phone_banned`: Telegram has banned this number", body = ErrorBody),
+        (status = 404, description = "The account was removed while the code was checked", body = ErrorBody),
+        (status = 409, description = "`login_not_pending`: no sign-in waits on this account (or it is another user's); `login_wrong_step`: it waits for the password; `login_busy`: an answer is being checked", body = ErrorBody),
+        (status = 410, description = "`login_expired`: the code or the sign-in expired; `too_many_attempts`: too many wrong codes", body = ErrorBody),
+        (status = 429, description = "`flood_wait`: Telegram's flood wait", body = ErrorBody),
+        (status = 502, description = "`telegram_error`: Telegram refused the call", body = ErrorBody),
+        (status = 503, description = "`telegram_unavailable`: Telegram could not be reached", body = ErrorBody),
     )
 )]
 pub async fn submit_code(
@@ -216,10 +224,15 @@ pub struct PasswordRequest {
     request_body = PasswordRequest,
     responses(
         (status = 200, description = "Signed in", body = LoginProgress),
-        (status = 400, description = "Wrong password (`password_invalid`, with `attempts_left`)", body = ErrorBody),
+        (status = 400, description = "`password_invalid`: wrong password (with `attempts_left`)", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 409, description = "No sign-in waits for a password on this account", body = ErrorBody),
-        (status = 410, description = "The sign-in expired, or too many wrong passwords", body = ErrorBody),
+        (status = 403, description = "`phone_banned`: Telegram has banned this number", body = ErrorBody),
+        (status = 404, description = "The account was removed while the password was checked", body = ErrorBody),
+        (status = 409, description = "`login_not_pending`: no sign-in waits on this account (or it is another user's); `login_wrong_step`: it waits for the code; `login_busy`: an answer is being checked", body = ErrorBody),
+        (status = 410, description = "`login_expired`: the sign-in expired; `too_many_attempts`: too many wrong passwords", body = ErrorBody),
+        (status = 429, description = "`flood_wait`: Telegram's flood wait", body = ErrorBody),
+        (status = 502, description = "`telegram_error`: Telegram refused the call", body = ErrorBody),
+        (status = 503, description = "`telegram_unavailable`: Telegram could not be reached", body = ErrorBody),
     )
 )]
 pub async fn submit_password(
@@ -253,7 +266,7 @@ pub struct RotateResponse {
         (status = 200, description = "The session was re-encrypted into a new row (fresh nonce, active key); the old one is deactivated", body = RotateResponse),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such account among the caller's", body = ErrorBody),
-        (status = 409, description = "The account has no session", body = ErrorBody),
+        (status = 409, description = "`account_not_connected`: the account has no session (`state` says where it is)", body = ErrorBody),
     )
 )]
 pub async fn rotate_session(
@@ -303,17 +316,18 @@ pub struct HistoryResponse {
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Account id"),
-        ("chat" = String, Path, description = "`me`, `@username` or a numeric id"),
+        ("chat" = String, Path, description = "`me`, `@username` or a numeric id", pattern = r"^\s*(?:[Mm][Ee]|[Ss][Ee][Ll][Ff]|@[A-Za-z][A-Za-z0-9_]{3,31}|-?[1-9][0-9]{0,18})\s*$"),
         HistoryQuery,
     ),
     responses(
         (status = 200, description = "The chat's latest messages, newest first", body = HistoryResponse),
-        (status = 400, description = "Bad chat reference or limit", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: a bad chat reference, `limit` or `before`", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 404, description = "No such account among the caller's, or no such chat", body = ErrorBody),
-        (status = 409, description = "The account is not connected (`state` says where it is)", body = ErrorBody),
-        (status = 429, description = "Telegram's flood wait", body = ErrorBody),
-        (status = 503, description = "Telegram could not be reached", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account among the caller's; `chat_not_found`: no such chat", body = ErrorBody),
+        (status = 409, description = "`account_not_connected`: the account is not connected (`state` says where it is); `session_invalid`: Telegram no longer accepts its session", body = ErrorBody),
+        (status = 429, description = "`flood_wait`: Telegram's flood wait", body = ErrorBody),
+        (status = 502, description = "`telegram_error`: Telegram refused the call", body = ErrorBody),
+        (status = 503, description = "`telegram_unavailable`: Telegram could not be reached", body = ErrorBody),
     )
 )]
 pub async fn history(

@@ -48,7 +48,7 @@ pub struct AlertQuery {
     params(AlertQuery),
     responses(
         (status = 200, description = "Alerts, newest first", body = Vec<AlertView>),
-        (status = 400, description = "An unknown status", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: an unknown status", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
     )
@@ -81,8 +81,8 @@ pub async fn list(
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such alert", body = ErrorBody),
-        (status = 409, description = "The alert is resolved (`alert_resolved`)", body = ErrorBody),
-        (status = 503, description = "The alert router is restarting (`unavailable`, Retry-After)", body = ErrorBody),
+        (status = 409, description = "`alert_resolved`: the alert is resolved", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the alert router is restarting; retry after `Retry-After`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn ack(

@@ -52,9 +52,11 @@ pub struct TokenResponse {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "The user was created", body = UserView),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 403, description = "Registration is closed", body = ErrorBody),
-        (status = 409, description = "Username or e-mail taken", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: a bad username, e-mail address or password (`field` and `reason` say which and why)", body = ErrorBody),
+        (status = 403, description = "`registration_closed`: registration is closed", body = ErrorBody),
+        (status = 409, description = "`user_exists`: username or e-mail taken", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many registrations from this address (`rate_limits.api.auth`)", body = ErrorBody),
+        (status = 503, description = "`busy`: every password check is taken and the queue behind them is full (`auth.password.max_waiting`, `max_wait_ms`); retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn register(
@@ -76,8 +78,9 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A token valid for 24 hours", body = TokenResponse),
-        (status = 401, description = "Wrong username or password (the same answer for both)", body = ErrorBody),
-        (status = 429, description = "Too many attempts for this username from this address; see Retry-After", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: wrong username or password (the same answer for both)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address (`rate_limits.api.auth`, whatever usernames they name); retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`busy`: every password check is taken and the queue behind them is full (`auth.password.max_waiting`, `max_wait_ms`); retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn login(

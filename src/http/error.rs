@@ -30,7 +30,8 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable code (`invalid_input`, `not_found`, …).
+    /// Stable, machine-readable code (`invalid_input`, `not_found`, …);
+    /// each answer's description in this document names those it can carry.
     pub code: String,
     /// A human-readable explanation, safe to show.
     pub message: String,
@@ -249,7 +250,10 @@ impl From<AuthError> for ApiError {
             AuthError::RegistrationClosed => Self::new(S::FORBIDDEN, "registration_closed", msg),
             AuthError::UserExists => Self::new(S::CONFLICT, "user_exists", msg),
             AuthError::InvalidCredentials => Self::unauthorized("invalid_credentials", msg),
-            AuthError::RateLimited { retry_after } => Self::rate_limited(msg, retry_after),
+            AuthError::RateLimited { retry_after }
+            | AuthError::RegistrationRateLimited { retry_after } => {
+                Self::rate_limited(msg, retry_after)
+            }
             AuthError::Busy => {
                 let mut e = Self::new(S::SERVICE_UNAVAILABLE, "busy", msg);
                 e.retry_after = Some(Duration::from_secs(1));

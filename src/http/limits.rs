@@ -33,7 +33,6 @@ pub struct AccountLimits {
         (status = 200, description = "The account's rate-limit keys and last hour's flood waits", body = AccountLimits),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such account among the caller's", body = ErrorBody),
-        (status = 429, description = "Over the caller's API limit", body = ErrorBody),
     )
 )]
 pub async fn account_limits(

@@ -25,18 +25,33 @@ pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// `me` (Saved Messages), `@username` or a numeric chat id.
+    #[schema(
+        pattern = r"^\s*(?:[Mm][Ee]|[Ss][Ee][Ll][Ff]|@[A-Za-z][A-Za-z0-9_]{3,31}|-?[1-9][0-9]{0,18})\s*$"
+    )]
     pub chat: String,
     /// A text message: 1 to 4096 characters (UTF-16 code units, as
-    /// Telegram counts). Not with `upload_id`.
+    /// Telegram counts), not blank, no control characters but tab and line
+    /// breaks. Not with `upload_id`.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*\S[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub text: Option<String>,
     /// A media message: a finished upload of this account (from
     /// `POST /accounts/{id}/uploads`). Not with `text`.
     pub upload_id: Option<i64>,
     /// With `upload_id`: how Telegram shows it.
     pub kind: Option<crate::telegram::MediaKind>,
-    /// With `upload_id`: up to 1024 characters.
+    /// With `upload_id`: up to 1024 characters, no control characters but
+    /// tab and line breaks.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub caption: Option<String>,
     /// The Telegram id of the message to reply to.
+    #[schema(minimum = 1)]
     pub reply_to: Option<i32>,
     /// Send without a notification.
     #[serde(default)]
@@ -97,17 +112,16 @@ fn idempotency_key_header(req: &HttpRequest) -> Result<Option<&str>, ValidationE
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Account id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and request answer the original message (1–255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and request answer the original message (1–255 visible ASCII characters)", pattern = "^[!-~]{1,255}$"),
     ),
     request_body = SendRequest,
     responses(
         (status = 202, description = "Accepted and stored: it will be delivered. `Idempotent-Replayed: true` when this answers an earlier request with the same key", body = SendResponse),
-        (status = 400, description = "Empty or too long text, bad chat reference, bad Idempotency-Key; `photo_too_large`: an upload over 10 MiB sent as a photo", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: empty or too long text, a bad chat reference or Idempotency-Key, text with media fields or neither (`field` and `reason` say which); `photo_too_large`: an upload over 10 MiB sent as a photo", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such account among the caller's, or no such upload of it", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`: the key was used for a different request; `account_unavailable`: the account needs its owner (`state` says why); `upload_not_ready`: the upload has not finished", body = ErrorBody),
-        (status = 429, description = "Over the API rate limit (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "`unavailable`: shutting down; `retry`: a concurrent change (the key's earlier message was removed meanwhile); try again after `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: shutting down; `retry`: a concurrent change (the key's earlier message was removed meanwhile); try again after `Retry-After`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn send(

@@ -8,7 +8,10 @@ use actix_web::{HttpResponse, web};
     get,
     path = "/metrics",
     tag = "meta",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain"),
+        (status = 500, description = "`internal`: the metrics could not be rendered", body = super::error::ErrorBody),
+    )
 )]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = state.metrics.render().map_err(|e| ApiError::internal(&e))?;

@@ -1,9 +1,19 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3 document, generated from the
-//! handlers' annotations and types. A test checks that it lists exactly the
-//! routes [`super::registered_routes`] registers.
+//! handlers' annotations and types, with the error answers every route
+//! shares added by [`common::CommonErrors`]. Tests check that it lists
+//! exactly the routes [`super::registered_routes`] registers and that no two
+//! types share a schema name; `scripts/fuzz-api` checks it against the
+//! running service.
+
+mod common;
+mod send_request;
+#[cfg(test)]
+mod tests;
 
 use super::{accounts, admin, alerts, auth, error, health, limits, messages, metrics, uploads};
 use actix_web::HttpResponse;
+use common::CommonErrors;
+use send_request::SendRequestKinds;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -11,7 +21,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "tgvisor",
-        description = "A supervised gateway between Telegram user accounts and the applications that drive them. Errors are always `{\"error\":{\"code\",\"message\"}}`."
+        description = "A supervised gateway between Telegram user accounts and the applications that drive them. Errors are always `{\"error\":{\"code\",\"message\"}}`; each answer names the codes it can carry, and every 429 has `Retry-After`."
     ),
     paths(
         auth::register,
@@ -48,7 +58,7 @@ use utoipa::{Modify, OpenApi};
         crate::ws::health_route,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors, &SendRequestKinds),
     tags(
         (name = "auth", description = "Users and access tokens"),
         (name = "accounts", description = "Telegram accounts and their sessions"),

@@ -131,16 +131,16 @@ fn content_length(req: &HttpRequest) -> Result<Option<u64>, ValidationError> {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed: the raw body (`?name=` required), or a multipart/form-data form whose first file part is the file (browsers; `?size=` for files over 10 MiB). With a known size an oversized file is refused before a byte is read, and files over 10 MiB use Telegram's big-file method with parts in parallel; without one (chunked), files up to 10 MiB."),
     responses(
         (status = 201, description = "Every part is on Telegram: the upload id can be sent as media", body = UploadView),
-        (status = 400, description = "Empty, truncated or unreadable body (`empty_upload`, `truncated_body`, `body_error`), or a bad name (`invalid_input`)", body = ErrorBody),
+        (status = 400, description = "`empty_upload`, `truncated_body`, `size_mismatch` (more bytes than declared), `body_error`: an empty, short, long or unreadable body; `invalid_multipart`: a form without a file part, or unreadable; `invalid_input`: a bad name, `size` or Content-Length", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such account of the caller", body = ErrorBody),
-        (status = 409, description = "The account cannot upload now (`account_unavailable`, with its state)", body = ErrorBody),
-        (status = 411, description = "Over 10 MiB without a Content-Length (`length_required`)", body = ErrorBody),
-        (status = 413, description = "Larger than `rate_limits.telegram.media_uploads.max_size` (`upload_too_large`)", body = ErrorBody),
-        (status = 400, description = "A form without a file part, or unreadable (`invalid_multipart`)", body = ErrorBody),
-        (status = 429, description = "More than `rate_limits.telegram.media_uploads.max` uploads a minute for this account", body = ErrorBody),
-        (status = 502, description = "Telegram refused a part (`telegram_error`)", body = ErrorBody),
-        (status = 503, description = "Telegram asked to wait longer than `uploads.max_pause_ms` (`flood_wait`, with Retry-After)", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body sent nothing for `uploads.body_idle_timeout_ms`", body = ErrorBody),
+        (status = 409, description = "`account_unavailable`: the account cannot upload now (`state` says where it is)", body = ErrorBody),
+        (status = 411, description = "`length_required`: over 10 MiB without a Content-Length", body = ErrorBody),
+        (status = 413, description = "`upload_too_large`: larger than `rate_limits.telegram.media_uploads.max_size`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than `rate_limits.telegram.media_uploads.max` uploads a minute for this account", body = ErrorBody),
+        (status = 502, description = "`telegram_error`: Telegram refused a part", body = ErrorBody),
+        (status = 503, description = "`flood_wait`: Telegram asked to wait longer than `uploads.max_pause_ms`; `too_many_uploads`: `uploads.max_running` jobs receive already; retry after `Retry-After`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn create(

@@ -44,6 +44,7 @@ const WRITER_QUEUE: usize = 8192;
 /// Where a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = MessageStatus)]
 pub enum Status {
     /// Accepted, waiting for its turn (rate limits, flood waits, retries).
     Queued,

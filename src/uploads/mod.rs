@@ -46,6 +46,7 @@ pub use actor::UploaderActor;
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = UploadStatus)]
 pub enum Status {
     /// The body is being read and its parts sent.
     Receiving,
