@@ -1,4 +1,4 @@
-//! The seed's alertConfig rules, judged by the HealthMonitor at every
+//! The alert rules (`alerting.rules`), judged by the HealthMonitor at every
 //! sample on the same snapshot as the checks: a burst of tracked errors,
 //! connections the service lost, a slow API.
 
@@ -7,7 +7,7 @@ use std::sync::PoisonError;
 use std::time::Duration;
 
 impl Health {
-    /// The seed's alertConfig, evaluated now: for each rule, its
+    /// The alert rules (`alerting.rules`), evaluated now: for each rule, its
     /// fingerprint and the alert to raise, or `None` (resolve it).
     pub fn rules(&self, now: &Sample) -> Vec<(&'static str, Option<crate::alerts::NewAlert>)> {
         use crate::alerts::{NewAlert, Severity};
