@@ -258,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seeds_thresholds_decide_and_clients_doings_do_not() {
+    fn the_thresholds_decide_and_clients_doings_do_not() {
         let t = thresholds();
         // Half the frames and connections the clients' own mistakes: healthy.
         assert_eq!(verdict(&fig(50.0, 0.0, 0.0), &t), Status::Healthy);

@@ -2,6 +2,7 @@
 //! running app: authentication, subscriptions and replay, sends, limits and
 //! close codes.
 
+use crate::health_faults::{sample_sum, scrape_until};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::outbox::connected_account;
 use futures_util::{SinkExt, StreamExt};
@@ -441,6 +442,18 @@ async fn connection_limits_per_user_and_in_total() {
     let mut sixth = connect(&app, Some(&bob)).await;
     let (code, _) = closed(&mut sixth).await;
     assert_eq!(code, Some(4009));
+    // A user's own limit is that user's doing; the service's full house is
+    // the service's.
+    let family = "tgvisor_ws_disconnects_total";
+    scrape_until(&app, "both refusals counted with their fault", |s| {
+        sample_sum(s, family, &[r#"reason="at_capacity""#, r#"fault="server""#]) == 1.0
+            && sample_sum(
+                s,
+                family,
+                &[r#"reason="too_many_connections""#, r#"fault="client""#],
+            ) >= 1.0
+    })
+    .await;
     app.stop().await;
 }
 
