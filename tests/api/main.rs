@@ -6,6 +6,7 @@ mod accounts;
 mod alerts;
 mod auth;
 mod bench_events;
+mod binary;
 mod dashboards;
 mod docs;
 mod errors;
