@@ -29,6 +29,7 @@ pub struct Metrics {
     pub uploads: crate::uploads::metrics::UploadMetrics,
     pub health: crate::health::monitor::HealthMetrics,
     pub alerts: crate::alerts::AlertMetrics,
+    pub events: crate::events::EventMetrics,
     /// Errors grouped by kind and shape (`GET /api/v1/errors`).
     pub errors: crate::errors::ErrorTracker,
 }
@@ -146,6 +147,7 @@ impl Metrics {
         let uploads = crate::uploads::metrics::UploadMetrics::new(&registry)?;
         let health = crate::health::monitor::HealthMetrics::new(&registry)?;
         let alerts = crate::alerts::AlertMetrics::new(&registry)?;
+        let events = crate::events::EventMetrics::new(&registry)?;
         let errors = crate::errors::ErrorTracker::new(&registry)?;
         Ok(Self {
             registry,
@@ -160,6 +162,7 @@ impl Metrics {
             uploads,
             health,
             alerts,
+            events,
             errors,
         })
     }

@@ -6,6 +6,7 @@ pub mod alert;
 pub mod audit_log;
 pub mod event;
 pub mod event_horizon;
+pub mod event_key;
 pub mod outbox;
 pub mod session;
 pub mod upload;

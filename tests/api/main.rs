@@ -8,6 +8,7 @@ mod auth;
 mod bench_events;
 mod binary;
 mod dashboards;
+mod dedupe;
 mod docs;
 mod errors;
 mod events;
