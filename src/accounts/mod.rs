@@ -10,6 +10,8 @@ pub mod actor;
 pub mod login;
 pub mod manager;
 pub mod state;
+pub mod update_state;
+pub mod updates;
 
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
 use crate::entities::{account, session};

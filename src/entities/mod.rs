@@ -2,6 +2,7 @@
 //! `migration` crate; these mirror it column for column.
 
 pub mod account;
+pub mod account_update_state;
 pub mod alert;
 pub mod audit_log;
 pub mod event;

@@ -4,6 +4,7 @@ use crate::binary::{
     fresh_secrets, import_from_fake, send_burst, sigkill, start_on_fake, tgvisor,
     wait_account_state, with_secrets,
 };
+use crate::exactly_once::wait_announced;
 use crate::helpers::TestDatabase;
 use std::time::Duration;
 use tgvisor::config::random_key;
@@ -320,6 +321,13 @@ async fn sigkill_in_the_middle_of_a_burst_loses_nothing_and_duplicates_nothing()
     let mut expected: Vec<String> = (0..total).map(|i| format!("burst-{i}")).collect();
     expected.sort();
     assert_eq!(texts, expected, "each message once, none twice");
+    // And each is announced once: the log has one `message.new` per
+    // message, though the kill cut the burst's updates short.
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    let announced = wait_announced(&conn, &format!("account:{account}"), &expected).await;
+    let twice = announced.values().filter(|events| events.len() > 1).count();
+    assert_eq!(twice, 0, "{twice} of {total} messages announced twice");
+    conn.close().await.unwrap();
     // The fake drops a repeated random_id as Telegram does, so count what
     // reached it: at most the one send in flight at the kill went twice.
     let calls = world.calls()["messages.sendMessage"];

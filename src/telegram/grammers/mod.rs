@@ -6,6 +6,12 @@
 //!   error or panic) resolves [`Connection::closed`], verifies the
 //!   authorization with a first `users.getUsers(self)`, and feeds the update
 //!   stream into [`Connection::updates`].
+//! - Updates are read a batch at a time from grammers' `UpdatesReceiver`
+//!   (one socket message, or one page of `getDifference`). Only the last
+//!   update of a batch carries a state, the receiver's state after the whole
+//!   batch: a page of `getDifference` gives every new message the page's
+//!   final pts, so a state stored with its first message would skip the
+//!   rest after a crash.
 //! - Every call runs under the request timeout (grammers has none) and its
 //!   errors are mapped to [`TgError`]. The pool's retry policy
 //!   ([`convert::NoFloodSleep`]) returns flood waits at once.
@@ -22,8 +28,8 @@ pub mod session;
 use self::convert::{NoFloodSleep, map_error};
 use self::session::{StoredPeer, TgSession};
 use super::{
-    Backend, Client, Connection, Me, MediaInfo, MediaKind, Message, Peer, PeerKind, PendingCode,
-    SendOptions, SessionSink, TgError, Update, UploadedFile,
+    Backend, Client, Connection, Incoming, Me, MediaInfo, MediaKind, Message, Peer, PeerKind,
+    PendingCode, SendOptions, SessionSink, TgError, UpdateState, UploadedFile,
 };
 use crate::config::TelegramSettings;
 use crate::security::validation::{ChatRef, PhoneNumber};
@@ -35,6 +41,7 @@ use grammers_client::InvocationError;
 use grammers_client::sender::{
     ConnectionParams, SenderPool, SenderPoolFatHandle, UpdatesConfiguration,
 };
+use grammers_mtsender::UpdatesReceiver;
 use grammers_tl_types as tl;
 use secrecy::SecretString;
 use std::num::NonZeroUsize;
@@ -50,13 +57,14 @@ const UPDATES_CAPACITY: usize = 1024;
 const POOL_UPDATES_CAPACITY: usize = 2048;
 /// How long a disconnect waits for the final session write.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the session writer tries a failed write again.
+const SESSION_WRITE_RETRY: Duration = Duration::from_secs(5);
 
 /// The grammers [`Backend`].
 pub struct GrammersBackend {
     api_id: i32,
     api_hash: Option<SecretString>,
     request_timeout: Duration,
-    sync_interval: Duration,
 }
 
 impl std::fmt::Debug for GrammersBackend {
@@ -65,7 +73,6 @@ impl std::fmt::Debug for GrammersBackend {
             .field("api_id", &self.api_id)
             .field("api_hash", &self.api_hash.as_ref().map(|_| "[redacted]"))
             .field("request_timeout", &self.request_timeout)
-            .field("sync_interval", &self.sync_interval)
             .finish()
     }
 }
@@ -76,7 +83,6 @@ impl GrammersBackend {
             api_id: settings.api_id,
             api_hash: settings.api_hash.clone(),
             request_timeout: Duration::from_millis(settings.request_timeout_ms.max(1)),
-            sync_interval: Duration::from_millis(settings.update_state_sync_interval_ms.max(10)),
         }
     }
 }
@@ -163,6 +169,7 @@ impl Backend for GrammersBackend {
     async fn connect(
         &self,
         data: SessionData,
+        resume: Option<UpdateState>,
         sink: Arc<dyn SessionSink>,
     ) -> Result<Connection, TgError> {
         let has_key = data
@@ -173,7 +180,10 @@ impl Backend for GrammersBackend {
             return Err(TgError::Unauthorized);
         }
         let session = TgSession::from_data(&data);
-        let writer = session.spawn_writer(sink, self.sync_interval);
+        if let Some(state) = &resume {
+            session.resume_from(state);
+        }
+        let writer = session.spawn_writer(sink, SESSION_WRITE_RETRY);
         let pool = start_pool(session.clone(), self.api_id);
         let client = Arc::new(GrammersClient {
             client: pool.client.clone(),
@@ -213,25 +223,33 @@ impl Backend for GrammersBackend {
         session.arm();
 
         let (tx, rx) = mpsc::channel(UPDATES_CAPACITY);
-        let stream = session
-            .without_self(
-                client
-                    .client
-                    .stream_updates(pool.updates, UpdatesConfiguration { catch_up: true }),
-            )
+        // A start the account has not stored yet goes first, to be stored.
+        if resume.is_none() {
+            let _ = tx.try_send(Incoming {
+                update: None,
+                state: Some(session.start_state()),
+            });
+        }
+        let receiver = session
+            .without_self(UpdatesReceiver::create(
+                pool.handle.thin.clone(),
+                pool.handle.session.clone(),
+                pool.updates,
+                UpdatesConfiguration { catch_up: true },
+            ))
             .await
             .map_err(|_| TgError::Other {
                 code: 0,
                 name: "UPDATE_STREAM".into(),
             });
-        let stream = match stream {
-            Ok(s) => s,
+        let receiver = match receiver {
+            Ok(r) => r,
             Err(e) => {
                 client.shutdown_pool();
                 return Err(e);
             }
         };
-        let task = tokio::spawn(pump_updates(stream, tx, session.clone()));
+        let task = tokio::spawn(pump_updates(receiver, tx, session.clone()));
         *client
             .updates_task
             .lock()
@@ -259,15 +277,18 @@ impl Backend for GrammersBackend {
     }
 }
 
-/// Reads grammers' update stream and hands tgvisor's updates on. The
-/// stored update state only advances past updates that were handed on.
+/// Reads grammers' updates a batch at a time and hands tgvisor's updates
+/// on, the last of each batch with the state after the batch (see the
+/// module docs). A batch with nothing to hand on still hands its state on
+/// when it moved.
 async fn pump_updates(
-    mut stream: grammers_client::client::UpdateStream,
-    tx: mpsc::Sender<Update>,
+    mut receiver: UpdatesReceiver,
+    tx: mpsc::Sender<Incoming>,
     session: Arc<TgSession>,
 ) {
+    let mut handed = session.start_state();
     loop {
-        let (raw, state, peers) = match stream.next_raw().await {
+        let (batch, users, chats) = match receiver.next().await {
             Ok(next) => next,
             Err(InvocationError::Dropped(_)) => return, // the pool is gone
             Err(e) => {
@@ -275,24 +296,45 @@ async fn pump_updates(
                 return;
             }
         };
+        session.remember(convert::users_to_peers(&users).chain(convert::chats_to_peers(&chats)));
         let self_id = session.user_id();
-        session.remember(peers.iter_peers().filter_map(|p| {
-            let id = p.id().bot_api_dialog_id()?;
-            Some(StoredPeer {
-                id,
-                hash: None,
-                title: p.name().unwrap_or_default().to_owned(),
-                username: p.username().map(str::to_owned),
-                bot: None,
-                megagroup: None,
-            })
-        }));
-        if let Some(update) = convert::update(&raw, self_id)
-            && tx.send(update).await.is_err()
-        {
-            return; // nobody listens any more
+        let updates: Vec<_> = batch
+            .iter()
+            .filter_map(|(raw, _)| convert::update(raw, self_id))
+            .collect();
+        // The receiver's state now covers the batch: have grammers hand it
+        // to the session (the only way it gives it out).
+        if receiver.sync_update_state().await.is_err() {
+            tracing::warn!("reading the update state failed");
         }
-        session.advance_update_state(&state);
+        let state = session
+            .live_update_state()
+            .filter(|s| *s != handed || !updates.is_empty());
+        if let Some(s) = &state {
+            handed = s.clone();
+        }
+        let last = updates.len().saturating_sub(1);
+        let mut items: Vec<Incoming> = updates
+            .into_iter()
+            .enumerate()
+            .map(|(i, update)| Incoming {
+                update: Some(update),
+                state: if i == last { state.clone() } else { None },
+            })
+            .collect();
+        if items.is_empty()
+            && let Some(state) = state
+        {
+            items.push(Incoming {
+                update: None,
+                state: Some(state),
+            });
+        }
+        for item in items {
+            if tx.send(item).await.is_err() {
+                return; // nobody listens any more
+            }
+        }
     }
 }
 
