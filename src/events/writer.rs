@@ -9,30 +9,27 @@
 //! either all of a batch is stored or none of it. Committed events are then
 //! published on the in-process bus ([`EventLog::subscribe`]).
 
-use super::dedupe::{self, Dedupe};
-use super::{StoredEvent, append};
+mod commit;
+
+pub use commit::MAX_BATCH;
+
+use self::commit::{Append, run_writer};
+use super::StoredEvent;
+use super::dedupe::Dedupe;
 use crate::entities::account;
 use futures_util::future::BoxFuture;
 use prometheus::{IntCounterVec, Opts, Registry};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Events waiting for their writer, per topic. A full queue makes
 /// publishers wait (backpressure) rather than grow memory.
 const WRITER_QUEUE: usize = 1024;
-/// Most items committed in one transaction.
-pub const MAX_BATCH: usize = 128;
-/// Retry delays of a failed batch: the writer keeps its events until they
-/// are stored (a database outage delays events, it does not drop them).
-const RETRY_BASE: Duration = Duration::from_millis(50);
-const RETRY_CAP: Duration = Duration::from_secs(5);
 /// The event kinds that carry dedupe keys (the duplicates counter's labels).
 pub const DEDUPED_KINDS: [&str; 3] = ["message.new", "message.edited", "message.deleted"];
 
@@ -74,34 +71,8 @@ impl EventMetrics {
 
     /// Unregistered families (tests, tools).
     pub fn unregistered() -> Self {
+        // unwrap: a valid name registered once in a fresh registry cannot fail.
         Self::new(&Registry::new()).unwrap_or_else(|_| unreachable!("a fresh registry"))
-    }
-}
-
-/// One item of a writer's queue.
-#[derive(Default)]
-struct Append {
-    /// Kind and payload; none for a checkpoint or a flush alone.
-    event: Option<(String, serde_json::Value)>,
-    keys: Option<Dedupe>,
-    side: Option<SideWrite>,
-    /// Superseded by a later checkpoint: of a batch's, only the last runs.
-    checkpoint: Option<SideWrite>,
-    /// Told once the item is committed: its event, if it stored one.
-    done: Option<oneshot::Sender<Option<StoredEvent>>>,
-}
-
-impl Append {
-    fn event(kind: &str, data: serde_json::Value) -> Self {
-        Self {
-            event: Some((kind.to_owned(), data)),
-            ..Self::default()
-        }
-    }
-
-    /// A plain event: needs no transaction of its own.
-    fn is_plain(&self) -> bool {
-        self.keys.is_none() && self.side.is_none() && self.checkpoint.is_none()
     }
 }
 
@@ -370,102 +341,4 @@ impl TopicWriter {
     async fn send(&self, item: Append) -> Result<(), WriterClosed> {
         self.tx.send(item).await.map_err(|_| WriterClosed)
     }
-}
-
-async fn run_writer(
-    db: DatabaseConnection,
-    bus: broadcast::Sender<StoredEvent>,
-    metrics: EventMetrics,
-    topic: Arc<str>,
-    mut rx: mpsc::Receiver<Append>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut attempt = 0u32;
-        let written = loop {
-            match write_batch(&db, &topic, &batch).await {
-                Ok(written) => break written,
-                Err(e) => {
-                    let delay = RETRY_BASE
-                        .saturating_mul(1u32 << attempt.min(10))
-                        .min(RETRY_CAP);
-                    attempt += 1;
-                    tracing::warn!(
-                        topic = &*topic,
-                        events = batch.len(),
-                        attempt,
-                        error = %e,
-                        "appending events failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        };
-        for (item, stored) in batch.drain(..).zip(written) {
-            match (&stored, &item.event) {
-                (Some(event), _) => {
-                    let _ = bus.send(event.clone());
-                }
-                (None, Some((kind, _))) => {
-                    metrics.duplicates.with_label_values(&[kind]).inc();
-                    tracing::debug!(topic = &*topic, kind, "dropped an event announced before");
-                }
-                (None, None) => {}
-            }
-            if let Some(done) = item.done {
-                let _ = done.send(stored);
-            }
-        }
-    }
-}
-
-/// Writes a batch in one transaction; answers, per item, the event stored.
-async fn write_batch(
-    db: &DatabaseConnection,
-    topic: &str,
-    items: &[Append],
-) -> Result<Vec<Option<StoredEvent>>, DbErr> {
-    if let [item] = items
-        && item.is_plain()
-    {
-        // One plain event: no transaction needed.
-        let Some((kind, data)) = &item.event else {
-            return Ok(vec![None]);
-        };
-        return Ok(vec![Some(append(db, topic, kind, data.clone()).await?)]);
-    }
-    let txn = db.begin().await?;
-    let mut written = Vec::with_capacity(items.len());
-    for item in items {
-        if let Some(side) = &item.side {
-            side(&txn).await?;
-        }
-        let Some((kind, data)) = &item.event else {
-            written.push(None);
-            continue;
-        };
-        let Some(keys) = &item.keys else {
-            written.push(Some(append(&txn, topic, kind, data.clone()).await?));
-            continue;
-        };
-        let fresh = dedupe::claim(&txn, topic, keys).await?;
-        if fresh.is_empty() {
-            written.push(None);
-            continue;
-        }
-        let mut data = data.clone();
-        if fresh.len() < keys.message_ids.len()
-            && let Some(ids) = data.get_mut("message_ids")
-        {
-            *ids = serde_json::json!(fresh);
-        }
-        let event = append(&txn, topic, kind, data).await?;
-        dedupe::bind(&txn, topic, keys, &fresh, event.offset).await?;
-        written.push(Some(event));
-    }
-    if let Some(checkpoint) = items.iter().rev().find_map(|i| i.checkpoint.as_ref()) {
-        checkpoint(&txn).await?;
-    }
-    txn.commit().await?;
-    Ok(written)
 }

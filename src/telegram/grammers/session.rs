@@ -508,17 +508,17 @@ impl TgSession {
     /// Starts the updates from `state` (the account's stored one) rather
     /// than the blob's. Not a change to save: the state is stored already.
     pub fn resume_from(&self, state: &OurUpdateState) {
-        self.lock().updates = to_grammers(state);
+        self.lock().updates = super::convert::updates_state(state);
     }
 
     /// The state the updates start from.
     pub fn start_state(&self) -> OurUpdateState {
-        from_grammers(&self.lock().updates)
+        super::convert::update_state(&self.lock().updates)
     }
 
     /// The state grammers last synced since [`TgSession::arm`].
     pub fn live_update_state(&self) -> Option<OurUpdateState> {
-        self.lock().live.as_ref().map(from_grammers)
+        self.lock().live.as_ref().map(super::convert::update_state)
     }
 
     /// The whole session as tgvisor stores it.
@@ -766,30 +766,6 @@ impl Session for TgSession {
             self.state_change();
         }
         Box::pin(async { Ok(()) })
-    }
-}
-
-fn to_grammers(state: &OurUpdateState) -> UpdatesState {
-    UpdatesState {
-        pts: state.pts,
-        qts: state.qts,
-        date: state.date,
-        seq: state.seq,
-        channels: state
-            .channels
-            .iter()
-            .map(|&(id, pts)| ChannelState { id, pts })
-            .collect(),
-    }
-}
-
-fn from_grammers(state: &UpdatesState) -> OurUpdateState {
-    OurUpdateState {
-        pts: state.pts,
-        qts: state.qts,
-        date: state.date,
-        seq: state.seq,
-        channels: state.channels.iter().map(|c| (c.id, c.pts)).collect(),
     }
 }
 
