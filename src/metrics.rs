@@ -32,6 +32,7 @@ pub struct Metrics {
     pub uploads: crate::uploads::metrics::UploadMetrics,
     pub health: crate::health::monitor::HealthMetrics,
     pub alerts: crate::alerts::AlertMetrics,
+    pub events: crate::events::EventMetrics,
     /// Errors grouped by kind and shape (`GET /api/v1/errors`).
     pub errors: crate::errors::ErrorTracker,
 }
@@ -154,6 +155,7 @@ impl Metrics {
         let uploads = crate::uploads::metrics::UploadMetrics::new(&registry)?;
         let health = crate::health::monitor::HealthMetrics::new(&registry)?;
         let alerts = crate::alerts::AlertMetrics::new(&registry)?;
+        let events = crate::events::EventMetrics::new(&registry)?;
         let errors = crate::errors::ErrorTracker::new(&registry)?;
         Ok(Self {
             registry,
@@ -169,6 +171,7 @@ impl Metrics {
             uploads,
             health,
             alerts,
+            events,
             errors,
         })
     }

@@ -168,7 +168,7 @@ impl Application {
         };
         let security = crate::security::SecurityContext::from_settings(&settings)?;
         let store = SessionStore::new(db.clone(), security.session_keys.clone());
-        let events = EventLog::new(db.clone(), EVENT_BUS_CAPACITY);
+        let events = EventLog::new(db.clone(), EVENT_BUS_CAPACITY, metrics.events.clone());
         let (backend, sim_world) = match backend {
             Some(b) => (b, None),
             None => telegram_backend(&settings)?,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tgvisor::sessions::SessionData;
 use tgvisor::telegram::sim::{SimBackend, SimWorld};
-use tgvisor::telegram::{Backend, Client, Message, SessionSink, TgError, Update};
+use tgvisor::telegram::{Backend, Client, Incoming, Message, SessionSink, TgError, Update};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -373,7 +373,7 @@ impl Account {
         }
         let backend = SimBackend::new(self.world.clone());
         let conn = backend
-            .connect(self.session.clone(), Arc::new(NoopSink))
+            .connect(self.session.clone(), None, Arc::new(NoopSink))
             .await?;
         let dead = Arc::new(AtomicBool::new(false));
         let forwarder = tokio::spawn(forward(
@@ -427,7 +427,7 @@ impl Account {
 /// Moves the sim's updates into the account's log until the sim connection
 /// is gone (its channel closes once the client is disconnected or dropped).
 async fn forward(
-    mut updates: mpsc::Receiver<Update>,
+    mut updates: mpsc::Receiver<Incoming>,
     mut closed: std::pin::Pin<Box<dyn Future<Output = TgError> + Send>>,
     dead: Arc<AtomicBool>,
     feed: Arc<Feed>,
@@ -436,7 +436,8 @@ async fn forward(
     loop {
         tokio::select! {
             update = updates.recv() => match update {
-                Some(update) => feed.record_sim_update(update).await,
+                Some(Incoming { update: Some(update), .. }) => feed.record_sim_update(update).await,
+                Some(_) => {}
                 None => break,
             },
             reason = &mut closed, if !closed_done => {

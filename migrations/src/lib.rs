@@ -9,6 +9,8 @@ mod m20261122_000004_event_horizons;
 mod m20261123_000005_uploads;
 mod m20261124_000006_alerts;
 mod m20261125_000007_alert_notified;
+mod m20261126_000008_event_keys;
+mod m20261126_000009_account_update_states;
 
 /// Runs every migration in order.
 pub struct Migrator;
@@ -24,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_uploads::Migration),
             Box::new(m20261124_000006_alerts::Migration),
             Box::new(m20261125_000007_alert_notified::Migration),
+            Box::new(m20261126_000008_event_keys::Migration),
+            Box::new(m20261126_000009_account_update_states::Migration),
         ]
     }
 }

@@ -1,8 +1,8 @@
 //! `AccountActor`: one per active account, owning exactly one Telegram
 //! client. It runs the account's state machine (see [`super::state`]),
 //! persists the session as the client changes it, turns updates into durable
-//! events, pings Telegram on the health-check interval and rotates the
-//! session when it is due.
+//! events (see [`super::updates`]), pings Telegram on the health-check
+//! interval and rotates the session when it is due.
 //!
 //! Failure handling, by cause:
 //! - a connect attempt that fails for a transient reason (network, timeout,
@@ -21,7 +21,7 @@ use crate::security::validation::ChatRef;
 use crate::sessions::{SessionData, SessionStore};
 use crate::supervisor::{Backoff, ExitSignal};
 use crate::telegram::metrics::{Instrumented, TelegramMetrics};
-use crate::telegram::{Backend, Client, Connection, Message, SessionSink, TgError, Update};
+use crate::telegram::{Backend, Client, Connection, Message, SessionSink, TgError};
 use actix::prelude::*;
 use async_trait::async_trait;
 use rand::SeedableRng;
@@ -43,6 +43,8 @@ pub struct AccountDeps {
     pub request_timeout: Duration,
     pub health_check_interval: Duration,
     pub rotation_check_interval: Duration,
+    /// How often at most the update state reached by updates that announce
+    /// nothing is committed (see [`super::updates`]).
     pub update_sync_interval: Duration,
     pub max_session_age: Duration,
     pub session_error_threshold: u32,
@@ -358,6 +360,10 @@ impl AccountActor {
                 .ok_or(CallError::Telegram(TgError::Unauthorized))?;
             let data = SessionData::from_bytes(&loaded.plaintext)
                 .map_err(|e| CallError::Internal(e.into()))?;
+            // Catch up from what the account's events were committed with.
+            let resume = super::update_state::load(&deps.db, id)
+                .await
+                .map_err(|e| CallError::Internal(e.into()))?;
             let home_dc = data.home_dc;
             let sink = Arc::new(StoreSink::new(
                 deps.store.clone(),
@@ -368,7 +374,7 @@ impl AccountActor {
             ));
             let conn = tokio::time::timeout(
                 deps.request_timeout,
-                deps.backend.connect(data, sink.clone()),
+                deps.backend.connect(data, resume, sink.clone()),
             )
             .await
             .map_err(|_| TgError::Timeout(deps.request_timeout))??;
@@ -406,12 +412,13 @@ impl AccountActor {
         } = conn;
         // The pump ends by itself when the client is dropped or disconnected
         // (the update channel closes), after writing what it already took.
-        actix::spawn(pump_updates(
-            updates,
-            self.writer.clone(),
-            self.deps.metrics.clone(),
-            self.id,
-        ));
+        let pump = super::updates::Pump {
+            account_id: self.id,
+            writer: self.writer.clone(),
+            metrics: self.deps.metrics.clone(),
+            quiet_interval: self.deps.update_sync_interval,
+        };
+        actix::spawn(pump.run(updates));
         ctx.spawn(
             actix::fut::wrap_future(closed)
                 .map(|err, act: &mut Self, ctx| act.on_connection_lost(err, ctx)),
@@ -706,27 +713,6 @@ impl AccountActor {
             res
         })
     }
-
-    fn sync_state(&mut self, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.clone() else {
-            return;
-        };
-        let timeout = self.deps.request_timeout;
-        let id = self.id;
-        ctx.spawn(actix::fut::wrap_future(async move {
-            match tokio::time::timeout(timeout, client.sync_state()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(
-                        account_id = id,
-                        error = e.code(),
-                        "saving update state failed"
-                    )
-                }
-                Err(_) => tracing::warn!(account_id = id, "saving update state timed out"),
-            }
-        }));
-    }
 }
 
 impl Actor for AccountActor {
@@ -740,21 +726,18 @@ impl Actor for AccountActor {
         ctx.run_interval(self.deps.rotation_check_interval, |act, ctx| {
             act.rotation_check(ctx)
         });
-        ctx.run_interval(self.deps.update_sync_interval, |act, ctx| {
-            act.sync_state(ctx)
-        });
         self.begin_connect(ctx);
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
-        // Save the update state and close the connection before going; the
-        // update pump then drains what it holds and ends.
+        // Save the session and close the connection before going; the
+        // update pump then queues what it holds and ends.
         let Some(client) = self.client.take() else {
             return Running::Stop;
         };
         // Stopped because the runtime is being dropped (no shutdown came
         // first): there is nothing left to wait with; the stored update
-        // state is at most one sync interval old.
+        // state is the one committed with the last events.
         if tokio::runtime::Handle::try_current().is_err() {
             return Running::Stop;
         }
@@ -766,7 +749,7 @@ impl Actor for AccountActor {
                     .await
                     .is_err()
                 {
-                    tracing::warn!(account_id = id, "saving update state timed out at stop");
+                    tracing::warn!(account_id = id, "saving the session timed out at stop");
                 }
                 client.disconnect().await;
             })
@@ -864,25 +847,4 @@ pub(super) async fn rotate_active(store: &SessionStore, account_id: i64) -> Resu
         .await
         .map_err(|e| CallError::Internal(e.into()))?
         .ok_or(CallError::Telegram(TgError::Unauthorized))
-}
-
-/// Writes each update as an event on the account's topic, in order.
-async fn pump_updates(
-    mut updates: mpsc::Receiver<Update>,
-    writer: TopicWriter,
-    metrics: TelegramMetrics,
-    account_id: i64,
-) {
-    while let Some(update) = updates.recv().await {
-        let kind = update.event_kind();
-        metrics.updates.with_label_values(&[kind]).inc();
-        let mut data = update.payload();
-        if let Some(obj) = data.as_object_mut() {
-            obj.insert("account_id".into(), account_id.into());
-        }
-        if writer.publish(kind, data).await.is_err() {
-            tracing::warn!(account_id, "update dropped: the event writer stopped");
-            return;
-        }
-    }
 }

@@ -11,6 +11,8 @@ pub mod login;
 pub mod manager;
 pub mod pool;
 pub mod state;
+pub mod update_state;
+pub mod updates;
 
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
 use crate::entities::{account, session};
@@ -280,12 +282,17 @@ pub(crate) async fn record_telegram_user<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
-/// Deletes a removed account's events, so nothing of it outlives it (ids of
-/// deleted rows may be reused by SQLite).
+/// Deletes a removed account's events and their dedupe keys, so nothing of
+/// it outlives it (ids of deleted rows may be reused by SQLite). Its update
+/// state went with the account row.
 pub async fn delete_events(db: &DatabaseConnection, account_id: i64) -> Result<u64, DbErr> {
+    let topic = crate::events::account_topic(account_id);
+    let txn = db.begin().await?;
     let res = crate::entities::event::Entity::delete_many()
-        .filter(crate::entities::event::Column::Topic.eq(crate::events::account_topic(account_id)))
-        .exec(db)
+        .filter(crate::entities::event::Column::Topic.eq(&topic))
+        .exec(&txn)
         .await?;
+    crate::events::dedupe::forget(&txn, &topic).await?;
+    txn.commit().await?;
     Ok(res.rows_affected)
 }

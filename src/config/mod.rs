@@ -329,7 +329,9 @@ pub struct TelegramSettings {
     pub session_error_threshold: u32,
     /// Every Telegram call runs under this timeout (grammers has none of its own).
     pub request_timeout_ms: u64,
-    /// How often a connected account persists its update state (also at shutdown).
+    /// How often at most a connected account commits the update state that
+    /// updates announcing nothing reached (updates announcing an event
+    /// commit it with the event).
     pub update_state_sync_interval_ms: u64,
     /// How long a sign-in waits for its code or 2FA password.
     pub pending_login_ttl_ms: u64,

@@ -7,11 +7,14 @@
 //!   ([`Backend::connect`]) or a sign-in ([`Backend::request_code`]).
 //! - [`Client`] is one signed-in connection: who am I, resolve a chat, send,
 //!   history, upload parts, send media, ping.
-//! - A connection also yields its [`Update`] stream and a future that
+//! - A connection also yields its stream of [`Incoming`] updates, each with
+//!   the [`UpdateState`] that handing it on reaches, and a future that
 //!   resolves when the connection dies on its own ([`Connection::closed`]),
 //!   which the AccountActor turns into an abnormal exit for its supervisor.
-//! - Session changes (new DC, new auth key, update state) go to a
-//!   [`SessionSink`], which writes them through to the encrypted store.
+//!   The AccountActor stores each state with the events of the updates that
+//!   reached it, and connects again from the last one stored.
+//! - Session changes (new DC, new auth key, peers) go to a [`SessionSink`],
+//!   which writes them through to the encrypted store.
 
 pub mod error;
 pub mod grammers;
@@ -135,6 +138,59 @@ impl Update {
     }
 }
 
+/// Where an account's update stream stands: Telegram's update state
+/// (`updates.getState`), advanced past the updates handed on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateState {
+    /// The common message box: private chats and small groups.
+    pub pts: i32,
+    /// The secondary box: secret chats and some bot updates.
+    pub qts: i32,
+    pub date: i32,
+    pub seq: i32,
+    /// Each channel's own pts, by channel id.
+    #[serde(default)]
+    pub channels: Vec<(i64, i32)>,
+}
+
+impl UpdateState {
+    /// Takes the furthest of both, field by field and channel by channel
+    /// (Telegram's counters only grow).
+    pub fn merge(&mut self, other: &UpdateState) {
+        self.pts = self.pts.max(other.pts);
+        self.qts = self.qts.max(other.qts);
+        self.date = self.date.max(other.date);
+        self.seq = self.seq.max(other.seq);
+        for &(id, pts) in &other.channels {
+            match self.channels.iter_mut().find(|(c, _)| *c == id) {
+                Some((_, p)) => *p = (*p).max(pts),
+                None => self.channels.push((id, pts)),
+            }
+        }
+    }
+}
+
+/// One step of a connection's update stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// What happened, if it is something tgvisor passes on.
+    pub update: Option<Update>,
+    /// The update state once this (and everything before it) is handed on;
+    /// `None` in the middle of a batch of updates, whose state is only
+    /// reached by its last one (and from backends without update state).
+    pub state: Option<UpdateState>,
+}
+
+impl Incoming {
+    /// An update without a state of its own.
+    pub fn update(update: Update) -> Self {
+        Self {
+            update: Some(update),
+            state: None,
+        }
+    }
+}
+
 /// How to send.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SendOptions {
@@ -215,7 +271,8 @@ pub trait Client: Send + Sync {
     ) -> Result<Message, TgError>;
     /// Round trip to the home DC.
     async fn ping(&self) -> Result<Duration, TgError>;
-    /// Persists the update state now (also done periodically and at close).
+    /// Saves the session's pending changes (DCs, keys, peers) now; they are
+    /// also saved as they happen, and at close.
     async fn sync_state(&self) -> Result<(), TgError>;
     /// Closes the connection cleanly.
     async fn disconnect(&self);
@@ -224,7 +281,8 @@ pub trait Client: Send + Sync {
 /// A running connection.
 pub struct Connection {
     pub client: Arc<dyn Client>,
-    pub updates: mpsc::Receiver<Update>,
+    /// In order; ends when the connection does.
+    pub updates: mpsc::Receiver<Incoming>,
     /// Resolves with the reason when the connection dies on its own.
     pub closed: BoxFuture<'static, TgError>,
 }
@@ -263,10 +321,14 @@ pub trait PendingPassword: Send {
 #[async_trait]
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Starts a client for a stored session.
+    /// Starts a client for a stored session. Its updates continue from
+    /// `resume` (the last state stored), else from the state the session
+    /// holds (a sign-in's), else from Telegram's state now, which is then
+    /// the stream's first [`Incoming`].
     async fn connect(
         &self,
         session: SessionData,
+        resume: Option<UpdateState>,
         sink: Arc<dyn SessionSink>,
     ) -> Result<Connection, TgError>;
     /// Starts a sign-in: Telegram sends a code to the phone.

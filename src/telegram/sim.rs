@@ -15,9 +15,9 @@
 //! sessions and banned accounts.
 
 use super::{
-    Backend, Client, Connection, FloodScope, LoginStep, Me, MediaInfo, MediaKind, Message, Peer,
-    PeerKind, PendingCode, PendingPassword, SendOptions, SessionSink, TgError, Update,
-    UploadedFile,
+    Backend, Client, Connection, FloodScope, Incoming, LoginStep, Me, MediaInfo, MediaKind,
+    Message, Peer, PeerKind, PendingCode, PendingPassword, SendOptions, SessionSink, TgError,
+    Update, UpdateState, UploadedFile,
 };
 use crate::security::validation::{ChatRef, PhoneNumber};
 use crate::sessions::{AuthKey, DcEntry, SessionData};
@@ -78,7 +78,7 @@ struct ConnEntry {
     user_id: i64,
     key: Vec<u8>,
     kill: Option<oneshot::Sender<TgError>>,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Incoming>,
 }
 
 #[derive(Default)]
@@ -483,7 +483,11 @@ impl State {
 
     fn push(&mut self, user: i64, update: Update) {
         for conn in self.conns.values().filter(|c| c.user_id == user) {
-            if conn.updates.try_send(update.clone()).is_err() {
+            if conn
+                .updates
+                .try_send(Incoming::update(update.clone()))
+                .is_err()
+            {
                 tracing::warn!("a sim connection's update channel is full or closed");
             }
         }
@@ -520,9 +524,11 @@ impl Backend for SimBackend {
         "sim"
     }
 
+    /// The sim keeps no update log: `resume` is ignored, updates come live.
     async fn connect(
         &self,
         session: SessionData,
+        _resume: Option<UpdateState>,
         sink: Arc<dyn SessionSink>,
     ) -> Result<Connection, TgError> {
         self.world.call(None, "connect", None).await?;

@@ -14,8 +14,8 @@ use tgvisor::telegram::grammers::GrammersBackend;
 use tgvisor::telegram::grammers::session::BackendState;
 use tgvisor::telegram::sim::{ECHO_USER_ID, FloodRule, FloodTarget, SimWorld};
 use tgvisor::telegram::{
-    Backend, Connection, FloodScope, MediaKind, Message, PeerKind, SendOptions, SessionSink,
-    TgError, Update, UploadedFile,
+    Backend, Connection, FloodScope, Incoming, MediaKind, Message, PeerKind, SendOptions,
+    SessionSink, TgError, Update, UpdateState, UploadedFile,
 };
 use tokio::sync::Notify;
 
@@ -42,7 +42,7 @@ fn settings() -> TelegramSettings {
         max_session_age_ms: 0,
         session_error_threshold: 3,
         request_timeout_ms: 10_000,
-        // Long: tests see state written by flushes, not by the tick.
+        // The backend does not use it (the account's update pump does).
         update_state_sync_interval_ms: 3_600_000,
         pending_login_ttl_ms: 60_000,
         max_pending_logins: 10,
@@ -113,7 +113,8 @@ impl Setup {
     async fn connect(&self) -> Connection {
         within(
             "connect",
-            self.backend.connect(self.data.clone(), self.sink.clone()),
+            self.backend
+                .connect(self.data.clone(), None, self.sink.clone()),
         )
         .await
         .expect("connect")
@@ -123,6 +124,11 @@ impl Setup {
 /// The next incoming new message on the connection (own sends come back
 /// as outgoing updates too; they are skipped).
 async fn next_incoming(conn: &mut Connection) -> Message {
+    next_incoming_with_state(conn).await.0
+}
+
+/// [`next_incoming`] with the state it came with.
+async fn next_incoming_with_state(conn: &mut Connection) -> (Message, Option<UpdateState>) {
     within("an incoming message", async {
         loop {
             match conn
@@ -131,7 +137,10 @@ async fn next_incoming(conn: &mut Connection) -> Message {
                 .await
                 .expect("the update stream is open")
             {
-                Update::NewMessage(m) if !m.outgoing => return m,
+                Incoming {
+                    update: Some(Update::NewMessage(m)),
+                    state,
+                } if !m.outgoing => return (m, state),
                 _ => continue,
             }
         }
@@ -171,7 +180,7 @@ async fn an_unknown_auth_key_is_unauthorized_at_connect_and_nothing_is_stored() 
     for dc in &mut data.dcs {
         dc.auth_key = Some(AuthKey::new([7u8; 256]));
     }
-    let err = within("connect", s.backend.connect(data, s.sink.clone()))
+    let err = within("connect", s.backend.connect(data, None, s.sink.clone()))
         .await
         .err()
         .expect("refused");
@@ -386,21 +395,36 @@ async fn pushed_messages_and_the_echo_reply_arrive_as_updates() {
 }
 
 #[tokio::test]
-async fn the_sink_receives_the_update_state_on_sync() {
+async fn the_stream_starts_with_the_state_it_fetched_and_updates_carry_theirs() {
     let s = setup().await;
     let mut conn = s.connect().await;
+    // No state was given and the session has none: Telegram's state now
+    // comes first, to be stored.
+    let first = within("the first item", conn.updates.recv())
+        .await
+        .expect("the update stream is open");
+    let start = match first {
+        Incoming {
+            update: None,
+            state: Some(state),
+        } => state,
+        other => panic!("expected the start state first, got {other:?}"),
+    };
+    assert!(s.server.requests().contains_key("updates.getState"));
     s.world
         .deliver_from(ECHO_USER_ID, PHONE, "one")
         .expect("delivered");
-    next_incoming(&mut conn).await;
+    let (m, state) = next_incoming_with_state(&mut conn).await;
+    assert_eq!(m.text, "one");
+    let state = state.expect("a message on its own carries its state");
+    assert_eq!(state.pts, start.pts + 1, "{start:?} → {state:?}");
+    assert!(state.date > 0, "{state:?}");
+    // The session blob keeps the start, never the live state.
     within("sync", conn.client.sync_state())
         .await
         .expect("sync");
-    let state = s.sink.state().expect("a saved backend state");
-    let updates = state.updates.expect("update state");
-    assert!(updates.pts >= 1, "{updates:?}");
-    assert!(updates.date > 0, "{updates:?}");
-    // The saved session is still the signed-in one.
+    let saved = s.sink.state().expect("a saved backend state");
+    assert_eq!(saved.updates.expect("the start state").pts, start.pts);
     let saved = s.sink.last().unwrap();
     assert_eq!(saved.user_id, s.world.user_id(PHONE));
     assert_eq!(saved.dcs, s.data.dcs);
@@ -408,32 +432,48 @@ async fn the_sink_receives_the_update_state_on_sync() {
 }
 
 #[tokio::test]
-async fn missed_messages_are_caught_up_after_a_restart_from_the_saved_session() {
+async fn missed_messages_are_caught_up_from_the_stored_state_their_page_reached_last() {
     let s = setup().await;
     let mut conn = s.connect().await;
     s.world
         .deliver_from(ECHO_USER_ID, PHONE, "live")
         .expect("delivered");
-    assert_eq!(next_incoming(&mut conn).await.text, "live");
+    let (live, stored) = next_incoming_with_state(&mut conn).await;
+    assert_eq!(live.text, "live");
+    let stored = stored.expect("its state");
     within("disconnect", conn.client.disconnect()).await;
     drop(conn);
     within("the fake to see the close", s.server.wait_connections(0)).await;
-    let saved = s.sink.last().expect("disconnect saved the session");
 
-    s.world
-        .deliver_from(ECHO_USER_ID, PHONE, "missed 1")
-        .expect("delivered");
-    s.world
-        .deliver_from(ECHO_USER_ID, PHONE, "missed 2")
-        .expect("delivered");
-
-    let mut conn = within("connect", s.backend.connect(saved, s.sink.clone()))
-        .await
-        .expect("reconnect");
-    let first = next_incoming(&mut conn).await;
-    let second = next_incoming(&mut conn).await;
-    assert_eq!([first.text, second.text], ["missed 1", "missed 2"]);
+    for text in ["missed 1", "missed 2", "missed 3"] {
+        s.world
+            .deliver_from(ECHO_USER_ID, PHONE, text)
+            .expect("delivered");
+    }
+    // From the state stored with "live" (the session blob knows only the
+    // first connection's start).
+    let saved = s.sink.last().expect("the session was saved");
+    let mut conn = within(
+        "connect",
+        s.backend
+            .connect(saved, Some(stored.clone()), s.sink.clone()),
+    )
+    .await
+    .expect("reconnect");
+    let mut caught_up = Vec::new();
+    for _ in 0..3 {
+        caught_up.push(next_incoming_with_state(&mut conn).await);
+    }
+    let texts: Vec<&str> = caught_up.iter().map(|(m, _)| m.text.as_str()).collect();
+    assert_eq!(texts, ["missed 1", "missed 2", "missed 3"]);
     assert!(s.server.requests().contains_key("updates.getDifference"));
+    // One page of getDifference: every message but the last goes without a
+    // state (grammers gives them all the page's final pts).
+    let states: Vec<Option<i32>> = caught_up
+        .iter()
+        .map(|(_, st)| st.as_ref().map(|st| st.pts))
+        .collect();
+    assert_eq!(states, [None, None, Some(stored.pts + 3)]);
 
     s.world
         .deliver_from(ECHO_USER_ID, PHONE, "live again")
@@ -462,10 +502,13 @@ async fn a_panicking_connection_task_resolves_closed() {
 async fn a_revoked_session_is_refused_at_connect() {
     let s = setup().await;
     s.world.revoke_sessions(PHONE);
-    let err = within("connect", s.backend.connect(s.data.clone(), s.sink.clone()))
-        .await
-        .err()
-        .expect("refused");
+    let err = within(
+        "connect",
+        s.backend.connect(s.data.clone(), None, s.sink.clone()),
+    )
+    .await
+    .err()
+    .expect("refused");
     assert!(err.is_session_fatal(), "{err:?}");
 }
 
@@ -523,9 +566,12 @@ async fn a_slow_answer_is_a_timeout() {
         request_timeout_ms: 300,
         ..settings()
     });
-    let conn = within("connect", backend.connect(s.data.clone(), s.sink.clone()))
-        .await
-        .expect("connect");
+    let conn = within(
+        "connect",
+        backend.connect(s.data.clone(), None, s.sink.clone()),
+    )
+    .await
+    .expect("connect");
     s.world.set_latency(Duration::from_secs(3));
     let err = within("get_me", conn.client.get_me())
         .await

@@ -2,7 +2,7 @@
 //! data directory refuses to start instead of driving the same Telegram
 //! sessions a second time.
 
-use crate::process::{tgvisor, with_secrets};
+use crate::binary::{tgvisor, with_secrets};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

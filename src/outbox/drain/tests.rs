@@ -187,7 +187,7 @@ async fn rig(max_attempts: u32, before: impl FnOnce(&MemStore, &SimWorld)) -> Ri
     let world = SimWorld::default();
     let session = world.authorize(PHONE).expect("a sim number");
     let conn = SimBackend::new(world.clone())
-        .connect(session, Arc::new(NoSink))
+        .connect(session, None, Arc::new(NoSink))
         .await
         .expect("the sim connects");
     let registry = prometheus::Registry::new();
@@ -469,7 +469,7 @@ async fn a_retry_after_a_lost_answer_does_not_send_twice() {
     // "sent": the same random_id reaches Telegram again.
     let session = rig.world.authorize(PHONE).unwrap();
     let conn = SimBackend::new(rig.world.clone())
-        .connect(session, Arc::new(NoSink))
+        .connect(session, None, Arc::new(NoSink))
         .await
         .unwrap();
     let me = conn.client.resolve(&ChatRef::Me).await.unwrap();

@@ -2,12 +2,12 @@
 //! error mapping and the retry policy. Nothing here does I/O.
 
 use super::session::StoredPeer;
-use crate::telegram::{FloodScope, MediaInfo, MediaKind, Message, TgError, Update};
+use crate::telegram::{FloodScope, MediaInfo, MediaKind, Message, TgError, Update, UpdateState};
 use chrono::{DateTime, Utc};
 use grammers_client::InvocationError;
 use grammers_client::sender::{RetryContext, RetryPolicy};
 use grammers_mtproto::transport::Error as TransportError;
-use grammers_session::types::PeerId;
+use grammers_session::types::{ChannelState, PeerId, UpdatesState};
 use grammers_tl_types as tl;
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -322,6 +322,32 @@ pub fn updates_peers(updates: &tl::enums::Updates) -> (&[tl::enums::User], &[tl:
         tl::enums::Updates::Updates(u) => (&u.users, &u.chats),
         tl::enums::Updates::Combined(u) => (&u.users, &u.chats),
         _ => (&[], &[]),
+    }
+}
+
+/// The port's update state as grammers keeps it.
+pub fn updates_state(state: &UpdateState) -> UpdatesState {
+    UpdatesState {
+        pts: state.pts,
+        qts: state.qts,
+        date: state.date,
+        seq: state.seq,
+        channels: state
+            .channels
+            .iter()
+            .map(|&(id, pts)| ChannelState { id, pts })
+            .collect(),
+    }
+}
+
+/// grammers' update state as the port's.
+pub fn update_state(state: &UpdatesState) -> UpdateState {
+    UpdateState {
+        pts: state.pts,
+        qts: state.qts,
+        date: state.date,
+        seq: state.seq,
+        channels: state.channels.iter().map(|c| (c.id, c.pts)).collect(),
     }
 }
 

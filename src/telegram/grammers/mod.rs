@@ -6,6 +6,8 @@
 //!   error or panic) resolves [`Connection::closed`], verifies the
 //!   authorization with a first `users.getUsers(self)`, and feeds the update
 //!   stream into [`Connection::updates`].
+//! - Updates are handed on a batch at a time, each batch's last with the
+//!   state after it (see [`updates`]).
 //! - Every call runs under the request timeout (grammers has none) and its
 //!   errors are mapped to [`TgError`]. The pool's retry policy
 //!   ([`convert::NoFloodSleep`]) returns flood waits at once.
@@ -18,12 +20,13 @@
 pub mod convert;
 mod login;
 pub mod session;
+mod updates;
 
 use self::convert::{NoFloodSleep, map_error};
 use self::session::{StoredPeer, TgSession};
 use super::{
-    Backend, Client, Connection, Me, MediaInfo, MediaKind, Message, Peer, PeerKind, PendingCode,
-    SendOptions, SessionSink, TgError, Update, UploadedFile,
+    Backend, Client, Connection, Incoming, Me, MediaInfo, MediaKind, Message, Peer, PeerKind,
+    PendingCode, SendOptions, SessionSink, TgError, UpdateState, UploadedFile,
 };
 use crate::config::TelegramSettings;
 use crate::security::validation::{ChatRef, PhoneNumber};
@@ -31,10 +34,10 @@ use crate::sessions::SessionData;
 use async_trait::async_trait;
 use futures_util::FutureExt;
 use grammers_client::Client as GClient;
-use grammers_client::InvocationError;
 use grammers_client::sender::{
     ConnectionParams, SenderPool, SenderPoolFatHandle, UpdatesConfiguration,
 };
+use grammers_mtsender::UpdatesReceiver;
 use grammers_tl_types as tl;
 use secrecy::SecretString;
 use std::num::NonZeroUsize;
@@ -50,13 +53,14 @@ const UPDATES_CAPACITY: usize = 1024;
 const POOL_UPDATES_CAPACITY: usize = 2048;
 /// How long a disconnect waits for the final session write.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the session writer tries a failed write again.
+const SESSION_WRITE_RETRY: Duration = Duration::from_secs(5);
 
 /// The grammers [`Backend`].
 pub struct GrammersBackend {
     api_id: i32,
     api_hash: Option<SecretString>,
     request_timeout: Duration,
-    sync_interval: Duration,
 }
 
 impl std::fmt::Debug for GrammersBackend {
@@ -65,7 +69,6 @@ impl std::fmt::Debug for GrammersBackend {
             .field("api_id", &self.api_id)
             .field("api_hash", &self.api_hash.as_ref().map(|_| "[redacted]"))
             .field("request_timeout", &self.request_timeout)
-            .field("sync_interval", &self.sync_interval)
             .finish()
     }
 }
@@ -76,7 +79,6 @@ impl GrammersBackend {
             api_id: settings.api_id,
             api_hash: settings.api_hash.clone(),
             request_timeout: Duration::from_millis(settings.request_timeout_ms.max(1)),
-            sync_interval: Duration::from_millis(settings.update_state_sync_interval_ms.max(10)),
         }
     }
 }
@@ -163,6 +165,7 @@ impl Backend for GrammersBackend {
     async fn connect(
         &self,
         data: SessionData,
+        resume: Option<UpdateState>,
         sink: Arc<dyn SessionSink>,
     ) -> Result<Connection, TgError> {
         let has_key = data
@@ -173,7 +176,10 @@ impl Backend for GrammersBackend {
             return Err(TgError::Unauthorized);
         }
         let session = TgSession::from_data(&data);
-        let writer = session.spawn_writer(sink, self.sync_interval);
+        if let Some(state) = &resume {
+            session.resume_from(state);
+        }
+        let writer = session.spawn_writer(sink, SESSION_WRITE_RETRY);
         let pool = start_pool(session.clone(), self.api_id);
         let client = Arc::new(GrammersClient {
             client: pool.client.clone(),
@@ -213,25 +219,33 @@ impl Backend for GrammersBackend {
         session.arm();
 
         let (tx, rx) = mpsc::channel(UPDATES_CAPACITY);
-        let stream = session
-            .without_self(
-                client
-                    .client
-                    .stream_updates(pool.updates, UpdatesConfiguration { catch_up: true }),
-            )
+        // A start the account has not stored yet goes first, to be stored.
+        if resume.is_none() {
+            let _ = tx.try_send(Incoming {
+                update: None,
+                state: Some(session.start_state()),
+            });
+        }
+        let receiver = session
+            .without_self(UpdatesReceiver::create(
+                pool.handle.thin.clone(),
+                pool.handle.session.clone(),
+                pool.updates,
+                UpdatesConfiguration { catch_up: true },
+            ))
             .await
             .map_err(|_| TgError::Other {
                 code: 0,
                 name: "UPDATE_STREAM".into(),
             });
-        let stream = match stream {
-            Ok(s) => s,
+        let receiver = match receiver {
+            Ok(r) => r,
             Err(e) => {
                 client.shutdown_pool();
                 return Err(e);
             }
         };
-        let task = tokio::spawn(pump_updates(stream, tx, session.clone()));
+        let task = tokio::spawn(updates::pump(receiver, tx, session.clone()));
         *client
             .updates_task
             .lock()
@@ -256,43 +270,6 @@ impl Backend for GrammersBackend {
 
     async fn request_code(&self, phone: &PhoneNumber) -> Result<Box<dyn PendingCode>, TgError> {
         login::request_code(self, phone).await
-    }
-}
-
-/// Reads grammers' update stream and hands tgvisor's updates on. The
-/// stored update state only advances past updates that were handed on.
-async fn pump_updates(
-    mut stream: grammers_client::client::UpdateStream,
-    tx: mpsc::Sender<Update>,
-    session: Arc<TgSession>,
-) {
-    loop {
-        let (raw, state, peers) = match stream.next_raw().await {
-            Ok(next) => next,
-            Err(InvocationError::Dropped(_)) => return, // the pool is gone
-            Err(e) => {
-                tracing::warn!(error = %map_error(&e, None), "the Telegram update stream failed");
-                return;
-            }
-        };
-        let self_id = session.user_id();
-        session.remember(peers.iter_peers().filter_map(|p| {
-            let id = p.id().bot_api_dialog_id()?;
-            Some(StoredPeer {
-                id,
-                hash: None,
-                title: p.name().unwrap_or_default().to_owned(),
-                username: p.username().map(str::to_owned),
-                bot: None,
-                megagroup: None,
-            })
-        }));
-        if let Some(update) = convert::update(&raw, self_id)
-            && tx.send(update).await.is_err()
-        {
-            return; // nobody listens any more
-        }
-        session.advance_update_state(&state);
     }
 }
 

@@ -7,26 +7,31 @@
 //! a generation counter and wakes a dedicated writer task. The writer
 //! snapshots the whole session and saves it; changes made while a save is
 //! under way are coalesced into the next save, and because there is one
-//! writer the store sees the snapshots in order.
+//! writer the store sees the snapshots in order. DC options, auth keys,
+//! the home DC and new peers are saved as soon as the writer can; a failed
+//! save is tried again on the writer's tick and by [`TgSession::flush`].
 //!
-//! - DC options, auth keys, the home DC and new peers are durable changes:
-//!   the writer saves them as soon as it can.
-//! - Update state changes constantly (every update): it is only marked
-//!   dirty and saved by the writer's periodic tick, by
-//!   [`TgSession::flush`] (`sync_state`, `disconnect`) and with the next
-//!   durable change.
+//! The update state has two places:
+//! - the state a connection *starts* from (what grammers loads): the
+//!   account's stored state, or the sign-in's, or Telegram's at connect
+//!   time. It is part of the session blob, for sessions that have no
+//!   stored state yet;
+//! - once the connection streams ([`TgSession::arm`]), grammers' later
+//!   states are kept apart ([`TgSession::live_update_state`]) and never
+//!   reach the blob: the update pump hands them on with the updates they
+//!   cover, to be stored with their events. A blob that ran ahead of the
+//!   stored events would make a restart skip updates never announced.
 //!
 //! Until [`TgSession::arm`] is called the writer holds everything back:
 //! `connect` arms it only after the authorization has been verified, so a
 //! failed connection never touches the stored session.
 
 use crate::sessions::{AuthKey, DcEntry, SessionData};
-use crate::telegram::{PeerKind as OurPeerKind, SessionSink};
+use crate::telegram::{PeerKind as OurPeerKind, SessionSink, UpdateState as OurUpdateState};
 use grammers_session::types::{
     ChannelKind, ChannelState, DcOption, PeerAuth, PeerId, PeerInfo, PeerKind, UpdateState,
     UpdatesState,
 };
-use grammers_session::updates::{MessageBox, State};
 use grammers_session::{BoxFuture, Session};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -224,7 +229,10 @@ struct Inner {
     dcs: BTreeMap<i32, DcOption>,
     user_id: Option<i64>,
     self_hash: Option<i64>,
+    /// Where a connection starts from (see the module docs).
     updates: UpdatesState,
+    /// grammers' latest state once armed; never saved in the blob.
+    live: Option<UpdatesState>,
     peers: PeerCache,
 }
 
@@ -348,6 +356,7 @@ impl TgSession {
                 user_id: data.user_id,
                 self_hash,
                 updates,
+                live: None,
                 peers,
             }),
             gens: Mutex::new(Gens { changed: 0 }),
@@ -401,7 +410,7 @@ impl TgSession {
         self.request.send_replace(generation);
     }
 
-    /// An update-state change: saved by the next tick or flush.
+    /// A change of the start state (before arming): the arm's write saves it.
     fn state_change(&self) {
         self.bump();
     }
@@ -496,30 +505,20 @@ impl TgSession {
         out
     }
 
-    /// Advances the stored update state past an update that has been
-    /// handed to tgvisor (never past one that has not).
-    pub fn advance_update_state(&self, state: &State) {
-        {
-            let mut inner = self.lock();
-            let u = &mut inner.updates;
-            u.date = u.date.max(state.date);
-            u.seq = u.seq.max(state.seq);
-            match state.message_box {
-                Some(MessageBox::Common { pts }) => u.pts = u.pts.max(pts),
-                Some(MessageBox::Secondary { qts }) => u.qts = u.qts.max(qts),
-                Some(MessageBox::Channel { channel_id, pts }) => {
-                    match u.channels.iter_mut().find(|c| c.id == channel_id) {
-                        Some(c) => c.pts = c.pts.max(pts),
-                        None => u.channels.push(ChannelState {
-                            id: channel_id,
-                            pts,
-                        }),
-                    }
-                }
-                None => {}
-            }
-        }
-        self.state_change();
+    /// Starts the updates from `state` (the account's stored one) rather
+    /// than the blob's. Not a change to save: the state is stored already.
+    pub fn resume_from(&self, state: &OurUpdateState) {
+        self.lock().updates = super::convert::updates_state(state);
+    }
+
+    /// The state the updates start from.
+    pub fn start_state(&self) -> OurUpdateState {
+        super::convert::update_state(&self.lock().updates)
+    }
+
+    /// The state grammers last synced since [`TgSession::arm`].
+    pub fn live_update_state(&self) -> Option<OurUpdateState> {
+        self.lock().live.as_ref().map(super::convert::update_state)
     }
 
     /// The whole session as tgvisor stores it.
@@ -736,10 +735,19 @@ impl Session for TgSession {
         Box::pin(async move { Ok(state) })
     }
 
+    /// Before [`TgSession::arm`] (a sign-in, a connect fetching the first
+    /// state) this sets the state a connection starts from; after it,
+    /// grammers' live state (see the module docs).
     fn set_update_state(&self, update: UpdateState) -> BoxFuture<'_, Result<(), Infallible>> {
+        let armed = *self.armed.borrow();
         {
             let mut inner = self.lock();
-            let u = &mut inner.updates;
+            let inner = &mut *inner;
+            let u = if armed {
+                inner.live.get_or_insert_with(|| inner.updates.clone())
+            } else {
+                &mut inner.updates
+            };
             match update {
                 UpdateState::All(all) => *u = all,
                 UpdateState::Primary { pts, date, seq } => {
@@ -754,7 +762,9 @@ impl Session for TgSession {
                 }
             }
         }
-        self.state_change();
+        if !armed {
+            self.state_change();
+        }
         Box::pin(async { Ok(()) })
     }
 }

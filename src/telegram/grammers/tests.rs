@@ -140,7 +140,7 @@ async fn a_session_without_a_key_is_unauthorized_without_dialling() {
         auth_key: None,
     });
     data.user_id = Some(1);
-    let err = b.connect(data, Arc::new(NoSink)).await.err().unwrap();
+    let err = b.connect(data, None, Arc::new(NoSink)).await.err().unwrap();
     assert_eq!(err, TgError::Unauthorized);
 }
 
@@ -158,11 +158,14 @@ async fn an_unreachable_dc_is_a_network_error_at_connect() {
         ipv6: None,
         auth_key: Some(AuthKey::new([3u8; 256])),
     });
-    let err = tokio::time::timeout(Duration::from_secs(10), b.connect(data, Arc::new(NoSink)))
-        .await
-        .expect("connect gave up in time")
-        .err()
-        .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        b.connect(data, None, Arc::new(NoSink)),
+    )
+    .await
+    .expect("connect gave up in time")
+    .err()
+    .unwrap();
     assert!(matches!(err, TgError::Network(_)), "{err:?}");
 }
 

@@ -25,7 +25,7 @@ async fn sign_in(backend: &SimBackend, number: &str) -> (SessionData, Me) {
 
 async fn connect(backend: &SimBackend, session: &SessionData) -> Connection {
     backend
-        .connect(session.clone(), Arc::new(NoSink))
+        .connect(session.clone(), None, Arc::new(NoSink))
         .await
         .unwrap()
 }
@@ -121,8 +121,12 @@ async fn echo_answers_saved_messages_keep_and_random_ids_deduplicate() {
     let again = client.send_text(&echo, "hello", &opts).await.unwrap();
     assert_eq!(again, sent, "the same random_id is the same message");
 
-    let Some(Update::NewMessage(answer)) = conn.updates.recv().await else {
-        panic!("echo answers");
+    let Some(Incoming {
+        update: Some(Update::NewMessage(answer)),
+        state: None,
+    }) = conn.updates.recv().await
+    else {
+        panic!("echo answers, with no update state (the sim keeps none)");
     };
     assert_eq!(
         (answer.chat_id, answer.sender_id, answer.text.as_str()),
@@ -212,7 +216,7 @@ async fn dropped_connections_revocations_and_duplicate_keys_are_reported() {
     let conn = connect(&backend, &session).await;
     assert_eq!(
         backend
-            .connect(session.clone(), Arc::new(NoSink))
+            .connect(session.clone(), None, Arc::new(NoSink))
             .await
             .err(),
         Some(TgError::AuthKeyDuplicated),
@@ -236,7 +240,7 @@ async fn dropped_connections_revocations_and_duplicate_keys_are_reported() {
     assert_eq!(conn.closed.await, TgError::Revoked);
     conn.client.disconnect().await;
     assert_eq!(
-        backend.connect(session, Arc::new(NoSink)).await.err(),
+        backend.connect(session, None, Arc::new(NoSink)).await.err(),
         Some(TgError::Revoked)
     );
 }
@@ -262,11 +266,11 @@ async fn unknown_keys_are_refused_unless_adopted() {
     let backend = SimBackend::new(world.clone());
     let sink: Arc<dyn SessionSink> = Arc::new(NoSink);
     assert!(matches!(
-        backend.connect(session.clone(), sink.clone()).await,
+        backend.connect(session.clone(), None, sink.clone()).await,
         Err(TgError::Unauthorized)
     ));
     world.adopt_unknown_keys(true);
-    let conn = backend.connect(session.clone(), sink).await.unwrap();
+    let conn = backend.connect(session.clone(), None, sink).await.unwrap();
     let me = conn.client.get_me().await.unwrap();
     assert_eq!(Some(me.id), session.user_id);
 }

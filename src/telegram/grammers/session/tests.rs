@@ -219,27 +219,54 @@ fn merging_keeps_what_the_newer_sighting_lacks() {
     );
 }
 
-#[test]
-fn update_state_only_moves_forward() {
-    let s = TgSession::from_data(&stored(2, Some(1)));
-    let st = |date, mb| State {
-        date,
+fn state(pts: i32) -> UpdatesState {
+    UpdatesState {
+        pts,
+        qts: 0,
+        date: 100,
         seq: 0,
-        message_box: mb,
-    };
-    s.advance_update_state(&st(100, Some(MessageBox::Common { pts: 5 })));
-    s.advance_update_state(&st(90, Some(MessageBox::Common { pts: 3 })));
-    s.advance_update_state(&st(
-        95,
-        Some(MessageBox::Channel {
-            channel_id: 9,
-            pts: 4,
-        }),
-    ));
-    s.advance_update_state(&st(95, Some(MessageBox::Secondary { qts: 2 })));
-    let u = s.lock().updates.clone();
-    assert_eq!((u.pts, u.qts, u.date), (5, 2, 100));
-    assert_eq!(u.channels, vec![ChannelState { id: 9, pts: 4 }]);
+        channels: vec![ChannelState { id: 9, pts: 4 }],
+    }
+}
+
+#[tokio::test]
+async fn once_armed_grammers_update_state_is_kept_apart_from_the_blob() {
+    let s = TgSession::from_data(&stored(2, Some(1)));
+    // Before arming (a sign-in, a first getState): where updates start.
+    let _ = s.set_update_state(UpdateState::All(state(5))).await;
+    assert_eq!(s.start_state().pts, 5);
+    assert_eq!(s.live_update_state(), None);
+    s.arm();
+    // Armed: grammers' state moves on, the blob's start does not.
+    let _ = s.set_update_state(UpdateState::All(state(9))).await;
+    let _ = s
+        .set_update_state(UpdateState::Channel { id: 9, pts: 6 })
+        .await;
+    let live = s.live_update_state().unwrap();
+    assert_eq!((live.pts, live.channels.clone()), (9, vec![(9, 6)]));
+    let blob: BackendState = serde_json::from_value(s.snapshot().backend_state.unwrap()).unwrap();
+    assert_eq!(blob.updates.unwrap().pts, 5);
+    assert_eq!(updates_of(&s).await.pts, 5, "grammers loads the start");
+}
+
+#[tokio::test]
+async fn a_stored_state_replaces_the_blobs_as_the_start() {
+    let s = TgSession::from_data(&stored(2, Some(1)));
+    s.resume_from(&crate::telegram::UpdateState {
+        pts: 40,
+        qts: 1,
+        date: 7,
+        seq: 2,
+        channels: vec![(9, 3)],
+    });
+    let u = updates_of(&s).await;
+    assert_eq!((u.pts, u.qts, u.date, u.seq), (40, 1, 7, 2));
+    assert_eq!(u.channels, vec![ChannelState { id: 9, pts: 3 }]);
+    assert_eq!(s.start_state().channels, vec![(9, 3)]);
+}
+
+async fn updates_of(s: &TgSession) -> UpdatesState {
+    s.updates_state().await.unwrap()
 }
 
 #[test]
@@ -269,7 +296,7 @@ async fn nothing_is_written_before_arming() {
 }
 
 #[tokio::test]
-async fn durable_changes_are_written_through_and_update_state_waits_for_a_flush() {
+async fn durable_changes_are_written_through_and_the_live_update_state_never() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     let sink = Arc::new(RecordingSink::default());
     // A tick far away: only requests and flushes write.
@@ -283,42 +310,33 @@ async fn durable_changes_are_written_through_and_update_state_waits_for_a_flush(
         sink.last().dcs[0].auth_key.as_ref().unwrap().expose(),
         &key(9)
     );
-    let before = sink.count();
-
-    s.advance_update_state(&State {
-        date: 5,
-        seq: 1,
-        message_box: Some(MessageBox::Common { pts: 12 }),
-    });
-    tokio::task::yield_now().await;
-    assert_eq!(
-        sink.count(),
-        before,
-        "update state alone is not written at once"
-    );
-    s.flush(Duration::from_secs(5)).await.unwrap();
-    let state: BackendState = serde_json::from_value(sink.last().backend_state.unwrap()).unwrap();
-    assert_eq!(state.updates.unwrap().pts, 12);
-    // Nothing new: a flush does not write again.
     let n = sink.count();
+
+    let _ = s.set_update_state(UpdateState::All(state(12))).await;
     s.flush(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(sink.count(), n);
+    assert_eq!(sink.count(), n, "the live update state is not a change");
+    s.remember([peer(5, "p")]);
+    s.flush(Duration::from_secs(5)).await.unwrap();
+    let blob: BackendState = serde_json::from_value(sink.last().backend_state.unwrap()).unwrap();
+    assert_eq!(blob.updates, None, "nor is it saved with one");
 }
 
 #[tokio::test]
-async fn the_periodic_tick_writes_dirty_update_state() {
+async fn the_tick_tries_a_failed_write_again() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     let sink = Arc::new(RecordingSink::default());
     let _w = s.spawn_writer(sink.clone(), Duration::from_millis(20));
     s.arm();
-    s.advance_update_state(&State {
-        date: 5,
-        seq: 1,
-        message_box: Some(MessageBox::Common { pts: 30 }),
-    });
+    sink.fail.store(true, Ordering::SeqCst);
+    let _ = s.set_home_dc_id(3).await;
+    assert_eq!(
+        s.flush(Duration::from_secs(5)).await,
+        Err(FlushError::WriteFailed)
+    );
+    sink.fail.store(false, Ordering::SeqCst);
+    // No flush, no new change: the tick writes it.
     sink.wait_for(1).await;
-    let state: BackendState = serde_json::from_value(sink.last().backend_state.unwrap()).unwrap();
-    assert_eq!(state.updates.unwrap().pts, 30);
+    assert_eq!(sink.last().home_dc, 3);
 }
 
 #[tokio::test]
