@@ -68,7 +68,8 @@ impl Resources {
         }
     }
 
-    /// (used, total) bytes of the data directory's file system.
+    /// (used, capacity) bytes of the data directory's file system, as `df`
+    /// reckons them (see [`usage_like_df`]).
     pub fn storage(&self) -> Option<(u64, u64)> {
         storage_of(&self.data_dir)
     }
@@ -96,10 +97,23 @@ fn storage_of(dir: &Path) -> Option<(u64, u64)> {
     let existing = dir.ancestors().find(|p| p.exists())?;
     let st = nix::sys::statvfs::statvfs(existing).ok()?;
     let unit = st.fragment_size() as u64;
-    let total = st.blocks() as u64 * unit;
-    // Space reserved for root counts as used: the service cannot have it.
-    let available = st.blocks_available() as u64 * unit;
-    (total > 0).then(|| (total.saturating_sub(available), total))
+    usage_like_df(
+        st.blocks() as u64 * unit,
+        st.blocks_free() as u64 * unit,
+        st.blocks_available() as u64 * unit,
+    )
+}
+
+/// (used, capacity) as `df` reckons them: used is what files hold (total
+/// minus free), capacity is what the service could ever fill (used plus
+/// what is available to it). Space reserved for root is in neither, so
+/// 100 % is exactly "nothing left for the service", and the share matches
+/// the Use% an operator sees. (Counting the reserve as used overstated it:
+/// 80 % where `df` said 37 % on a file system with a large reserve.)
+fn usage_like_df(total: u64, free: u64, available: u64) -> Option<(u64, u64)> {
+    let used = total.saturating_sub(free);
+    let capacity = used.saturating_add(available);
+    (capacity > 0).then_some((used, capacity))
 }
 
 #[cfg(not(unix))]
@@ -110,6 +124,17 @@ fn storage_of(_: &Path) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_is_reckoned_as_df_does() {
+        // 252 G in all, 34 G used, 58 G available to the service: the rest
+        // is reserved. df says 37 %.
+        let g = 1 << 30;
+        let (used, capacity) = usage_like_df(252 * g, 218 * g, 58 * g).unwrap();
+        assert_eq!((used, capacity), (34 * g, 92 * g));
+        assert_eq!((used * 100).div_ceil(capacity), 37);
+        assert_eq!(usage_like_df(0, 0, 0), None);
+    }
 
     #[test]
     fn meminfo_total_is_read_in_bytes() {
