@@ -365,7 +365,6 @@ impl Application {
         );
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(http::body::deadline))
                 .wrap(from_fn(http::observe))
                 .app_data(state.clone())
                 .app_data(json_cfg.clone())

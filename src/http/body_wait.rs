@@ -7,6 +7,9 @@
 //! request's payload: it runs from each read of the body that has to wait
 //! for bytes until they arrive (or until the request ends, if they never
 //! do). What the request took, less that, is the time the service spent.
+//!
+//! The same wrapper enforces the body's deadline (see [`super::body`]):
+//! one stream around each body, not one per concern.
 
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::error::PayloadError;
@@ -49,29 +52,46 @@ impl BodyClock {
     }
 }
 
-/// The payload, with the clock around its reads.
+/// The payload, with the clock around its reads and, when it has one, its
+/// deadline.
 struct Timed {
     inner: Payload,
     clock: Rc<BodyClock>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    done: bool,
 }
 
 impl Stream for Timed {
     type Item = Result<Bytes, PayloadError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
-        match polled {
-            Poll::Pending => self.clock.pending(),
-            Poll::Ready(_) => self.clock.ready(),
+        if self.done {
+            return Poll::Ready(None);
         }
-        polled
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(item) = &polled {
+            self.clock.ready();
+            self.done = item.is_none();
+            return polled;
+        }
+        self.clock.pending();
+        let late = self
+            .deadline
+            .as_mut()
+            .is_some_and(|d| std::future::Future::poll(d.as_mut(), cx).is_ready());
+        if late {
+            self.done = true;
+            self.clock.ready();
+            return Poll::Ready(Some(Err(super::body::timed_out())));
+        }
+        Poll::Pending
     }
 }
 
-/// Puts a clock around `req`'s body; `None` when it has none to wait for
-/// (no body, or a protocol upgrade: a WebSocket's stream is the
-/// connection, not a body).
-pub fn time_body(req: &mut ServiceRequest) -> Option<Rc<BodyClock>> {
+/// Puts a clock, and `deadline` when given, around `req`'s body; `None`
+/// when it has none to wait for (no body, or a protocol upgrade: a
+/// WebSocket's stream is the connection, not a body).
+pub fn time_body(req: &mut ServiceRequest, deadline: Option<Duration>) -> Option<Rc<BodyClock>> {
     if req.headers().contains_key(header::UPGRADE) {
         return None;
     }
@@ -83,6 +103,8 @@ pub fn time_body(req: &mut ServiceRequest) -> Option<Rc<BodyClock>> {
     let timed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(Timed {
         inner: payload,
         clock: clock.clone(),
+        deadline: deadline.map(|d| Box::pin(tokio::time::sleep(d))),
+        done: false,
     });
     req.set_payload(Payload::from(timed));
     Some(clock)
@@ -102,8 +124,49 @@ mod tests {
         let t = Timed {
             inner: Payload::from(stream),
             clock: clock.clone(),
+            deadline: None,
+            done: false,
         };
         (t, clock)
+    }
+
+    fn with_deadline(chunks: Vec<&'static [u8]>, then_silence: bool) -> Timed {
+        use futures_util::StreamExt as _;
+        let chunks =
+            futures_util::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c))));
+        let stream: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = if then_silence {
+            Box::pin(chunks.chain(futures_util::stream::pending()))
+        } else {
+            Box::pin(chunks)
+        };
+        Timed {
+            inner: Payload::from(stream),
+            clock: Rc::default(),
+            deadline: Some(Box::pin(tokio::time::sleep(Duration::from_secs(10)))),
+            done: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_fails_at_its_deadline() {
+        use futures_util::StreamExt as _;
+        let mut body = with_deadline(vec![b"{\"partial\":"], true);
+        assert_eq!(body.next().await.unwrap().unwrap(), "{\"partial\":");
+        // Nothing more comes: the read waits until the deadline, then fails.
+        let started = Instant::now();
+        let err = body.next().await.unwrap().unwrap_err();
+        assert!(crate::http::body::is_body_timeout(&err), "{err}");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert!(body.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_arrives_in_time_is_untouched() {
+        use futures_util::StreamExt as _;
+        let mut body = with_deadline(vec![b"{", b"}"], false);
+        assert_eq!(body.next().await.unwrap().unwrap(), "{");
+        assert_eq!(body.next().await.unwrap().unwrap(), "}");
+        assert!(body.next().await.is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -53,7 +53,8 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let started = Instant::now();
-    let body = super::body_wait::time_body(&mut req);
+    let deadline = super::body::deadline_for(&req);
+    let body = super::body_wait::time_body(&mut req, deadline);
     let id = request_id(&req);
     let method = method_label(req.method());
     let path = req.path().to_owned();
