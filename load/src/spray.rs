@@ -171,7 +171,8 @@ pub async fn run(args: &SprayArgs) -> anyhow::Result<SprayReport> {
         }));
     }
     // The real user, and the memory samples, while the spray runs.
-    let mut latencies = Vec::new();
+    // Microseconds, as every report of this tool records them.
+    let mut latencies = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut peak = report.rss_before_kib;
     let mut next_login = Instant::now();
     while Instant::now() < deadline {
@@ -181,7 +182,7 @@ pub async fn run(args: &SprayArgs) -> anyhow::Result<SprayReport> {
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
-            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            latencies.saturating_record(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
             report.real_logins += 1;
             report.real_failures += u64::from(!ok);
             next_login = t + args.real_every;
@@ -202,15 +203,10 @@ pub async fn run(args: &SprayArgs) -> anyhow::Result<SprayReport> {
     report.rate_limited = c.rate_limited.load(Ordering::Relaxed);
     report.busy = c.busy.load(Ordering::Relaxed);
     report.other = c.other.load(Ordering::Relaxed);
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or_default()
-    };
-    report.real_p50_ms = at(0.5);
-    report.real_p99_ms = at(0.99);
-    report.real_max_ms = latencies.last().copied().unwrap_or_default();
+    if let Some(l) = crate::report::latency(&latencies) {
+        report.real_p50_ms = l.p50;
+        report.real_p99_ms = l.p99;
+        report.real_max_ms = l.max;
+    }
     Ok(report)
 }

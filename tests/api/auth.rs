@@ -540,6 +540,16 @@ async fn a_role_change_by_the_cli_revokes_old_tokens_within_the_revocation_check
     app.stop().await;
 }
 
+/// Deletes a user's row behind the service's back, as an operator would.
+async fn delete_user(app: &TestApp, id: i64) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    tgvisor::entities::user::Entity::delete_many()
+        .filter(tgvisor::entities::user::Column::Id.eq(id))
+        .exec(&app.db_conn().await)
+        .await
+        .unwrap();
+}
+
 #[actix_web::test]
 async fn a_deleted_users_token_is_401_never_a_500() {
     // A long revocation check: the token is still trusted from the cache
@@ -547,13 +557,7 @@ async fn a_deleted_users_token_is_401_never_a_500() {
     let app = spawn_app_with(|f| f.merge(("auth.revocation_check_ms", 600_000))).await;
     let (id, token) = app.user("lou").await;
     assert_eq!(app.get_auth("/api/v1/accounts", &token).await.status(), 200);
-    let db = app.db_conn().await;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    tgvisor::entities::user::Entity::delete_many()
-        .filter(tgvisor::entities::user::Column::Id.eq(id))
-        .exec(&db)
-        .await
-        .unwrap();
+    delete_user(&app, id).await;
 
     let res = app
         .post_json(
@@ -581,13 +585,7 @@ async fn a_deleted_users_token_stops_working_within_the_revocation_check() {
     let app = spawn_app().await;
     let (id, token) = app.user("max").await;
     assert_eq!(app.get_auth("/api/v1/accounts", &token).await.status(), 200);
-    let db = app.db_conn().await;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    tgvisor::entities::user::Entity::delete_many()
-        .filter(tgvisor::entities::user::Column::Id.eq(id))
-        .exec(&db)
-        .await
-        .unwrap();
+    delete_user(&app, id).await;
 
     until_status(&app, "/api/v1/accounts", &token, 401).await;
     app.stop().await;
