@@ -7,7 +7,7 @@ use crate::session::{ParseError, Reader};
 use crate::world::Account;
 use grammers_tl_types::{self as tl, Cursor, Deserializable, Identifiable, Serializable};
 use std::sync::Arc;
-use tgvisor::security::validation::ChatRef;
+use tgvisor::domain::validation::ChatRef;
 use tgvisor::telegram::{
     FloodScope, MediaKind, Message, Peer, PeerKind, SendOptions, TgError, UploadedFile,
 };

@@ -93,7 +93,7 @@ mod tests {
         for index in 0..9 {
             let dc = dc_for(index);
             let (phone, session) = random_sim_account(dc);
-            assert!(tgvisor::security::validation::PhoneNumber::parse(&phone).is_ok());
+            assert!(tgvisor::domain::validation::PhoneNumber::parse(&phone).is_ok());
             assert_eq!(phone.len(), 1 + 10);
             assert!(phone.starts_with(&format!("+99966{dc}")));
             let data = SessionData::from_telethon_string(&session).expect("importable");

@@ -378,7 +378,7 @@ pub async fn remove_accounts(api: &Api, accounts: &[Account]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tgvisor::security::validation::{Email, Password, Username};
+    use tgvisor::domain::validation::{Email, Password, Username};
 
     #[test]
     fn generated_credentials_pass_the_services_validation() {

@@ -15,9 +15,10 @@
 //!   ends the actor normally in the matching state, releases its pool slot,
 //!   and is not retried: the owner has to act.
 
-use super::state::{AccountState, StateBoard};
+use super::state::StateBoard;
+use crate::domain::validation::ChatRef;
+use crate::domain::{AccountState, RotationReason};
 use crate::events::TopicWriter;
-use crate::security::validation::ChatRef;
 use crate::sessions::{SessionData, SessionStore};
 use crate::supervisor::{Backoff, ExitSignal};
 use crate::telegram::metrics::{Instrumented, TelegramMetrics};
@@ -99,24 +100,6 @@ pub struct SavePart {
     pub part: u32,
     pub total_parts: Option<u32>,
     pub bytes: actix_web::web::Bytes,
-}
-
-/// Why a session is rotated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RotationReason {
-    Age,
-    Errors,
-    Manual,
-}
-
-impl RotationReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Age => "age",
-            Self::Errors => "errors",
-            Self::Manual => "manual",
-        }
-    }
 }
 
 /// Rotate the account's session; answers the new session row id.
@@ -459,7 +442,7 @@ impl AccountActor {
 
     fn on_connect_failed(&mut self, err: CallError, ctx: &mut Context<Self>) {
         if let CallError::Telegram(e) = &err
-            && let Some(terminal) = AccountState::from_fatal(e)
+            && let Some(terminal) = e.fatal_state()
         {
             self.finish(terminal, e.code(), ctx);
             return;
@@ -497,7 +480,7 @@ impl AccountActor {
 
     fn on_connection_lost(&mut self, err: TgError, ctx: &mut Context<Self>) {
         self.client = None;
-        if let Some(terminal) = AccountState::from_fatal(&err) {
+        if let Some(terminal) = err.fatal_state() {
             self.finish(terminal, err.code(), ctx);
             return;
         }
@@ -529,7 +512,7 @@ impl AccountActor {
     /// account in `flood_limited` until it passes (shorter ones are waited
     /// out without a state change).
     fn note_error(&mut self, err: &TgError, ctx: &mut Context<Self>) {
-        if let Some(terminal) = AccountState::from_fatal(err) {
+        if let Some(terminal) = err.fatal_state() {
             self.finish(terminal, err.code(), ctx);
             return;
         }
@@ -606,7 +589,7 @@ impl AccountActor {
             error = err.code(),
             "health check failed"
         );
-        if AccountState::from_fatal(&err).is_some() {
+        if err.fatal_state().is_some() {
             self.note_error(&err, ctx);
             return;
         }

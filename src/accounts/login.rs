@@ -12,13 +12,13 @@
 //! concurrent submissions cannot use one code twice.
 
 use super::manager::SessionManager;
-use super::state::AccountState;
 use super::{AccountError, AccountService, AccountView};
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
+use crate::domain::AccountState;
+use crate::domain::validation::{PhoneNumber, ValidationError};
 use crate::entities::{account, session};
 use crate::events::{EventLog, account_topic};
 use crate::security::digest::PhoneDigester;
-use crate::security::validation::{PhoneNumber, ValidationError};
 use crate::telegram::{Backend, LoginStep, PendingCode, PendingPassword, TgError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{

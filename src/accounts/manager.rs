@@ -6,12 +6,14 @@
 //! Restart intensity is counted per account: an account that keeps
 //! crashing is given up alone (`failed`), its neighbours carry on.
 
-use super::actor::{AccountActor, AccountDeps, CallError, History, Rotate, RotationReason};
-use super::state::{AccountState, StateBoard};
+use super::actor::{AccountActor, AccountDeps, CallError, History, Rotate};
+use super::state::StateBoard;
 use crate::config::AccountRestartSettings;
+use crate::domain::AccountState;
+use crate::domain::RotationReason;
+use crate::domain::validation::ChatRef;
 use crate::entities::account;
 use crate::events::{EventLog, account_topic};
-use crate::security::validation::ChatRef;
 use crate::supervisor::{
     AddChild, AddChildError, Backoff, ChildRef, ChildSpec, Intensity, RemoveChild, Restart,
     SupervisionEventKind, SupervisionPolicy, SupervisionRuntime, Supervisor, SupervisorSpec,

@@ -15,9 +15,9 @@ pub mod update_state;
 pub mod updates;
 
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
+use crate::domain::validation::{PhoneNumber, ValidationError};
 use crate::entities::{account, session};
 use crate::security::digest::PhoneDigester;
-use crate::security::validation::{PhoneNumber, ValidationError};
 use crate::sessions::{ImportError, SessionData, SessionStore, SessionStoreError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,

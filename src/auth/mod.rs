@@ -21,10 +21,10 @@ pub mod limiter;
 
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
 use crate::config::Settings;
+use crate::domain::validation::{Email, Password, Username, ValidationError};
 use crate::entities::user;
 use crate::security::jwt::{Claims, JwtError, JwtKeys, Role};
 use crate::security::password::{Argon2Params, PasswordError, PasswordHasher};
-use crate::security::validation::{Email, Password, Username, ValidationError};
 use anyhow::Context as _;
 use limiter::AttemptLimiter;
 use moka::ops::compute::Op;

@@ -551,7 +551,7 @@ impl Settings {
     /// Checks that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let max_upload = 4000 * crate::telegram::PART_SIZE as u64;
+        let max_upload = 4000 * crate::domain::PART_SIZE as u64;
         if self.rate_limits.telegram.media_uploads.max_size == 0
             || self.rate_limits.telegram.media_uploads.max_size > max_upload
         {

@@ -48,7 +48,7 @@ pub use monitor::HealthMonitor;
 
 use crate::actors::database::DbHealthState;
 use crate::config::Settings;
-use crate::fault::Fault;
+use crate::domain::Fault;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limit, RateLimiter};
 use crate::supervisor::{RunState, SupervisionRuntime};

@@ -6,7 +6,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Authenticated, ClientIp};
 use crate::accounts::AccountView;
 use crate::accounts::login::LoginProgress;
-use crate::security::validation::ChatRef;
+use crate::domain::validation::ChatRef;
 use crate::telegram::Message;
 use actix_web::{HttpResponse, web};
 use secrecy::SecretString;

@@ -4,7 +4,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Admin;
 use crate::alerts::{AlertError, AlertView};
-use crate::security::validation::ValidationError;
+use crate::domain::validation::ValidationError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;

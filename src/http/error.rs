@@ -13,7 +13,7 @@ use crate::accounts::AccountError;
 use crate::accounts::actor::CallError;
 use crate::accounts::login::LoginError;
 use crate::auth::AuthError;
-use crate::security::validation::ValidationError;
+use crate::domain::validation::ValidationError;
 use crate::telegram::TgError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

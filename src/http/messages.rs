@@ -8,8 +8,9 @@
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Authenticated;
-use crate::outbox::{EnqueueError, MessageView, NewMessage, Status};
-use crate::security::validation::ValidationError;
+use crate::domain::MessageStatus;
+use crate::domain::validation::ValidationError;
+use crate::outbox::{EnqueueError, MessageView, NewMessage};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -64,7 +65,7 @@ pub struct SendResponse {
     /// tgvisor's id of the message (for `GET …/messages/{message_id}`).
     pub message_id: i64,
     /// `queued` for a new message; a replay shows where the original is now.
-    pub status: Status,
+    pub status: MessageStatus,
 }
 
 impl From<EnqueueError> for ApiError {

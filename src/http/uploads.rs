@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Authenticated;
-use crate::security::validation::ValidationError;
+use crate::domain::validation::ValidationError;
 use crate::uploads::{UploadError, UploadView, validate_name};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -25,13 +25,14 @@
 //! crash it is simply tried again, with the same `random_id`, which Telegram
 //! (and the sim) answer as a duplicate instead of sending twice.
 
-use super::{Arrivals, OutboxMetrics, Status};
+use super::{Arrivals, OutboxMetrics};
 use crate::config::OutboxSettings;
+use crate::domain::Fault;
+use crate::domain::MessageStatus;
+use crate::domain::validation::ChatRef;
 use crate::entities::outbox;
 use crate::events::{SideWrite, TopicWriter, WriterClosed};
-use crate::fault::Fault;
 use crate::ratelimit::{Key, RateLimiter};
-use crate::security::validation::ChatRef;
 use crate::supervisor::Backoff;
 use crate::telegram::{Client, FloodScope, MediaKind, Peer, SendOptions, TgError, UploadedFile};
 use async_trait::async_trait;
@@ -105,7 +106,7 @@ pub struct RowUpdate {
 }
 
 impl RowUpdate {
-    fn active_model(&self, status: Status) -> outbox::ActiveModel {
+    fn active_model(&self, status: MessageStatus) -> outbox::ActiveModel {
         let mut m = outbox::ActiveModel {
             status: Set(status.as_str().to_owned()),
             updated_at: Set(Utc::now().fixed_offset()),
@@ -137,7 +138,7 @@ impl RowUpdate {
 
     /// Applies the update to a row held in memory (the tests' store).
     #[cfg(test)]
-    pub fn apply(&self, status: Status, row: &mut outbox::Model) {
+    pub fn apply(&self, status: MessageStatus, row: &mut outbox::Model) {
         row.status = status.as_str().to_owned();
         if let Some(v) = self.attempts {
             row.attempts = v;
@@ -178,7 +179,7 @@ pub trait DrainStore: Send + Sync {
     async fn transition(
         &self,
         id: i64,
-        status: Status,
+        status: MessageStatus,
         update: RowUpdate,
         event: serde_json::Value,
     ) -> Result<bool, WriterClosed>;
@@ -214,7 +215,7 @@ impl DrainStore for DbStore {
         let Some(u) = upload::Entity::find_by_id(upload_id).one(&self.db).await? else {
             return Ok(None);
         };
-        if u.status != crate::uploads::Status::Done.as_str() {
+        if u.status != crate::domain::UploadStatus::Done.as_str() {
             return Ok(None);
         }
         Ok(Some(UploadedFile {
@@ -229,7 +230,7 @@ impl DrainStore for DbStore {
     async fn transition(
         &self,
         id: i64,
-        status: Status,
+        status: MessageStatus,
         update: RowUpdate,
         event: serde_json::Value,
     ) -> Result<bool, WriterClosed> {
@@ -431,12 +432,12 @@ impl Drain {
         };
         let event = self.event(
             &row,
-            Status::Sending,
+            MessageStatus::Sending,
             serde_json::json!({ "attempt": attempts, "chat_id": peer.id }),
         );
         match self
             .store
-            .transition(row.id, Status::Sending, sending, event)
+            .transition(row.id, MessageStatus::Sending, sending, event)
             .await
         {
             Ok(true) => {}
@@ -502,8 +503,8 @@ impl Drain {
         {
             obj.insert("telegram_message_id".into(), id.into());
         }
-        let event = self.event(&row, Status::Sent, detail);
-        let flow = self.write(row.id, Status::Sent, update, event).await;
+        let event = self.event(&row, MessageStatus::Sent, detail);
+        let flow = self.write(row.id, MessageStatus::Sent, update, event).await;
         if flow == Flow::Continue {
             self.metrics.finished.with_label_values(&["sent"]).inc();
             self.metrics.depth.dec();
@@ -572,14 +573,16 @@ impl Drain {
             };
             let event = self.event(
                 row,
-                Status::Queued,
+                MessageStatus::Queued,
                 serde_json::json!({
                     "attempts": attempts,
                     "error": code,
                     "flood_wait": { "seconds": seconds, "until": until, "scope": scope },
                 }),
             );
-            return self.write(row.id, Status::Queued, update, event).await;
+            return self
+                .write(row.id, MessageStatus::Queued, update, event)
+                .await;
         }
         if err.is_session_fatal() {
             // Not the message's fault: it waits for the account to come back.
@@ -590,10 +593,12 @@ impl Drain {
             };
             let event = self.event(
                 row,
-                Status::Queued,
+                MessageStatus::Queued,
                 serde_json::json!({ "attempts": row.attempts, "error": code }),
             );
-            let _ = self.write(row.id, Status::Queued, update, event).await;
+            let _ = self
+                .write(row.id, MessageStatus::Queued, update, event)
+                .await;
             self.observer.account_error(err);
             return Flow::Stop;
         }
@@ -639,14 +644,15 @@ impl Drain {
         };
         let event = self.event(
             row,
-            Status::Queued,
+            MessageStatus::Queued,
             serde_json::json!({
                 "attempts": attempts,
                 "error": code,
                 "retry_in_ms": delay.as_millis() as u64,
             }),
         );
-        self.write(row.id, Status::Queued, update, event).await
+        self.write(row.id, MessageStatus::Queued, update, event)
+            .await
     }
 
     /// Gives the message up; `fault` says whose doing the failure was.
@@ -675,8 +681,10 @@ impl Drain {
         if let (Some(obj), Some(name)) = (detail.as_object_mut(), telegram_error) {
             obj.insert("telegram_error".into(), name.into());
         }
-        let event = self.event(row, Status::Failed, detail);
-        let flow = self.write(row.id, Status::Failed, update, event).await;
+        let event = self.event(row, MessageStatus::Failed, detail);
+        let flow = self
+            .write(row.id, MessageStatus::Failed, update, event)
+            .await;
         if flow == Flow::Continue {
             self.metrics.failed(code, fault);
             self.metrics.depth.dec();
@@ -687,7 +695,7 @@ impl Drain {
     async fn write(
         &self,
         id: i64,
-        status: Status,
+        status: MessageStatus,
         update: RowUpdate,
         event: serde_json::Value,
     ) -> Flow {
@@ -703,7 +711,7 @@ impl Drain {
     fn event(
         &self,
         row: &outbox::Model,
-        status: Status,
+        status: MessageStatus,
         detail: serde_json::Value,
     ) -> serde_json::Value {
         let mut data = serde_json::json!({

@@ -1,8 +1,9 @@
 //! The outbox's metric families: acceptance, backlog, messages that left
 //! the outbox (and whose fault a failed one was), retries.
 
-use super::{Backlog, Status};
-use crate::fault::Fault;
+use super::Backlog;
+use crate::domain::Fault;
+use crate::domain::MessageStatus;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -124,7 +125,7 @@ impl OutboxMetrics {
         // The bounded label sets start at zero: a failure ratio has a
         // denominator from the start, a first failure or retry counts in
         // increase(), and dashboards see the series before the first event.
-        for status in [Status::Sent, Status::Failed] {
+        for status in [MessageStatus::Sent, MessageStatus::Failed] {
             m.finished.with_label_values(&[status.as_str()]);
         }
         for reason in RETRY_REASONS {
@@ -151,7 +152,7 @@ impl OutboxMetrics {
     /// Counts a message that failed with `reason`, `fault`'s doing.
     pub fn failed(&self, reason: &str, fault: Fault) {
         self.finished
-            .with_label_values(&[Status::Failed.as_str()])
+            .with_label_values(&[MessageStatus::Failed.as_str()])
             .inc();
         self.failures
             .with_label_values(&[reason, fault.as_str()])

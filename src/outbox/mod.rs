@@ -21,10 +21,11 @@ mod writer;
 
 pub use metrics::OutboxMetrics;
 
-use crate::accounts::state::AccountState;
 use crate::config::OutboxSettings;
+use crate::domain::AccountState;
+use crate::domain::MessageStatus;
+use crate::domain::validation::{ChatRef, ValidationError};
 use crate::entities::outbox;
-use crate::security::validation::{ChatRef, ValidationError};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -40,43 +41,6 @@ pub const MAX_TEXT_UTF16: usize = 4096;
 
 /// Requests waiting for the writer; a full queue makes callers wait.
 const WRITER_QUEUE: usize = 8192;
-
-/// Where a message is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = MessageStatus)]
-pub enum Status {
-    /// Accepted, waiting for its turn (rate limits, flood waits, retries).
-    Queued,
-    /// Being sent to Telegram.
-    Sending,
-    /// Telegram has it.
-    Sent,
-    /// Given up: a permanent error, or too many transient ones.
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Sending => "sending",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Queued, Self::Sending, Self::Sent, Self::Failed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
-    }
-
-    /// Not delivered yet, and still going to be tried.
-    pub fn pending(self) -> bool {
-        matches!(self, Self::Queued | Self::Sending)
-    }
-}
 
 /// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -292,7 +256,7 @@ impl NewMessage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted {
     pub message_id: i64,
-    pub status: Status,
+    pub status: MessageStatus,
     /// An earlier request with the same idempotency key was answered.
     pub replayed: bool,
 }
@@ -357,7 +321,7 @@ pub struct MessageView {
     /// The peer it resolved to, once resolved.
     pub chat_id: Option<i64>,
     pub kind: String,
-    pub status: Status,
+    pub status: MessageStatus,
     /// Tries so far (flood waits included).
     pub attempts: i32,
     /// FLOOD_WAITs met on the way.
@@ -383,7 +347,7 @@ impl From<outbox::Model> for MessageView {
             chat: m.chat,
             chat_id: m.chat_id,
             kind: m.kind,
-            status: Status::parse(&m.status).unwrap_or(Status::Queued),
+            status: MessageStatus::parse(&m.status).unwrap_or(MessageStatus::Queued),
             attempts: m.attempts,
             flood_waits: m.flood_waits,
             telegram_message_id: m.telegram_message_id,
@@ -414,10 +378,10 @@ impl Backlog {
                 .select_only()
                 .column_as(Expr::col(outbox::Column::Id).count(), "depth")
                 .column_as(Expr::col(outbox::Column::CreatedAt).min(), "oldest")
-                .filter(
-                    outbox::Column::Status
-                        .is_in([Status::Queued.as_str(), Status::Sending.as_str()]),
-                )
+                .filter(outbox::Column::Status.is_in([
+                    MessageStatus::Queued.as_str(),
+                    MessageStatus::Sending.as_str(),
+                ]))
                 .into_tuple()
                 .one(db)
                 .await?;
@@ -684,7 +648,10 @@ pub async fn prune_finished(db: &DatabaseConnection, retention: Duration) -> Res
     let cutoff =
         chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let res = outbox::Entity::delete_many()
-        .filter(outbox::Column::Status.is_in([Status::Sent.as_str(), Status::Failed.as_str()]))
+        .filter(
+            outbox::Column::Status
+                .is_in([MessageStatus::Sent.as_str(), MessageStatus::Failed.as_str()]),
+        )
         .filter(outbox::Column::UpdatedAt.lt(cutoff.fixed_offset()))
         .exec(db)
         .await?;
@@ -704,9 +671,10 @@ pub async fn heads(
         .expr(Func::min(Expr::col(outbox::Column::Id)))
         .from(outbox::Entity)
         .and_where(outbox::Column::AccountId.eq(account_id))
-        .and_where(
-            outbox::Column::Status.is_in([Status::Queued.as_str(), Status::Sending.as_str()]),
-        )
+        .and_where(outbox::Column::Status.is_in([
+            MessageStatus::Queued.as_str(),
+            MessageStatus::Sending.as_str(),
+        ]))
         .group_by_col(outbox::Column::Chat)
         .to_owned();
     outbox::Entity::find()

@@ -18,8 +18,9 @@
 //! foreign key, and the batch is decided again from fresh reads; a key taken
 //! meanwhile (another node) is stopped by the unique index like any other.
 
-use super::{Accepted, EnqueueError, NewMessage, OutboxMetrics, Signals, Status};
-use crate::accounts::state::AccountState;
+use super::{Accepted, EnqueueError, NewMessage, OutboxMetrics, Signals};
+use crate::domain::AccountState;
+use crate::domain::MessageStatus;
 use crate::entities::{account, outbox};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -211,7 +212,7 @@ async fn try_commit(
             reply_to: Set(m.reply_to),
             silent: Set(m.silent),
             random_id: Set(random_id),
-            status: Set(Status::Queued.as_str().to_owned()),
+            status: Set(MessageStatus::Queued.as_str().to_owned()),
             attempts: Set(0),
             flood_waits: Set(0),
             telegram_message_id: Set(None),
@@ -241,7 +242,7 @@ async fn try_commit(
             if let Some(&i) = row_of.get(&row.random_id) {
                 answers[i] = Some(Ok(Accepted {
                     message_id: row.id,
-                    status: Status::Queued,
+                    status: MessageStatus::Queued,
                     replayed: false,
                 }));
             }
@@ -356,7 +357,7 @@ fn replay(
     }
     Ok(Accepted {
         message_id,
-        status: Status::parse(status).unwrap_or(Status::Queued),
+        status: MessageStatus::parse(status).unwrap_or(MessageStatus::Queued),
         replayed: true,
     })
 }

@@ -1,11 +1,11 @@
-//! Security primitives: encryption at rest, password hashing, access tokens
-//! and input validation. Each submodule owns one concern.
+//! Security primitives: encryption at rest, password hashing, access
+//! tokens, digests. Each submodule owns one concern. (Input validation is
+//! the core vocabulary's: [`crate::domain::validation`].)
 
 pub mod crypto;
 pub mod digest;
 pub mod jwt;
 pub mod password;
-pub mod validation;
 
 use crate::config::Settings;
 use anyhow::Context as _;

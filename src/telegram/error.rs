@@ -1,6 +1,7 @@
 //! What can go wrong talking to Telegram, in the terms the rest of tgvisor
 //! acts on. Backends map their own errors (RPC names, I/O failures) here.
 
+use crate::domain::AccountState;
 use std::time::Duration;
 
 /// What a FLOOD_WAIT applies to.
@@ -64,6 +65,19 @@ pub enum TgError {
 }
 
 impl TgError {
+    /// The account state a session-fatal error leads to (`None`: not fatal).
+    pub fn fatal_state(&self) -> Option<AccountState> {
+        match self {
+            Self::Unauthorized => Some(AccountState::Unauthorized),
+            Self::Revoked => Some(AccountState::Revoked),
+            Self::Banned => Some(AccountState::Banned),
+            Self::AuthKeyDuplicated => Some(AccountState::DuplicateKey),
+            _ => None,
+        }
+    }
+}
+
+impl TgError {
     /// A stable code for API answers, metrics and events.
     pub fn code(&self) -> &'static str {
         match self {
@@ -92,8 +106,8 @@ impl TgError {
     /// service's behalf): the network, a timeout, Telegram's own 5xx, an
     /// answer tgvisor could not read, a FLOOD_WAIT (Telegram telling
     /// tgvisor, not one client, to slow down).
-    pub fn fault(&self) -> crate::fault::Fault {
-        use crate::fault::Fault;
+    pub fn fault(&self) -> crate::domain::Fault {
+        use crate::domain::Fault;
         match self {
             Self::PeerInvalid
             | Self::BadRequest(_)
@@ -195,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_requests_own_mistakes_are_the_clients_fault_the_network_the_services() {
-        use crate::fault::Fault;
+        use crate::domain::Fault;
         for e in [
             TgError::PeerInvalid,
             TgError::BadRequest("MESSAGE_TOO_LONG".into()),

@@ -3,8 +3,8 @@
 //! backend.
 
 use super::{Client, FloodScope, Me, MediaKind, Message, Peer, SendOptions, TgError, UploadedFile};
-use crate::accounts::actor::RotationReason;
-use crate::security::validation::ChatRef;
+use crate::domain::RotationReason;
+use crate::domain::validation::ChatRef;
 use async_trait::async_trait;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,

@@ -23,7 +23,7 @@ pub mod sim;
 
 pub use error::{FloodScope, TgError};
 
-use crate::security::validation::{ChatRef, PhoneNumber};
+use crate::domain::validation::{ChatRef, PhoneNumber};
 use crate::sessions::SessionData;
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -214,8 +214,7 @@ pub struct UploadedFile {
 
 /// Parts above this size use `saveBigFilePart` (Telegram's rule).
 pub const BIG_FILE_THRESHOLD: u64 = 10 * 1024 * 1024;
-/// Part size tgvisor uploads with.
-pub const PART_SIZE: usize = 512 * 1024;
+pub use crate::domain::PART_SIZE;
 
 /// Telegram's method for one file part: big files (`total_parts` given) use
 /// `saveBigFilePart`.

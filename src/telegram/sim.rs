@@ -19,7 +19,7 @@ use super::{
     Message, Peer, PeerKind, PendingCode, PendingPassword, SendOptions, SessionSink, TgError,
     Update, UpdateState, UploadedFile,
 };
-use crate::security::validation::{ChatRef, PhoneNumber};
+use crate::domain::validation::{ChatRef, PhoneNumber};
 use crate::sessions::{AuthKey, DcEntry, SessionData};
 use async_trait::async_trait;
 use futures_util::FutureExt;

@@ -21,13 +21,14 @@
 
 use crate::accounts::actor::{CallError, SavePart};
 use crate::accounts::manager::SessionManager;
-use crate::accounts::state::AccountState;
 use crate::accounts::{AccountError, AccountService};
 use crate::config::Settings;
+use crate::domain::AccountState;
+use crate::domain::UploadStatus;
+use crate::domain::validation::ValidationError;
 use crate::entities::upload;
 use crate::events::EventLog;
 use crate::ratelimit::{Key, RateLimiter};
-use crate::security::validation::ValidationError;
 use crate::telegram::{BIG_FILE_THRESHOLD, PART_SIZE, TgError};
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -43,40 +44,6 @@ pub mod metrics;
 
 pub use actor::UploaderActor;
 
-/// Where a job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = UploadStatus)]
-pub enum Status {
-    /// The body is being read and its parts sent.
-    Receiving,
-    /// Telegram asked to wait (FLOOD_WAIT); the job goes on after.
-    Paused,
-    /// Every part is on Telegram: the file can be sent.
-    Done,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Receiving => "receiving",
-            Self::Paused => "paused",
-            Self::Done => "done",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "receiving" => Self::Receiving,
-            "paused" => Self::Paused,
-            "done" => Self::Done,
-            _ => Self::Failed,
-        }
-    }
-}
-
 /// Why an upload was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -85,7 +52,7 @@ pub enum UploadError {
     #[error("no such upload for this account")]
     UploadNotFound,
     #[error("the upload is not finished (status: {})", .0.as_str())]
-    NotReady(Status),
+    NotReady(UploadStatus),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("the file is larger than the limit of {max} bytes")]
@@ -163,7 +130,7 @@ pub struct UploadView {
     pub upload_id: i64,
     pub account_id: i64,
     pub name: String,
-    pub status: Status,
+    pub status: UploadStatus,
     /// Bytes, once known (from `Content-Length`, else at the end).
     pub size: Option<i64>,
     /// Bytes received so far.
@@ -198,7 +165,7 @@ impl From<upload::Model> for UploadView {
             upload_id: m.id,
             account_id: m.account_id,
             name: m.name,
-            status: Status::parse(&m.status),
+            status: UploadStatus::parse(&m.status),
             size: m.size,
             bytes: m.bytes,
             parts_total: m.parts_total,
@@ -239,9 +206,10 @@ pub fn validate_name(name: &str) -> Result<(), ValidationError> {
             "a file name that is not '.' or '..' and does not start with a space or end with a space or a dot",
         ));
     }
-    if name.chars().any(|c| {
-        c.is_control() || crate::security::validation::invisible(c) || c == '/' || c == '\\'
-    }) {
+    if name
+        .chars()
+        .any(|c| c.is_control() || crate::domain::validation::invisible(c) || c == '/' || c == '\\')
+    {
         return Err(ValidationError::new(
             "name",
             "invalid_characters",
@@ -326,7 +294,7 @@ impl Drop for JobGuard {
         };
         let id = self.job.id;
         let job = Job {
-            status: Status::Failed,
+            status: UploadStatus::Failed,
             ..self.job
         };
         let uploads = self.uploads.clone();
@@ -354,7 +322,7 @@ struct Job {
     parts_total: Option<u32>,
     bytes: u64,
     parts_done: u32,
-    status: Status,
+    status: UploadStatus,
     last_progress: Instant,
 }
 
@@ -496,7 +464,7 @@ impl Uploads {
             account_id: Set(account_id),
             user_id: Set(user_id),
             name: Set(name.to_owned()),
-            status: Set(Status::Receiving.as_str().to_owned()),
+            status: Set(UploadStatus::Receiving.as_str().to_owned()),
             size: Set(declared.map(|n| n as i64)),
             bytes: Set(0),
             parts_total: Set(parts_total.map(|n| n as i32)),
@@ -518,7 +486,7 @@ impl Uploads {
             parts_total,
             bytes: 0,
             parts_done: 0,
-            status: Status::Receiving,
+            status: UploadStatus::Receiving,
             last_progress: Instant::now(),
         };
         // Dropped before the end (the client went away mid-body, and actix
@@ -589,7 +557,7 @@ impl Uploads {
         loop {
             if not_before.is_some_and(|t| Instant::now() >= t) {
                 not_before = None;
-                job.status = Status::Receiving;
+                job.status = UploadStatus::Receiving;
                 self.progress(job, true).await;
             }
             // Hand out parts (waiting ones first) while there is room.
@@ -671,7 +639,7 @@ impl Uploads {
                                 return Err(UploadError::FloodWait(wait));
                             }
                             not_before = Some(until);
-                            job.status = Status::Paused;
+                            job.status = UploadStatus::Paused;
                             self.progress_with(job, true, Some(wait)).await;
                         }
                     }
@@ -813,9 +781,9 @@ impl Uploads {
     ) -> Result<UploadView, UploadError> {
         let now = chrono::Utc::now().fixed_offset();
         let status = if error.is_some() {
-            Status::Failed
+            UploadStatus::Failed
         } else {
-            Status::Done
+            UploadStatus::Done
         };
         let mut update = upload::ActiveModel {
             id: Set(job.id),
@@ -862,8 +830,8 @@ impl Uploads {
             .one(&self.inner.db)
             .await?
             .ok_or(UploadError::UploadNotFound)?;
-        match Status::parse(&row.status) {
-            Status::Done => {}
+        match UploadStatus::parse(&row.status) {
+            UploadStatus::Done => {}
             other => return Err(UploadError::NotReady(other)),
         }
         let too_big = row.big || row.size.is_some_and(|n| n as u64 > BIG_FILE_THRESHOLD);
@@ -898,9 +866,10 @@ impl Uploads {
         let cutoff = chrono::Utc::now().fixed_offset()
             - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let rows = upload::Entity::find()
-            .filter(
-                upload::Column::Status.is_in([Status::Receiving.as_str(), Status::Paused.as_str()]),
-            )
+            .filter(upload::Column::Status.is_in([
+                UploadStatus::Receiving.as_str(),
+                UploadStatus::Paused.as_str(),
+            ]))
             .filter(upload::Column::CreatedAt.lt(cutoff))
             .all(&self.inner.db)
             .await?;
@@ -932,7 +901,7 @@ impl Uploads {
                 parts_total: row.parts_total.map(|n| n as u32),
                 bytes: row.bytes as u64,
                 parts_done: row.parts_done as u32,
-                status: Status::Failed,
+                status: UploadStatus::Failed,
                 last_progress: Instant::now(),
             };
             self.publish(&job, Some(&why), None);
@@ -948,14 +917,15 @@ impl Uploads {
     ) -> Result<u64, sea_orm::DbErr> {
         let now = chrono::Utc::now().fixed_offset();
         let mut update = upload::Entity::update_many()
-            .col_expr(upload::Column::Status, Status::Failed.as_str().into())
+            .col_expr(upload::Column::Status, UploadStatus::Failed.as_str().into())
             .col_expr(upload::Column::ErrorCode, why.code().into())
             .col_expr(upload::Column::Error, why.to_string().into())
             .col_expr(upload::Column::UpdatedAt, now.into())
             .col_expr(upload::Column::FinishedAt, Some(now).into())
-            .filter(
-                upload::Column::Status.is_in([Status::Receiving.as_str(), Status::Paused.as_str()]),
-            );
+            .filter(upload::Column::Status.is_in([
+                UploadStatus::Receiving.as_str(),
+                UploadStatus::Paused.as_str(),
+            ]));
         if let Some(id) = id {
             update = update.filter(upload::Column::Id.eq(id));
         }

@@ -99,7 +99,7 @@ pub enum ServerFrame<'a> {
     Ack {
         id: &'a Value,
         message_id: i64,
-        status: crate::outbox::Status,
+        status: crate::domain::MessageStatus,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         replayed: bool,
     },

@@ -27,7 +27,7 @@
 
 use super::metrics::WsMetrics;
 use crate::config::WsThresholds;
-use crate::fault::Fault;
+use crate::domain::Fault;
 use crate::health::ratio;
 use crate::health::window::counter_sum;
 use crate::http::health::Status;

@@ -4,7 +4,7 @@
 //! (a bad frame, a failed authentication, its own limits, going away) is
 //! counted apart from what the service failed.
 
-use crate::fault::Fault;
+use crate::domain::Fault;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// What a frame to a client is (the `type` label of

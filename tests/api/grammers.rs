@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tgvisor::config::{TelegramBackend, TelegramSettings};
-use tgvisor::security::validation::ChatRef;
+use tgvisor::domain::validation::ChatRef;
 use tgvisor::sessions::{AuthKey, SessionData};
 use tgvisor::telegram::grammers::GrammersBackend;
 use tgvisor::telegram::grammers::session::BackendState;

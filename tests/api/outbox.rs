@@ -596,8 +596,8 @@ async fn a_retry_is_answered_even_when_the_account_went_down_meanwhile() {
 /// the answer it would get alone.
 #[actix_web::test]
 async fn one_batch_answers_every_kind_of_request_as_it_would_alone() {
+    use tgvisor::domain::validation::ChatRef;
     use tgvisor::outbox::{EnqueueError, IdempotencyKey, NewMessage, Outbox, OutboxMetrics};
-    use tgvisor::security::validation::ChatRef;
 
     let app = spawn_app().await;
     let (alice_id, alice) = app.user("alice").await;

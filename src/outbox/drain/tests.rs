@@ -23,7 +23,7 @@ impl SessionSink for NoSink {
 #[derive(Default)]
 struct MemStore {
     rows: Mutex<Vec<outbox::Model>>,
-    log: Mutex<Vec<(Instant, i64, Status)>>,
+    log: Mutex<Vec<(Instant, i64, MessageStatus)>>,
     changed: Notify,
     /// How often the drain read its heads.
     reads: std::sync::atomic::AtomicUsize,
@@ -71,7 +71,7 @@ impl MemStore {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, _, s)| *s == Status::Sent)
+            .filter(|(_, _, s)| *s == MessageStatus::Sent)
             .map(|(t, id, _)| (*id, *t))
             .collect()
     }
@@ -96,7 +96,7 @@ impl MemStore {
                 .lock()
                 .unwrap()
                 .iter()
-                .all(|r| !Status::parse(&r.status).unwrap().pending())
+                .all(|r| !MessageStatus::parse(&r.status).unwrap().pending())
             {
                 return;
             }
@@ -115,7 +115,7 @@ impl DrainStore for MemStore {
             .lock()
             .unwrap()
             .iter()
-            .filter(|r| Status::parse(&r.status).unwrap().pending())
+            .filter(|r| MessageStatus::parse(&r.status).unwrap().pending())
             .filter(|r| seen.insert(r.chat.clone()))
             .take(limit as usize)
             .cloned()
@@ -134,7 +134,7 @@ impl DrainStore for MemStore {
     async fn transition(
         &self,
         id: i64,
-        status: Status,
+        status: MessageStatus,
         update: RowUpdate,
         event: serde_json::Value,
     ) -> Result<bool, WriterClosed> {
@@ -339,7 +339,7 @@ async fn a_300s_flood_wait_on_one_chat_does_not_stop_the_others() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|(_, _, s)| *s == Status::Sent)
+        .filter(|(_, _, s)| *s == MessageStatus::Sent)
         .map(|(_, id, _)| *id)
         .collect();
     assert_eq!(order, [2, 3, 1, 4], "a chat's messages keep their order");
@@ -427,8 +427,15 @@ async fn transient_failures_back_off_then_fail_the_message() {
     assert_eq!(row.attempts, 3);
     assert_eq!(row.last_error.as_deref(), Some("network"));
     let log = rig.store.log.lock().unwrap().clone();
-    let statuses: Vec<Status> = log.iter().map(|(_, _, s)| *s).collect();
-    assert_eq!(statuses, [Status::Queued, Status::Queued, Status::Failed]);
+    let statuses: Vec<MessageStatus> = log.iter().map(|(_, _, s)| *s).collect();
+    assert_eq!(
+        statuses,
+        [
+            MessageStatus::Queued,
+            MessageStatus::Queued,
+            MessageStatus::Failed
+        ]
+    );
     // Backoff 1 s then 2 s, less up to 20 % jitter.
     let first = log[1].0 - log[0].0;
     let second = log[2].0 - log[1].0;
@@ -565,7 +572,7 @@ async fn a_send_that_fails_in_transit_is_retried_with_the_same_random_id() {
         notes.iter().filter(|m| m.text == "resolved first").count(),
         1
     );
-    let statuses: Vec<Status> = rig
+    let statuses: Vec<MessageStatus> = rig
         .store
         .log
         .lock()
@@ -576,10 +583,10 @@ async fn a_send_that_fails_in_transit_is_retried_with_the_same_random_id() {
     assert_eq!(
         statuses,
         [
-            Status::Sending,
-            Status::Queued,
-            Status::Sending,
-            Status::Sent
+            MessageStatus::Sending,
+            MessageStatus::Queued,
+            MessageStatus::Sending,
+            MessageStatus::Sent
         ]
     );
 }

@@ -14,7 +14,7 @@
 use super::convert::{self, map_error};
 use super::session::TgSession;
 use super::{GrammersBackend, Pool, start_pool};
-use crate::security::validation::PhoneNumber;
+use crate::domain::validation::PhoneNumber;
 use crate::telegram::{LoginStep, Me, PendingCode, PendingPassword, TgError};
 use async_trait::async_trait;
 use grammers_client::InvocationError;

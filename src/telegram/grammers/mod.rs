@@ -29,7 +29,7 @@ use super::{
     PendingCode, SendOptions, SessionSink, TgError, UpdateState, UploadedFile,
 };
 use crate::config::TelegramSettings;
-use crate::security::validation::{ChatRef, PhoneNumber};
+use crate::domain::validation::{ChatRef, PhoneNumber};
 use crate::sessions::SessionData;
 use async_trait::async_trait;
 use futures_util::FutureExt;
