@@ -22,7 +22,7 @@ pub mod ratelimit;
 pub mod security;
 pub mod sessions;
 pub mod startup;
-pub mod supervisor;
+pub use tgvisor_supervisor as supervisor;
 pub mod telegram;
 pub mod telemetry;
 pub mod uploads;
