@@ -24,11 +24,18 @@
 //! context while unwinding, so `std::thread::panicking()` tells the two apart).
 //! A *control* future waits for [`Control`] commands: stop, or panic (fault
 //! injection that fails the actor from inside, like a handler panic would).
+//!
+//! Long-lived loops that answer no messages are children too:
+//! [`ChildSpec::task`] runs a future inside a small actor, and a
+//! [`Handover`] carries what must outlive a restart (a queue's receiver).
 
 mod backoff;
 mod child;
 mod panic;
 mod runtime;
+mod task;
+#[cfg(test)]
+mod task_tests;
 #[cfg(test)]
 mod tests;
 mod tree;
@@ -39,6 +46,7 @@ pub use panic::install_panic_hook;
 pub use runtime::{
     ActorStatus, RunState, SupervisionEvent, SupervisionEventKind, SupervisionRuntime,
 };
+pub use task::{Handover, Lease, TaskActor, TaskResult};
 pub use tree::{
     AddChild, AddChildError, DynamicChildren, InjectPanic, Intensity, Ping, RemoveChild, StopTree,
     Supervisor, SupervisorSpec,
