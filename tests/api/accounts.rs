@@ -1,48 +1,11 @@
 //! Accounts: import, list, show, remove, and ownership (another user's ids
 //! answer 404 exactly like ids that do not exist).
 
-use crate::helpers::{TestApp, spawn_app};
-use base64::Engine;
+use crate::helpers::accounts::{auth_key, import, telethon_session};
+use crate::helpers::spawn_app;
 use serde_json::{Value, json};
 
-/// A Telethon StringSession for DC 2 at 149.154.167.51:443 with `key`.
-pub fn telethon_session(key: &[u8; 256]) -> String {
-    let mut raw = vec![2u8, 149, 154, 167, 51];
-    raw.extend_from_slice(&443u16.to_be_bytes());
-    raw.extend_from_slice(key);
-    format!("1{}", base64::engine::general_purpose::URL_SAFE.encode(raw))
-}
-
-/// A recognisable, non-repeating auth key.
-/// A Telethon string for a session's home DC (IPv4 address, port, key).
-pub fn telethon_session_for(session: &tgvisor::sessions::SessionData) -> String {
-    session
-        .to_telethon_string()
-        .expect("a home DC with an address and a key")
-}
-
-pub fn auth_key(seed: u8) -> [u8; 256] {
-    let mut k = [0u8; 256];
-    for (i, b) in k.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31).wrapping_add(seed) ^ 0x5a;
-    }
-    k
-}
-
-/// Imports an account for `token`; returns its JSON.
-pub async fn import(app: &TestApp, token: &str, phone: &str, key: &[u8; 256]) -> Value {
-    let res = app
-        .post_json(
-            "/api/v1/accounts/import",
-            Some(token),
-            &json!({"phone": phone, "session": telethon_session(key)}),
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 201);
-    res.json().await.unwrap()
-}
-
-#[actix_web::test]
+#[actix_rt::test]
 async fn import_list_show_and_remove_an_account() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -117,7 +80,7 @@ async fn import_list_show_and_remove_an_account() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn import_rejects_bad_phone_numbers_and_session_strings_clearly() {
     let app = spawn_app().await;
     let (_, token) = app.user("bob").await;
@@ -168,7 +131,7 @@ async fn import_rejects_bad_phone_numbers_and_session_strings_clearly() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn another_users_account_ids_answer_404_like_ids_that_do_not_exist() {
     let app = spawn_app().await;
     let (_, alice) = app.user("alice").await;

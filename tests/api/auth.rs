@@ -16,7 +16,7 @@ async fn error_code(res: reqwest::Response) -> (u16, String) {
     )
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn register_login_and_logout_all_revokes_every_token_at_once() {
     let app = spawn_app().await;
 
@@ -84,7 +84,7 @@ impl TestApp {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn registration_validates_input_and_refuses_duplicates_regardless_of_case() {
     let app = spawn_app().await;
     app.register("bob").await;
@@ -156,7 +156,7 @@ async fn registration_validates_input_and_refuses_duplicates_regardless_of_case(
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn wrong_password_and_unknown_user_get_the_same_answer() {
     let app = spawn_app().await;
     app.register("dave").await;
@@ -212,7 +212,7 @@ async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> 
         .unwrap()
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_sixth_bad_login_in_15_minutes_gets_429_per_client_address() {
     let app = spawn_app_with(|f| f.merge(("server.trusted_proxies", vec!["127.0.0.1"]))).await;
     app.register("erin").await;
@@ -253,7 +253,7 @@ async fn the_sixth_bad_login_in_15_minutes_gets_429_per_client_address() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_forwarded_for_header_from_an_untrusted_peer_is_ignored() {
     let app = spawn_app().await; // no trusted proxies
     app.register("frank").await;
@@ -286,7 +286,7 @@ fn app_key(app: &TestApp, kid: &str) -> SecretString {
     app.settings.secrets.jwt.as_ref().unwrap().keys[kid].clone()
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn expired_foreign_wrong_audience_and_malformed_tokens_are_refused() {
     let app = spawn_app().await;
     let (id, good) = app.user("grace").await;
@@ -345,7 +345,7 @@ async fn expired_foreign_wrong_audience_and_malformed_tokens_are_refused() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn rotating_the_jwt_key_keeps_old_tokens_valid_until_the_old_key_is_removed() {
     let app = spawn_app().await;
     let (_, old_token) = app.user("heidi").await;
@@ -393,7 +393,7 @@ fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn admin_routes_need_the_admin_role_and_a_role_change_revokes_tokens() {
     let app = spawn_app().await;
     let (_, token) = app.user("ivan").await;
@@ -443,7 +443,7 @@ async fn admin_routes_need_the_admin_role_and_a_role_change_revokes_tokens() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_demotion_by_the_cli_closes_admin_routes_at_once() {
     let app = spawn_app().await;
     app.register("judy").await;
@@ -462,7 +462,7 @@ async fn a_demotion_by_the_cli_closes_admin_routes_at_once() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn registrations_are_limited_per_client_ip() {
     let app = spawn_app().await;
     for i in 0..5 {
@@ -480,7 +480,7 @@ async fn registrations_are_limited_per_client_ip() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_client_ip_is_the_nearest_untrusted_forwarded_hop() {
     let app = spawn_app_with(|f| f.merge(("server.trusted_proxies", vec!["127.0.0.1"]))).await;
     app.register("kim").await;
@@ -521,7 +521,7 @@ async fn until_status(app: &TestApp, path: &str, token: &str, status: u16) {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_role_change_by_the_cli_revokes_old_tokens_within_the_revocation_check() {
     let app = spawn_app().await;
     let (_, token) = app.user("kim").await;
@@ -550,7 +550,7 @@ async fn delete_user(app: &TestApp, id: i64) {
         .unwrap();
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_deleted_users_token_is_401_never_a_500() {
     // A long revocation check: the token is still trusted from the cache
     // when the user's row is gone, which is what the insert must survive.
@@ -572,7 +572,7 @@ async fn a_deleted_users_token_is_401_never_a_500() {
         .post_json(
             "/api/v1/accounts/import",
             Some(&token),
-            &json!({"phone": "+9996625555", "session": crate::accounts::telethon_session(&crate::accounts::auth_key(1))}),
+            &json!({"phone": "+9996625555", "session": crate::helpers::accounts::telethon_session(&crate::helpers::accounts::auth_key(1))}),
         )
         .await;
     let (status, code) = error_code(res).await;
@@ -580,7 +580,7 @@ async fn a_deleted_users_token_is_401_never_a_500() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_deleted_users_token_stops_working_within_the_revocation_check() {
     let app = spawn_app().await;
     let (id, token) = app.user("max").await;
@@ -591,7 +591,7 @@ async fn a_deleted_users_token_stops_working_within_the_revocation_check() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_lookalike_of_an_existing_name_mixing_scripts_cannot_register() {
     let app = spawn_app().await;
     app.register("alice").await;

@@ -5,7 +5,7 @@
 use crate::helpers::spawn_app;
 use serde_json::{Value, json};
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn appends_bench_events_in_order() {
     let app = spawn_app().await;
     let topic = "account:4242";
@@ -61,7 +61,7 @@ async fn appends_bench_events_in_order() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn rejects_bad_bench_requests() {
     let app = spawn_app().await;
     for (body, field, reason) in [

@@ -3,8 +3,8 @@
 //! well-formed, every query is valid PromQL, and every metric a query or a
 //! rule names is one a running tgvisor exports.
 
+use crate::helpers::accounts::{connected_account, send, wait_status};
 use crate::helpers::{TestApp, spawn_app_with};
-use crate::outbox::{connected_account, send, wait_status};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,7 +167,7 @@ fn dashboard_queries_are_valid_promql() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dashboards.rules.yml");
     std::fs::write(&file, &rules).unwrap();
-    let (ok, report) = crate::metrics::run_promtool(&[
+    let (ok, report) = crate::helpers::promtool::run_promtool(&[
         std::ffi::OsStr::new("check"),
         "rules".as_ref(),
         file.as_os_str(),
@@ -452,7 +452,7 @@ async fn scrape_of_a_busy_app(app: &TestApp) -> String {
         .expect("the account pinged its DC")
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn dashboards_and_alert_rules_read_only_metrics_tgvisor_exports() {
     let app = spawn_app_with(|f| f.merge(("telegram.health_check_interval_ms", 20))).await;
     let scrape = scrape_of_a_busy_app(&app).await;

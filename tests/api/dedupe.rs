@@ -17,7 +17,7 @@ fn new_message(id: i64) -> (serde_json::Value, Dedupe) {
     )
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_repeated_change_is_dropped_without_taking_an_offset() {
     let app = spawn_app().await;
     let db = app.db_conn().await;
@@ -108,7 +108,7 @@ async fn a_repeated_change_is_dropped_without_taking_an_offset() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_schema_refuses_a_second_row_for_a_key() {
     let app = spawn_app().await;
     let db = app.db_conn().await;
@@ -139,7 +139,7 @@ async fn the_schema_refuses_a_second_row_for_a_key() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn keys_are_pruned_with_the_events_that_announced_them() {
     let app = spawn_app().await;
     let db = app.db_conn().await;
@@ -178,7 +178,7 @@ async fn keys_are_pruned_with_the_events_that_announced_them() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_upgrade_keys_the_messages_already_announced() {
     use migration::{Migrator, MigratorTrait};
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 use crate::helpers::spawn_app_with;
 use serde_json::Value;
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_server_error_carries_an_incident_id_that_leads_to_its_group() {
     // One pooled connection, quickly given up on.
     let app = spawn_app_with(|f| {
@@ -50,7 +50,7 @@ async fn a_server_error_carries_an_incident_id_that_leads_to_its_group() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn an_actor_that_panics_is_tracked() {
     let app = spawn_app_with(|f| f).await;
     let admin = app.admin("root").await;

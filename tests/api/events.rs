@@ -4,7 +4,7 @@ use crate::helpers::spawn_app;
 use serde_json::json;
 use tgvisor::events::{account_topic, append, since};
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn events_get_increasing_offsets_and_replay_per_topic_in_order() {
     let app = spawn_app().await;
     let db = app.db_conn().await;

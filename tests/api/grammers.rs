@@ -156,7 +156,7 @@ fn opts(random_id: i64) -> SendOptions {
     }
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn connect_verifies_the_session_and_get_me_returns_the_sim_user() {
     let s = setup().await;
     let conn = s.connect().await;
@@ -173,7 +173,7 @@ async fn connect_verifies_the_session_and_get_me_returns_the_sim_user() {
     within("the fake to see the close", s.server.wait_connections(0)).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn an_unknown_auth_key_is_unauthorized_at_connect_and_nothing_is_stored() {
     let s = setup().await;
     let mut data = s.data.clone();
@@ -188,7 +188,7 @@ async fn an_unknown_auth_key_is_unauthorized_at_connect_and_nothing_is_stored() 
     assert!(s.sink.last().is_none(), "a failed connect writes nothing");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_send_uses_our_random_id_and_a_resend_does_not_duplicate() {
     let s = setup().await;
     let conn = s.connect().await;
@@ -246,7 +246,7 @@ async fn a_send_uses_our_random_id_and_a_resend_does_not_duplicate() {
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn resolve_by_id_uses_the_peer_cache() {
     let s = setup().await;
     let conn = s.connect().await;
@@ -276,7 +276,7 @@ async fn resolve_by_id_uses_the_peer_cache() {
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn flood_waits_come_back_at_once_with_their_scope() {
     let s = setup().await;
     let conn = s.connect().await;
@@ -325,7 +325,7 @@ async fn flood_waits_come_back_at_once_with_their_scope() {
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_connection_dropped_mid_send_is_retried_once_without_duplicates() {
     let s = setup().await;
     let conn = s.connect().await;
@@ -366,7 +366,7 @@ async fn a_connection_dropped_mid_send_is_retried_once_without_duplicates() {
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn pushed_messages_and_the_echo_reply_arrive_as_updates() {
     let s = setup().await;
     let mut conn = s.connect().await;
@@ -394,7 +394,7 @@ async fn pushed_messages_and_the_echo_reply_arrive_as_updates() {
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn the_stream_starts_with_the_state_it_fetched_and_updates_carry_theirs() {
     let s = setup().await;
     let mut conn = s.connect().await;
@@ -431,7 +431,7 @@ async fn the_stream_starts_with_the_state_it_fetched_and_updates_carry_theirs() 
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn missed_messages_are_caught_up_from_the_stored_state_their_page_reached_last() {
     let s = setup().await;
     let mut conn = s.connect().await;
@@ -482,7 +482,7 @@ async fn missed_messages_are_caught_up_from_the_stored_state_their_page_reached_
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_panicking_connection_task_resolves_closed() {
     let s = setup().await;
     let conn = s.connect().await;
@@ -498,7 +498,7 @@ async fn a_panicking_connection_task_resolves_closed() {
     }
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_revoked_session_is_refused_at_connect() {
     let s = setup().await;
     s.world.revoke_sessions(PHONE);
@@ -512,7 +512,7 @@ async fn a_revoked_session_is_refused_at_connect() {
     assert!(err.is_session_fatal(), "{err:?}");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn uploaded_parts_are_sent_as_a_document() {
     let s = setup().await;
     let conn = s.connect().await;
@@ -559,7 +559,7 @@ async fn uploaded_parts_are_sent_as_a_document() {
     within("disconnect", conn.client.disconnect()).await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_slow_answer_is_a_timeout() {
     let s = setup().await;
     let backend = GrammersBackend::new(&TelegramSettings {

@@ -2,33 +2,12 @@
 //! actors and the real grammers client, against the loopback fake MTProto
 //! server.
 
-use crate::accounts::telethon_session_for;
-use crate::helpers::{TestApp, spawn_grammers_app};
-use fake_mtproto::FakeServer;
-use serde_json::{Value, json};
+use crate::helpers::grammers::{PHONE, imported};
+use crate::helpers::spawn_grammers_app;
+use serde_json::Value;
 use tgvisor::telegram::sim::ECHO_USER_ID;
 
-pub const PHONE: &str = "+9996621234";
-
-/// Imports a session the fake server knows, as a Telethon string; waits
-/// until the account is connected.
-pub async fn imported(app: &TestApp, server: &FakeServer, token: &str) -> i64 {
-    let session = server.authorize(PHONE).expect("a sim number");
-    let res = app
-        .post_json(
-            "/api/v1/accounts/import",
-            Some(token),
-            &json!({ "phone": PHONE, "session": telethon_session_for(&session) }),
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 201);
-    let account: Value = res.json().await.unwrap();
-    let id = account["id"].as_i64().unwrap();
-    app.wait_state(id, "connected", 0).await;
-    id
-}
-
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_grammers_account_connects_reads_history_and_turns_updates_into_events() {
     let (app, server) = spawn_grammers_app().await;
     let (_, token) = app.user("alice").await;
@@ -67,7 +46,7 @@ async fn a_grammers_account_connects_reads_history_and_turns_updates_into_events
     assert!(server.requests().contains_key("messages.getHistory"));
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn messages_that_arrive_while_the_service_is_down_are_caught_up_after_a_restart() {
     let (app, server) = spawn_grammers_app().await;
     let (_, token) = app.user("alice").await;
@@ -113,7 +92,7 @@ async fn messages_that_arrive_while_the_service_is_down_are_caught_up_after_a_re
     assert_eq!(before, 1);
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_grammers_runner_panic_is_survived_by_a_supervised_restart() {
     let (app, server) = spawn_grammers_app().await;
     let (_, token) = app.user("alice").await;

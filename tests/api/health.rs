@@ -1,7 +1,7 @@
 use crate::helpers::{spawn_app, spawn_app_with, wait_for_event};
 use tgvisor::supervisor::SupervisionEventKind;
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn health_is_healthy_on_a_fresh_instance() {
     let app = spawn_app().await;
 
@@ -16,7 +16,7 @@ async fn health_is_healthy_on_a_fresh_instance() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn health_is_degraded_503_while_an_essential_actor_restarts() {
     // A long backoff keeps the actor down long enough to look at.
     let app = spawn_app_with(|f| {
@@ -46,7 +46,7 @@ async fn health_is_degraded_503_while_an_essential_actor_restarts() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn health_is_unhealthy_once_the_root_gives_up_and_metrics_still_answer() {
     let app = spawn_app_with(|f| f.merge(("supervision.max_restarts", 0))).await;
     let mut events = app.supervision.subscribe();
@@ -71,7 +71,7 @@ async fn health_is_unhealthy_once_the_root_gives_up_and_metrics_still_answer() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn every_component_is_checked_and_the_detailed_view_is_for_admins() {
     let app = spawn_app().await;
     let res = app.get("/health").await;
@@ -135,7 +135,7 @@ async fn every_component_is_checked_and_the_detailed_view_is_for_admins() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_check_that_hangs_is_unhealthy_and_the_endpoint_still_answers() {
     // One connection in the pool, held by the test: the ping waits for it.
     let app = spawn_app_with(|f| {
@@ -181,11 +181,11 @@ async fn a_check_that_hangs_is_unhealthy_and_the_endpoint_still_answers() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_component_leaving_healthy_raises_an_alert_and_coming_back_resolves_it() {
-    let mut r = crate::alerts::Receiver::start().await;
+    let mut r = crate::helpers::alerts::Receiver::start().await;
     let app = spawn_app_with(|f| {
-        crate::alerts::routed(f, &r.url)
+        crate::helpers::alerts::routed(f, &r.url)
             .merge(("alerting.group_wait_ms", 50))
             .merge(("health.sample_interval_ms", 100))
             .merge(("health.window_ms", 1000))
@@ -193,7 +193,7 @@ async fn a_component_leaving_healthy_raises_an_alert_and_coming_back_resolves_it
     .await;
     let (_, token) = app.user("alice").await;
     let phone = "+9996631234";
-    let account = crate::outbox::connected_account(&app, &token, phone).await;
+    let account = crate::helpers::accounts::connected_account(&app, &token, phone).await;
     // Telegram revokes the session: the account needs its owner.
     app.world.revoke_sessions(phone);
     app.wait_state(account, "revoked", 0).await;
@@ -246,11 +246,11 @@ async fn a_component_leaving_healthy_raises_an_alert_and_coming_back_resolves_it
     r.server.stop(true).await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_seeds_error_rule_raises_a_high_alert_on_a_burst_of_errors() {
-    let mut r = crate::alerts::Receiver::start().await;
+    let mut r = crate::helpers::alerts::Receiver::start().await;
     let app = spawn_app_with(|f| {
-        crate::alerts::routed(f, &r.url)
+        crate::helpers::alerts::routed(f, &r.url)
             .merge(("alerting.group_wait_ms", 50))
             .merge(("alerting.rules.errors.threshold", 2))
             .merge(("health.sample_interval_ms", 100))

@@ -3,9 +3,12 @@
 //! own bad chats, a slow body) leaves every check healthy and raises no
 //! alert, while the service's own failures still turn them.
 
+use crate::helpers::accounts;
+use crate::helpers::accounts::connected_account;
+use crate::helpers::scrape::{sample_sum, scrape_until};
 use crate::helpers::{TestApp, spawn_app_with};
-use crate::outbox::{self, connected_account};
-use crate::ws::{authed, closed, connect, recv, send, ws_url};
+
+use crate::helpers::ws::{authed, closed, connect, recv, send, ws_url};
 use figment::Figment;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -28,38 +31,6 @@ pub fn watched(f: Figment) -> Figment {
         .merge(("thresholds.resource.cpu.critical", 1.0))
         .merge(("thresholds.resource.storage.warning", 1.0))
         .merge(("thresholds.resource.storage.critical", 1.0))
-}
-
-/// The sum of the samples of `family` whose labels include every one of
-/// `labels` (`name="value"`), in one scrape.
-pub fn sample_sum(scrape: &str, family: &str, labels: &[&str]) -> f64 {
-    scrape
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let rest = series.strip_prefix(family)?;
-            let matches = (rest.is_empty() || rest.starts_with('{'))
-                && labels.iter().all(|want| rest.contains(want));
-            matches.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
-}
-
-/// Waits (10 s at most) until `pred` holds of a scrape; answers it.
-pub async fn scrape_until(app: &TestApp, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let scrape = app.metrics().await;
-        if pred(&scrape) {
-            return scrape;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never: {what}\n{scrape}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until the monitor has judged two more reports (the first may have
@@ -99,7 +70,7 @@ pub async fn check(app: &TestApp, name: &str) -> (u16, Value) {
     (code, body["checks"][name].clone())
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn client_mistakes_on_websockets_leave_health_healthy_and_raise_no_alert() {
     let app = spawn_app_with(watched).await;
     let (_, token) = app.user("alice").await;
@@ -177,13 +148,13 @@ async fn client_mistakes_on_websockets_leave_health_healthy_and_raise_no_alert()
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_users_sends_to_a_chat_that_does_not_exist_leave_telegram_healthy() {
     let app = spawn_app_with(watched).await;
     let (_, token) = app.user("alice").await;
     let account = connected_account(&app, &token, "+9996631237").await;
 
-    let res = outbox::send(
+    let res = accounts::send(
         &app,
         &token,
         account,
@@ -194,15 +165,15 @@ async fn a_users_sends_to_a_chat_that_does_not_exist_leave_telegram_healthy() {
     let id = res.json::<Value>().await.unwrap()["message_id"]
         .as_i64()
         .unwrap();
-    outbox::wait_status(&app, account, id, "sent").await;
+    accounts::wait_status(&app, account, id, "sent").await;
     for i in 0..3 {
         let body = json!({"chat": "@nobody_here", "text": format!("hello {i}")});
-        let res = outbox::send(&app, &token, account, &body, None).await;
+        let res = accounts::send(&app, &token, account, &body, None).await;
         assert_eq!(res.status().as_u16(), 202);
         let id = res.json::<Value>().await.unwrap()["message_id"]
             .as_i64()
             .unwrap();
-        let failed = outbox::wait_status(&app, account, id, "failed").await;
+        let failed = accounts::wait_status(&app, account, id, "failed").await;
         assert_eq!(failed["error"], "peer_invalid");
     }
     // Counted once the message's last transition is stored.
@@ -231,7 +202,7 @@ async fn a_users_sends_to_a_chat_that_does_not_exist_leave_telegram_healthy() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_user_over_its_own_api_limit_leaves_rate_limits_healthy() {
     let app = spawn_app_with(|f| watched(f).merge(("rate_limits.api.standard.max", 3))).await;
     let (_, alice) = app.user("alice").await;
@@ -257,7 +228,7 @@ async fn a_user_over_its_own_api_limit_leaves_rate_limits_healthy() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_request_whose_client_sends_its_body_slowly_does_not_make_api_slow() {
     let app = spawn_app_with(|f| {
         watched(f)
@@ -306,7 +277,7 @@ async fn a_request_whose_client_sends_its_body_slowly_does_not_make_api_slow() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn one_failure_below_the_minimum_volume_is_shown_not_judged_and_a_real_rate_is() {
     let app = spawn_app_with(|f| {
         watched(f)
@@ -321,7 +292,7 @@ async fn one_failure_below_the_minimum_volume_is_shown_not_judged_and_a_real_rat
 
     // Telegram does not answer one send in time: the service's failure.
     app.world.set_latency(Duration::from_secs(2));
-    let res = outbox::send(
+    let res = accounts::send(
         &app,
         &token,
         account,
@@ -332,7 +303,7 @@ async fn one_failure_below_the_minimum_volume_is_shown_not_judged_and_a_real_rat
     let id = res.json::<Value>().await.unwrap()["message_id"]
         .as_i64()
         .unwrap();
-    let failed = outbox::wait_status(&app, account, id, "failed").await;
+    let failed = accounts::wait_status(&app, account, id, "failed").await;
     assert_eq!(failed["error"], "timeout");
     app.world.set_latency(Duration::ZERO);
     outbox_counted(&app, r#"status="failed""#, 1.0).await;
@@ -347,11 +318,11 @@ async fn one_failure_below_the_minimum_volume_is_shown_not_judged_and_a_real_rat
     // enough messages behind it.
     for i in 0..4 {
         let body = json!({"chat": "me", "text": format!("fine {i}")});
-        let res = outbox::send(&app, &token, account, &body, None).await;
+        let res = accounts::send(&app, &token, account, &body, None).await;
         let id = res.json::<Value>().await.unwrap()["message_id"]
             .as_i64()
             .unwrap();
-        outbox::wait_status(&app, account, id, "sent").await;
+        accounts::wait_status(&app, account, id, "sent").await;
     }
     outbox_counted(&app, r#"status="sent""#, 4.0).await;
     let (status, telegram) = check(&app, "telegram").await;

@@ -1,6 +1,6 @@
 use crate::helpers::spawn_app;
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn every_response_carries_a_request_id_and_a_clients_own_is_kept() {
     let app = spawn_app().await;
 
@@ -27,7 +27,7 @@ async fn every_response_carries_a_request_id_and_a_clients_own_is_kept() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn unknown_routes_answer_with_the_json_error_shape() {
     let app = spawn_app().await;
 
@@ -40,7 +40,7 @@ async fn unknown_routes_answer_with_the_json_error_shape() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn bad_json_bodies_get_clear_4xx_codes() {
     let app = spawn_app().await;
     let post = |body: String| {
@@ -75,7 +75,7 @@ async fn bad_json_bodies_get_clear_4xx_codes() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn api_routes_answer_bad_bodies_wrong_methods_and_types_with_coded_4xx() {
     let app = spawn_app().await;
     let post = |body: String| {

@@ -1,13 +1,13 @@
 //! Rate limits over HTTP: the per-user API limit, an account's limits and
 //! flood waits, and `/health/rate-limits`.
 
-use crate::accounts::{auth_key, import};
+use crate::helpers::accounts::{auth_key, import};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use serde_json::Value;
 use std::time::Duration;
 use tgvisor::ratelimit::Key;
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_fourth_request_in_the_window_is_refused_with_retry_after_for_that_user_only() {
     let app = spawn_app_with(|f| f.merge(("rate_limits.api.standard.max", 3))).await;
     let (_, alice) = app.user("alice").await;
@@ -50,7 +50,7 @@ async fn the_fourth_request_in_the_window_is_refused_with_retry_after_for_that_u
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn an_accounts_limits_show_its_keys_and_flood_waits_to_its_owner_only() {
     let app = spawn_app().await;
     let (_, alice) = app.user("alice").await;
@@ -106,7 +106,7 @@ async fn an_accounts_limits_show_its_keys_and_flood_waits_to_its_owner_only() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn rate_limit_health_degrades_past_the_flood_wait_levels() {
     let app = spawn_app().await;
     let (status, body) = rate_limit_health(&app).await;
@@ -147,7 +147,7 @@ async fn rate_limit_health_degrades_past_the_flood_wait_levels() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_limiters_state_outlives_a_restart_of_its_actor() {
     let app = spawn_app().await;
     let key = Key::account_messages(1);

@@ -2,7 +2,7 @@
 //! account import (a session write), a revocation and a refused token log,
 //! at every level, searched for the secrets involved.
 
-use crate::accounts::{auth_key, telethon_session};
+use crate::helpers::accounts::{auth_key, telethon_session};
 use crate::helpers::spawn_app_with;
 use base64::Engine;
 use secrecy::ExposeSecret;
@@ -34,7 +34,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_login_and_a_session_write_leave_no_secret_in_the_logs() {
     let captured = Captured::default();
     // Every level of every crate (the HTTP server, sqlx, sea-orm included).

@@ -6,7 +6,6 @@ mod accounts;
 mod alerts;
 mod auth;
 mod bench_events;
-mod binary;
 mod dashboards;
 mod dedupe;
 mod docs;

@@ -1,8 +1,9 @@
+use crate::helpers::promtool::run_promtool;
 use crate::helpers::spawn_app;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn metrics_show_the_actor_tree_and_label_requests_by_route_pattern() {
     let app = spawn_app().await;
     app.get("/health").await;
@@ -41,7 +42,7 @@ async fn metrics_show_the_actor_tree_and_label_requests_by_route_pattern() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn made_up_http_methods_fold_into_one_label_value() {
     let app = spawn_app().await;
     let client = reqwest::Client::new();
@@ -70,7 +71,7 @@ async fn made_up_http_methods_fold_into_one_label_value() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn metrics_pass_promtool_check() {
     let app = spawn_app().await;
     app.get("/health").await;
@@ -106,22 +107,6 @@ async fn metrics_pass_promtool_check() {
         "promtool found problems:\n{report}"
     );
     app.stop().await;
-}
-
-/// Runs promtool with `args` from the repository root; answers whether it
-/// succeeded and its report (standard output, then error).
-pub fn run_promtool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
-    let out = Command::new("promtool")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("promtool is needed (Debian package `prometheus`; scripts/test installs it)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), report)
 }
 
 /// Runs promtool with `args`, which must succeed; answers its report.

@@ -2,12 +2,12 @@
 //! lists, the schemas of their answers, and the errors they can give.
 //! (`scripts/fuzz-api` checks far more of it, with generated requests.)
 
+use crate::helpers::accounts::{connected_account, send, wait_status};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-use crate::outbox::{connected_account, send, wait_status};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_openapi_document_lists_exactly_the_registered_routes() {
     let app = spawn_app().await;
     let res = app.get("/api/v1/openapi.json").await;
@@ -148,7 +148,7 @@ fn fill(path: &str, value: &str) -> String {
     out
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn message_and_upload_statuses_are_documented_by_enums_of_their_own() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -188,7 +188,7 @@ async fn message_and_upload_statuses_are_documented_by_enums_of_their_own() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn every_operation_documents_what_its_extractors_refuse() {
     let app = spawn_app_with(|f| f.merge(("rate_limits.api.standard.max", 100_000))).await;
     let token = app.admin("root").await;
@@ -264,7 +264,7 @@ async fn every_operation_documents_what_its_extractors_refuse() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn over_the_api_limit_every_secured_operation_answers_a_documented_429() {
     let app = spawn_app_with(|f| f.merge(("rate_limits.api.standard.max", 1))).await;
     let token = app.admin("root").await;
@@ -305,7 +305,7 @@ async fn over_the_api_limit_every_secured_operation_answers_a_documented_429() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_refused_registration_says_registrations_and_is_documented() {
     let app = spawn_app().await;
     for i in 0..5 {

@@ -1,33 +1,12 @@
 //! Sending through the durable outbox on the simulated Telegram: accepted
 //! once, delivered once, idempotent retries, status events, bad input.
 
-use crate::accounts::telethon_session_for;
+use crate::helpers::accounts::{connected_account, send, wait_status};
 use crate::helpers::{TestApp, spawn_app};
 use serde_json::{Value, json};
 use tgvisor::telegram::sim::ECHO_USER_ID;
 
 const PHONE: &str = "+9996631234";
-
-/// Imports a sim account for `token` and waits until it is connected.
-pub async fn connected_account(app: &TestApp, token: &str, phone: &str) -> i64 {
-    let id = imported_account(app, token, phone).await;
-    app.wait_state(id, "connected", 0).await;
-    id
-}
-
-/// Imports a sim account for `token`; answers its id at once.
-pub async fn imported_account(app: &TestApp, token: &str, phone: &str) -> i64 {
-    let session = app.world.authorize(phone).expect("a sim number");
-    let res = app
-        .post_json(
-            "/api/v1/accounts/import",
-            Some(token),
-            &json!({ "phone": phone, "session": telethon_session_for(&session) }),
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 201);
-    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
-}
 
 /// Sends `text` to Saved Messages after a 600 s FLOOD_WAIT was set up for
 /// sends: answers the message id and its view once it is back in the queue.
@@ -60,36 +39,6 @@ async fn held_by_a_flood_wait(
     )
 }
 
-/// POST /accounts/{id}/messages with an optional Idempotency-Key.
-pub async fn send(
-    app: &TestApp,
-    token: &str,
-    account: i64,
-    body: &Value,
-    key: Option<&str>,
-) -> reqwest::Response {
-    let mut req = app
-        .client
-        .post(app.url(&format!("/api/v1/accounts/{account}/messages")))
-        .bearer_auth(token)
-        .json(body);
-    if let Some(k) = key {
-        req = req.header("Idempotency-Key", k);
-    }
-    req.send().await.expect("request sent")
-}
-
-/// Waits for the message's `message.status` event with `status`.
-pub async fn wait_status(app: &TestApp, account: i64, message_id: i64, status: &str) -> Value {
-    app.wait_event(&format!("account:{account}"), |e| {
-        e.kind == "message.status"
-            && e.data["message_id"] == message_id
-            && e.data["status"] == status
-    })
-    .await
-    .data
-}
-
 /// GET /accounts/{id}/messages/{message_id}.
 async fn message_view(app: &TestApp, token: &str, account: i64, message_id: i64) -> Value {
     app.get_auth(
@@ -117,7 +66,7 @@ fn outgoing_texts(app: &TestApp, peer: i64) -> Vec<String> {
         .collect()
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_message_is_delivered_once_with_its_status_and_echo_answers_as_an_event() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -206,7 +155,7 @@ async fn a_message_is_delivered_once_with_its_status_and_echo_answers_as_an_even
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn keys_are_per_user_and_concurrent_retries_make_one_message() {
     let app = spawn_app().await;
     let (_, alice) = app.user("alice").await;
@@ -247,7 +196,7 @@ async fn keys_are_per_user_and_concurrent_retries_make_one_message() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn bad_input_gets_a_clear_error_and_nothing_is_queued() {
     let app = spawn_app().await;
     let (_, alice) = app.user("alice").await;
@@ -391,7 +340,7 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_queued() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn an_account_that_needs_its_owner_refuses_messages() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -413,7 +362,7 @@ async fn an_account_that_needs_its_owner_refuses_messages() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn history_pages_back_with_before() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -474,7 +423,7 @@ async fn history_pages_back_with_before() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limited() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -527,7 +476,7 @@ async fn a_long_account_flood_wait_keeps_the_message_queued_and_shows_flood_limi
 /// recounted every 15 s; the test runs that recount itself
 /// ([`sample_backlog`], what the housekeeping task calls) into gauges of
 /// its own, so nothing waits for the timer.
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_oldest_age_gauge_shows_a_stuck_message_until_it_leaves_the_outbox() {
     use tgvisor::outbox::{Backlog, OutboxMetrics, sample_backlog};
     let app = spawn_app().await;
@@ -564,7 +513,7 @@ async fn the_oldest_age_gauge_shows_a_stuck_message_until_it_leaves_the_outbox()
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_retry_is_answered_even_when_the_account_went_down_meanwhile() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -594,7 +543,7 @@ async fn a_retry_is_answered_even_when_the_account_went_down_meanwhile() {
 /// One group-commit batch holding every kind of request, written by a
 /// second outbox on the same database (as a second node would): each gets
 /// the answer it would get alone.
-#[actix_web::test]
+#[actix_rt::test]
 async fn one_batch_answers_every_kind_of_request_as_it_would_alone() {
     use tgvisor::domain::validation::ChatRef;
     use tgvisor::outbox::{EnqueueError, IdempotencyKey, NewMessage, Outbox, OutboxMetrics};

@@ -23,7 +23,7 @@ fn says(body: &Value, part: &str) -> bool {
         .any(|r| r.as_str().unwrap().contains(part))
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_running_instance_is_live_and_ready_and_probes_are_not_cached() {
     let app = spawn_app().await;
 
@@ -42,7 +42,7 @@ async fn a_running_instance_is_live_and_ready_and_probes_are_not_cached() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn without_its_database_an_instance_is_not_ready_but_still_live() {
     // One pooled connection, which the test takes away.
     let app = spawn_app_with(|f| {
@@ -69,7 +69,7 @@ async fn without_its_database_an_instance_is_not_ready_but_still_live() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_graceful_shutdown_drains_ready_503_while_live_and_serving_then_a_second_signal_ends_it()
 {
     let app = spawn_app_with(|f| f.merge(("health.drain_ms", 600_000))).await;
@@ -101,7 +101,7 @@ async fn a_graceful_shutdown_drains_ready_503_while_live_and_serving_then_a_seco
         .expect("the shutdown goes on after a second signal");
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn an_essential_actor_down_makes_an_instance_not_ready_but_still_live() {
     // A long backoff keeps the actor down long enough to look at.
     let app = spawn_app_with(|f| {
@@ -124,7 +124,7 @@ async fn an_essential_actor_down_makes_an_instance_not_ready_but_still_live() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn once_the_root_supervisor_gives_up_the_process_is_not_live() {
     let app = spawn_app_with(|f| f.merge(("supervision.max_restarts", 0))).await;
     let mut events = app.supervision.subscribe();

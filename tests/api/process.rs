@@ -1,16 +1,16 @@
 //! The real binary, as an operator runs it.
 
-use crate::binary::{
+use crate::helpers::TestDatabase;
+use crate::helpers::binary::{
     fresh_secrets, import_from_fake, send_burst, sigkill, start_on_fake, tgvisor,
     wait_account_state, with_secrets,
 };
-use crate::exactly_once::wait_announced;
-use crate::helpers::TestDatabase;
+use crate::helpers::events::wait_announced;
 use std::time::Duration;
 use tgvisor::config::random_key;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn sigterm_shuts_down_cleanly_and_query_strings_never_reach_the_log() {
     let data = tempfile::tempdir().unwrap();
     let (db, url) = TestDatabase::create(data.path()).await;
@@ -69,7 +69,7 @@ async fn sigterm_shuts_down_cleanly_and_query_strings_never_reach_the_log() {
     drop(db);
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn production_refuses_to_start_without_secrets() {
     let data = tempfile::tempdir().unwrap();
 
@@ -91,7 +91,7 @@ async fn production_refuses_to_start_without_secrets() {
     );
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_typo_in_configuration_is_refused_with_the_key_named() {
     let data = tempfile::tempdir().unwrap();
 
@@ -106,7 +106,7 @@ async fn a_typo_in_configuration_is_refused_with_the_key_named() {
     assert!(stderr.contains("prot"), "{stderr}");
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn keys_rotate_reencrypts_every_session_and_reports_it() {
     use std::sync::Arc;
     use tgvisor::security::crypto::{KeyId, Keyring};
@@ -226,7 +226,7 @@ async fn seed_accounts(conn: &sea_orm::DatabaseConnection, n: usize) -> Vec<i64>
     ids
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn sigkill_in_the_middle_of_a_burst_loses_nothing_and_duplicates_nothing() {
     const PHONE: &str = "+9996621777";
     /// At least this many messages; more while waiting for the moment to kill.

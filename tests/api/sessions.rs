@@ -2,7 +2,7 @@
 //! rest, binding to the row, one active session per account, rotation in
 //! one transaction, and re-encryption under a new key.
 
-use crate::accounts::{auth_key, import};
+use crate::helpers::accounts::{auth_key, import};
 use crate::helpers::{TestApp, spawn_app};
 use base64::Engine;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
@@ -20,7 +20,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn session_blobs_hold_no_plaintext_and_fail_to_decrypt_in_another_row() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -85,7 +85,7 @@ async fn session_blobs_hold_no_plaintext_and_fail_to_decrypt_in_another_row() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn rotation_swaps_the_active_session_in_one_transaction_and_the_schema_allows_one() {
     let app = spawn_app().await;
     let (_, token) = app.user("bob").await;
@@ -139,7 +139,7 @@ async fn rotation_swaps_the_active_session_in_one_transaction_and_the_schema_all
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn key_rotation_reencrypts_everything_resumably_and_every_session_still_reads() {
     let app = spawn_app().await;
     let (_, token) = app.user("carol").await;

@@ -2,11 +2,11 @@
 //! data directory refuses to start instead of driving the same Telegram
 //! sessions a second time.
 
-use crate::binary::{tgvisor, with_secrets};
+use crate::helpers::binary::{tgvisor, with_secrets};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_second_process_on_the_same_data_directory_refuses_to_start() {
     let data = tempfile::tempdir().unwrap();
     let mut cmd = tgvisor("test", data.path());

@@ -24,7 +24,7 @@ fn address(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_stalled_body_is_408_and_one_address_cannot_take_every_connection() {
     let app = spawn_app_with(|f| {
         f.merge(("server.body_timeout_ms", 1000))
@@ -87,7 +87,7 @@ async fn a_stalled_body_is_408_and_one_address_cannot_take_every_connection() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_body_that_arrives_slowly_but_in_time_is_served() {
     let app = spawn_app_with(|f| f.merge(("server.body_timeout_ms", 5000))).await;
     let mut s = TcpStream::connect(address(&app)).await.unwrap();

@@ -1,7 +1,7 @@
 use crate::helpers::{is_started, spawn_app, spawn_app_with, wait_for_event};
 use tgvisor::actors::database::CheckNow;
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_crashed_database_actor_is_restarted_and_counted() {
     let app = spawn_app().await;
     let mut events = app.supervision.subscribe();
@@ -28,7 +28,7 @@ async fn a_crashed_database_actor_is_restarted_and_counted() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn injecting_into_an_unknown_actor_is_a_404() {
     let app = spawn_app().await;
 
@@ -40,7 +40,7 @@ async fn injecting_into_an_unknown_actor_is_a_404() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn debug_routes_do_not_exist_without_fault_injection() {
     let app = spawn_app_with(|f| f.merge(("debug.fault_injection", false))).await;
 

@@ -60,7 +60,7 @@ async fn error_of(res: reqwest::Response) -> (u16, Value) {
     (status, body["error"].clone())
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_new_user_signs_in_reads_history_and_receives_updates_as_events() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -119,7 +119,7 @@ async fn a_new_user_signs_in_reads_history_and_receives_updates_as_events() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn two_step_verification_asks_for_the_password_and_counts_wrong_ones() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -170,7 +170,7 @@ async fn two_step_verification_asks_for_the_password_and_counts_wrong_ones() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn wrong_codes_are_limited_and_the_sign_in_can_start_again() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -224,7 +224,7 @@ async fn wrong_codes_are_limited_and_the_sign_in_can_start_again() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn pending_sign_ins_expire_and_are_bounded_per_user() {
     let app = spawn_app_with(|f| {
         f.merge(("telegram.pending_login_ttl_ms", 300))
@@ -271,7 +271,7 @@ async fn pending_sign_ins_expire_and_are_bounded_per_user() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_revoked_session_ends_in_revoked_with_an_alert_not_a_restart_loop() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -303,7 +303,7 @@ async fn a_revoked_session_ends_in_revoked_with_an_alert_not_a_restart_loop() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_dropped_connection_is_survived_by_a_supervised_restart() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -334,7 +334,7 @@ async fn a_dropped_connection_is_survived_by_a_supervised_restart() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_client_pool_caps_connected_accounts_and_the_rest_wait() {
     let app = spawn_app_with(|f| f.merge(("telegram.client_pool_size", 1))).await;
     let (_, token) = app.user("alice").await;
@@ -361,7 +361,7 @@ async fn the_client_pool_caps_connected_accounts_and_the_rest_wait() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_restart_reconnects_accounts_and_expires_waiting_sign_ins() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -383,7 +383,7 @@ async fn a_restart_reconnects_accounts_and_expires_waiting_sign_ins() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn rotating_a_session_moves_it_to_a_new_row_and_the_client_keeps_working() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -417,7 +417,7 @@ async fn rotating_a_session_moves_it_to_a_new_row_and_the_client_keeps_working()
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn history_rejects_bad_input_with_stable_codes() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -449,7 +449,7 @@ async fn history_rejects_bad_input_with_stable_codes() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn an_account_that_keeps_crashing_is_given_up_alone_as_failed() {
     let app = spawn_app_with(|f| {
         f.merge(("telegram.account_restarts.max_restarts", 2))
@@ -490,7 +490,7 @@ async fn an_account_that_keeps_crashing_is_given_up_alone_as_failed() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_number_another_user_added_answers_as_if_it_were_unused_on_both_paths() {
     let app = spawn_app().await;
     let (_, alice) = app.user("alice").await;
@@ -511,23 +511,23 @@ async fn a_number_another_user_added_answers_as_if_it_were_unused_on_both_paths(
         (status, error["code"].as_str()),
         (409, Some("account_exists"))
     );
-    let key = crate::accounts::auth_key(9);
+    let key = crate::helpers::accounts::auth_key(9);
     let res = app
         .post_json(
             "/api/v1/accounts/import",
             Some(&bob),
-            &json!({"phone": PHONE, "session": crate::accounts::telethon_session(&key)}),
+            &json!({"phone": PHONE, "session": crate::helpers::accounts::telethon_session(&key)}),
         )
         .await;
     assert_eq!(res.status().as_u16(), 409);
     // Alice's number imported by a third user: 201, as an unused one.
     let (_, carol) = app.user("carol").await;
-    crate::accounts::import(&app, &carol, PHONE, &key).await;
+    crate::helpers::accounts::import(&app, &carol, PHONE, &key).await;
     assert_eq!(account(&app, &alice, alices).await["state"], "connected");
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn one_user_with_many_accounts_cannot_leave_another_users_account_waiting() {
     let app = spawn_app_with(|f| {
         f.merge(("telegram.client_pool_size", 3))

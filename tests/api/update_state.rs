@@ -84,7 +84,7 @@ async fn publish(writer: &TopicWriter, id: i32, checkpoint: Option<(i64, UpdateS
         .unwrap();
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_state_commits_with_its_events_and_never_moves_back() {
     let app = spawn_app().await;
     let db = app.db_conn().await;
@@ -140,7 +140,7 @@ async fn the_state_commits_with_its_events_and_never_moves_back() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_checkpoint_for_a_removed_account_does_not_stop_its_writer() {
     let app = spawn_app().await;
     let db = app.db_conn().await;
@@ -207,7 +207,7 @@ fn quiet(pts: i32) -> Incoming {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_pump_stores_states_with_events_and_holds_the_quiet_ones() {
     let app = spawn_app().await;
     let db = app.db_conn().await;
@@ -248,7 +248,7 @@ async fn the_pump_stores_states_with_events_and_holds_the_quiet_ones() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_held_quiet_state_is_stored_once_the_interval_has_passed() {
     let app = spawn_app().await;
     let db = app.db_conn().await;

@@ -2,8 +2,8 @@
 //! parallel), a part failing once, FLOOD_WAITs, bad bodies, limits,
 //! ownership, and jobs a stop interrupted.
 
+use crate::helpers::accounts::{connected_account, imported_account};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-use crate::outbox::{connected_account, imported_account};
 use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
@@ -218,14 +218,14 @@ async fn a_big_file_sends_its_parts_in_parallel_with_the_big_file_method() {
     // message is, not when the drain meets it.
     let upload_id = job["upload_id"].as_i64().unwrap();
     let as_photo = serde_json::json!({"chat": "me", "upload_id": upload_id, "kind": "photo"});
-    let res = crate::outbox::send(&app, &token, account, &as_photo, None).await;
+    let res = crate::helpers::accounts::send(&app, &token, account, &as_photo, None).await;
     let (status, error) = error_of(res).await;
     assert_eq!(
         (status, error["code"].as_str()),
         (400, Some("photo_too_large"))
     );
     let as_document = serde_json::json!({"chat": "me", "upload_id": upload_id, "kind": "document"});
-    let res = crate::outbox::send(&app, &token, account, &as_document, None).await;
+    let res = crate::helpers::accounts::send(&app, &token, account, &as_document, None).await;
     assert_eq!(res.status().as_u16(), 202);
     app.stop().await;
 }
@@ -474,12 +474,12 @@ async fn a_finished_upload_is_sent_as_media_through_the_outbox() {
     let body = serde_json::json!({
         "chat": "me", "upload_id": upload_id, "kind": "document", "caption": "the report",
     });
-    let res = crate::outbox::send(&app, &token, account, &body, Some("media-1")).await;
+    let res = crate::helpers::accounts::send(&app, &token, account, &body, Some("media-1")).await;
     assert_eq!(res.status().as_u16(), 202);
     let message_id = res.json::<Value>().await.unwrap()["message_id"]
         .as_i64()
         .unwrap();
-    crate::outbox::wait_status(&app, account, message_id, "sent").await;
+    crate::helpers::accounts::wait_status(&app, account, message_id, "sent").await;
     let me = app.world.user_id(PHONE).unwrap();
     let sent = app.world.dialog(PHONE, me);
     let last = sent.last().expect("a message in Saved Messages");
@@ -489,7 +489,7 @@ async fn a_finished_upload_is_sent_as_media_through_the_outbox() {
     assert_eq!(media.size, len as u64);
     assert_eq!(app.world.calls().get("messages.sendMedia"), Some(&1));
     // The same key and request: the same message, not a second one.
-    let res = crate::outbox::send(&app, &token, account, &body, Some("media-1")).await;
+    let res = crate::helpers::accounts::send(&app, &token, account, &body, Some("media-1")).await;
     assert_eq!(res.status().as_u16(), 202);
     assert_eq!(res.headers()["idempotent-replayed"], "true");
     assert_eq!(res.json::<Value>().await.unwrap()["message_id"], message_id);
@@ -497,7 +497,7 @@ async fn a_finished_upload_is_sent_as_media_through_the_outbox() {
     let other = serde_json::json!({
         "chat": "me", "upload_id": upload_id, "kind": "photo", "caption": "the report",
     });
-    let res = crate::outbox::send(&app, &token, account, &other, Some("media-1")).await;
+    let res = crate::helpers::accounts::send(&app, &token, account, &other, Some("media-1")).await;
     assert_eq!(res.status().as_u16(), 409);
 }
 
@@ -516,7 +516,9 @@ async fn media_messages_need_a_finished_upload_of_the_account() {
     let upload_id = job["upload_id"].as_i64().unwrap();
     let send = |token: &str, account: i64, body: Value| {
         let (app, token) = (&app, token.to_owned());
-        async move { error_of(crate::outbox::send(app, &token, account, &body, None).await).await }
+        async move {
+            error_of(crate::helpers::accounts::send(app, &token, account, &body, None).await).await
+        }
     };
     // Bob cannot send Alice's upload from his account.
     let (status, error) = send(
@@ -574,8 +576,8 @@ async fn media_messages_need_a_finished_upload_of_the_account() {
 async fn on_grammers_a_big_file_goes_in_parallel_parts_and_is_sent_as_a_document() {
     let (app, server) = crate::helpers::spawn_grammers_app().await;
     let (_, token) = app.user("alice").await;
-    let account = crate::grammers_accounts::imported(&app, &server, &token).await;
-    let phone = crate::grammers_accounts::PHONE;
+    let account = crate::helpers::grammers::imported(&app, &server, &token).await;
+    let phone = crate::helpers::grammers::PHONE;
     app.world.set_latency(std::time::Duration::from_millis(100));
     app.world.fail_next_parts(1);
     app.world.inject_flood(FloodRule {
@@ -605,12 +607,12 @@ async fn on_grammers_a_big_file_goes_in_parallel_parts_and_is_sent_as_a_document
     let body = serde_json::json!({
         "chat": "me", "upload_id": job["upload_id"], "kind": "document",
     });
-    let res = crate::outbox::send(&app, &token, account, &body, None).await;
+    let res = crate::helpers::accounts::send(&app, &token, account, &body, None).await;
     assert_eq!(res.status().as_u16(), 202);
     let message_id = res.json::<Value>().await.unwrap()["message_id"]
         .as_i64()
         .unwrap();
-    crate::outbox::wait_status(&app, account, message_id, "sent").await;
+    crate::helpers::accounts::wait_status(&app, account, message_id, "sent").await;
     let me = app.world.user_id(phone).unwrap();
     let last = app.world.dialog(phone, me).pop().expect("the document");
     let media = last.media.expect("media");
@@ -622,7 +624,7 @@ async fn on_grammers_a_big_file_goes_in_parallel_parts_and_is_sent_as_a_document
 async fn on_grammers_a_small_file_goes_part_by_part_and_a_cut_body_fails() {
     let (app, server) = crate::helpers::spawn_grammers_app().await;
     let (_, token) = app.user("alice").await;
-    let account = crate::grammers_accounts::imported(&app, &server, &token).await;
+    let account = crate::helpers::grammers::imported(&app, &server, &token).await;
     let res = upload(&app, &token, account, "small.bin", file(2 * PART + 3)).await;
     assert_eq!(res.status().as_u16(), 201);
     assert_eq!(app.world.calls().get("upload.saveFilePart"), Some(&3));

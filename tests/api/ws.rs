@@ -2,80 +2,20 @@
 //! running app: authentication, subscriptions and replay, sends, limits and
 //! close codes.
 
-use crate::health_faults::{sample_sum, scrape_until};
+use crate::helpers::accounts::connected_account;
+use crate::helpers::scrape::{sample_sum, scrape_until};
+use crate::helpers::ws::{Ws, authed, closed, connect, recv, send, ws_url};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-use crate::outbox::connected_account;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const PHONE: &str = "+9996621299";
 /// How long any one expected frame may take.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(20);
-
-pub fn ws_url(app: &TestApp) -> String {
-    format!("{}/ws", app.address.replacen("http://", "ws://", 1))
-}
-
-/// Connects, with `Authorization: Bearer <token>` when given.
-pub async fn connect(app: &TestApp, token: Option<&str>) -> Ws {
-    let mut request = ws_url(app).into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the upgrade succeeds")
-        .0
-}
-
-pub async fn send(ws: &mut Ws, frame: Value) {
-    ws.send(Message::text(frame.to_string())).await.unwrap();
-}
-
-/// The next JSON frame; panics on a close or a timeout.
-pub async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        match msg {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected frame: {other:?}"),
-        }
-    }
-}
-
-/// Reads until the server closes; answers the close code and the text
-/// frames seen before it.
-pub async fn closed(ws: &mut Ws) -> (Option<u16>, Vec<Value>) {
-    let mut seen = Vec::new();
-    loop {
-        let msg = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
-            .await
-            .expect("the close in time");
-        match msg {
-            Some(Ok(Message::Text(t))) => seen.push(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Message::Close(frame))) => {
-                return (frame.map(|f| u16::from(f.code)), seen);
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return (None, seen),
-        }
-    }
-}
 
 /// Subscribes to `topic` from now on (`since: null`).
 async fn subscribe_live(ws: &mut Ws, topic: &str) {
@@ -98,14 +38,7 @@ async fn alice_with_account(app: &TestApp) -> (String, i64, String) {
     (token, account, format!("account:{account}"))
 }
 
-pub async fn authed(app: &TestApp, token: &str) -> (Ws, Value) {
-    let mut ws = connect(app, Some(token)).await;
-    let ok = recv(&mut ws).await;
-    assert_eq!(ok["type"], "auth_ok", "{ok}");
-    (ws, ok)
-}
-
-#[actix_web::test]
+#[actix_rt::test]
 async fn authentication_by_header_or_first_frame_and_nothing_else() {
     let app = spawn_app().await;
     let (user_id, token) = app.user("alice").await;
@@ -156,7 +89,7 @@ async fn authentication_by_header_or_first_frame_and_nothing_else() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn no_auth_frame_in_time_closes_with_4001() {
     let app = spawn_app_with(|f| f.merge(("websocket.auth_timeout_ms", 200))).await;
     let mut ws = connect(&app, None).await;
@@ -166,7 +99,7 @@ async fn no_auth_frame_in_time_closes_with_4001() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn users_subscribe_only_to_their_own_accounts() {
     let app = spawn_app().await;
     let (_, alice) = app.user("alice").await;
@@ -239,7 +172,7 @@ fn ticks(frames: &[Value]) -> Vec<i64> {
         .collect()
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_reconnect_with_since_misses_nothing_and_repeats_nothing_while_events_keep_coming() {
     let app = spawn_app().await;
     let (token, _, topic) = alice_with_account(&app).await;
@@ -310,7 +243,7 @@ async fn a_reconnect_with_since_misses_nothing_and_repeats_nothing_while_events_
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn an_offset_the_log_never_handed_out_requires_a_resync() {
     let app = spawn_app().await;
     let (token, _, topic) = alice_with_account(&app).await;
@@ -327,7 +260,7 @@ async fn an_offset_the_log_never_handed_out_requires_a_resync() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn send_frames_go_through_the_outbox_like_post_messages() {
     let app = spawn_app().await;
     let (token, account, topic) = alice_with_account(&app).await;
@@ -408,7 +341,7 @@ async fn send_frames_go_through_the_outbox_like_post_messages() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn connection_limits_per_user_and_in_total() {
     let app = spawn_app_with(|f| f.merge(("rate_limits.websocket.connections.total", 5))).await;
     let (_, alice) = app.user("alice").await;
@@ -457,7 +390,7 @@ async fn connection_limits_per_user_and_in_total() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn frame_size_and_rate_limits_close_with_4008_after_an_error_frame() {
     let app = spawn_app_with(|f| f.merge(("rate_limits.websocket.messages.max", 5))).await;
     let (_, token) = app.user("alice").await;
@@ -482,7 +415,7 @@ async fn frame_size_and_rate_limits_close_with_4008_after_an_error_frame() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_client_that_does_not_read_is_disconnected_as_a_slow_consumer() {
     let app = spawn_app_with(|f| f.merge(("websocket.send_queue", 4))).await;
     let (token, _, topic) = alice_with_account(&app).await;
@@ -522,7 +455,7 @@ async fn a_client_that_does_not_read_is_disconnected_as_a_slow_consumer() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_client_that_stops_answering_pings_is_closed() {
     let app = spawn_app_with(|f| {
         f.merge(("websocket.heartbeat_interval_ms", 50))
@@ -564,7 +497,7 @@ async fn a_client_that_stops_answering_pings_is_closed() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn shutdown_closes_clients_with_1001() {
     let app = spawn_app().await;
     let (_, token) = app.user("alice").await;
@@ -603,7 +536,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn the_client_crate_carries_a_gap_free_stream_across_a_server_restart() {
     use tgvisor_client::{Backoff, Client, Config};
     let port = free_port();
@@ -666,7 +599,7 @@ async fn read_ticks_until(ws: &mut Ws, frames: &mut Vec<Value>, upto: i64) {
     }
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
     // A small queue, pings all the time, a backlog of big events many times
     // the queue, and live events while the client is not reading (more
@@ -714,7 +647,7 @@ async fn a_replay_longer_than_the_send_queue_goes_at_the_clients_pace() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_restarted_hub_catches_its_clients_up_from_the_log() {
     let app = spawn_app().await;
     let (token, _, topic) = alice_with_account(&app).await;
@@ -756,7 +689,7 @@ async fn a_restarted_hub_catches_its_clients_up_from_the_log() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn after_unsubscribed_no_frame_of_the_topic_follows_even_mid_replay() {
     let app = spawn_app_with(|f| f.merge(("websocket.replay_page", 10))).await;
     let (token, _, topic) = alice_with_account(&app).await;
@@ -793,7 +726,7 @@ async fn after_unsubscribed_no_frame_of_the_topic_follows_even_mid_replay() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn health_websocket_judges_the_frames_the_service_failed_not_the_clients_mistakes() {
     // One pooled connection, which the test can take away.
     let app = spawn_app_with(|f| {
@@ -852,7 +785,7 @@ async fn health_websocket_judges_the_frames_the_service_failed_not_the_clients_m
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn a_revoked_token_ends_its_connections_and_a_removed_account_its_subscriptions() {
     let app = spawn_app_with(|f| f.merge(("websocket.heartbeat_interval_ms", 50))).await;
     let (token, account, topic) = alice_with_account(&app).await;
@@ -889,7 +822,7 @@ async fn a_revoked_token_ends_its_connections_and_a_removed_account_its_subscrip
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn unauthenticated_connections_are_limited_per_address() {
     let app = spawn_app_with(|f| f.merge(("websocket.unauthenticated_per_ip", 2))).await;
     let (user_id, token) = app.user("alice").await;
@@ -912,7 +845,7 @@ async fn unauthenticated_connections_are_limited_per_address() {
     app.stop().await;
 }
 
-#[actix_web::test]
+#[actix_rt::test]
 async fn an_offset_older_than_the_kept_history_requires_a_resync() {
     let app = spawn_app().await;
     let (token, _, topic) = alice_with_account(&app).await;

@@ -1,5 +1,14 @@
 //! `spawn_app()`: a real tgvisor on a free port with a fresh database.
 
+pub mod accounts;
+pub mod alerts;
+pub mod binary;
+pub mod events;
+pub mod grammers;
+pub mod promtool;
+pub mod scrape;
+pub mod ws;
+
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use sea_orm::{ConnectionTrait, Database};

@@ -188,7 +188,7 @@ pub async fn import_from_fake(
         .bearer_auth(&token)
         .json(&serde_json::json!({
             "phone": phone,
-            "session": crate::accounts::telethon_session_for(session),
+            "session": crate::helpers::accounts::telethon_session_for(session),
         }))
         .send()
         .await
