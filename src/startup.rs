@@ -8,8 +8,8 @@
 use crate::accounts::AccountService;
 use crate::accounts::actor::AccountDeps;
 use crate::accounts::login::LoginService;
-use crate::accounts::manager::SessionManager;
 use crate::accounts::state::StateBoard;
+use crate::accounts::supervisor::AccountSupervisor;
 use crate::actors::database::{DatabaseActor, DbHealthState};
 use crate::auth::AuthService;
 use crate::config::Settings;
@@ -57,7 +57,7 @@ pub struct Application {
     metrics: Metrics,
     shutdown: ShutdownHandle,
     settings: Arc<Settings>,
-    sessions: SessionManager,
+    sessions: AccountSupervisor,
     events: EventLog,
     limiter: RateLimiter,
     uploads: crate::uploads::Uploads,
@@ -199,7 +199,7 @@ impl Application {
                 peer_cache_ttl: Duration::from_millis(settings.cache.default_ttl_ms),
                 released,
             };
-            SessionManager::new(
+            AccountSupervisor::new(
                 deps,
                 events.clone(),
                 supervision.clone(),
@@ -341,7 +341,7 @@ impl Application {
             db_health,
             auth,
             accounts,
-            sessions: sessions.clone(),
+            account_supervisor: sessions.clone(),
             logins,
             events: events.clone(),
             limiter: limiter.clone(),
@@ -407,7 +407,7 @@ impl Application {
         })
     }
 
-    pub fn sessions(&self) -> SessionManager {
+    pub fn sessions(&self) -> AccountSupervisor {
         self.sessions.clone()
     }
 

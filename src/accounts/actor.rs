@@ -55,7 +55,7 @@ pub struct AccountDeps {
     /// How long a resolved chat stays cached (`cache.default_ttl_ms`).
     pub peer_cache_ttl: Duration,
     /// Accounts whose actor ended for good (a state that needs the user):
-    /// the session manager removes them from its supervisor.
+    /// the account supervisor removes them from its `sessions` supervisor.
     pub released: mpsc::UnboundedSender<i64>,
 }
 

@@ -11,7 +11,7 @@
 //! A pending sign-in is taken out of the table while a step runs, so two
 //! concurrent submissions cannot use one code twice.
 
-use super::manager::SessionManager;
+use super::supervisor::AccountSupervisor;
 use super::{AccountError, AccountService, AccountView};
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
 use crate::domain::AccountState;
@@ -143,7 +143,7 @@ struct Inner {
     backend: Arc<dyn Backend>,
     accounts: AccountService,
     phones: PhoneDigester,
-    manager: SessionManager,
+    manager: AccountSupervisor,
     events: EventLog,
     limits: Limits,
     pending: Mutex<HashMap<i64, Pending>>,
@@ -166,7 +166,7 @@ impl LoginService {
         backend: Arc<dyn Backend>,
         accounts: AccountService,
         phones: PhoneDigester,
-        manager: SessionManager,
+        manager: AccountSupervisor,
         events: EventLog,
         settings: &crate::config::TelegramSettings,
     ) -> Self {

@@ -8,9 +8,9 @@
 
 pub mod actor;
 pub mod login;
-pub mod manager;
 pub mod pool;
 pub mod state;
+pub mod supervisor;
 pub mod update_state;
 pub mod updates;
 

@@ -47,7 +47,7 @@ pub async fn import(
         .accounts
         .import(caller.0.user_id, &body.phone, &body.session, ip.0)
         .await?;
-    if let Err(e) = state.sessions.start(account.id).await {
+    if let Err(e) = state.account_supervisor.start(account.id).await {
         // The row says `connecting`: the next boot starts it.
         tracing::error!(account_id = account.id, error = %e, "starting the account actor failed");
     }
@@ -114,7 +114,7 @@ pub async fn remove(
     // its events.
     state.accounts.owned(caller.0.user_id, *id).await?;
     state.logins.cancel(*id);
-    state.sessions.forget(*id).await;
+    state.account_supervisor.forget(*id).await;
     state.accounts.remove(caller.0.user_id, *id, ip.0).await?;
     state.limiter.forget_account(*id);
     state.outbox.forget(*id);
@@ -277,7 +277,7 @@ pub async fn rotate_session(
 ) -> Result<HttpResponse, ApiError> {
     let owner = caller.0.user_id;
     state.accounts.owned(owner, *id).await?;
-    let session_id = state.sessions.rotate(*id).await?;
+    let session_id = state.account_supervisor.rotate(*id).await?;
     crate::audit::record_or_log(
         &state.db,
         crate::audit::AuditEntry::new(
@@ -353,7 +353,7 @@ pub async fn history(
         return Err(e);
     }
     let messages = state
-        .sessions
+        .account_supervisor
         .history(id, chat, limit, query.before)
         .await?;
     Ok(HttpResponse::Ok().json(HistoryResponse { messages }))

@@ -44,7 +44,7 @@ pub struct AppState {
     pub db_health: DbHealthState,
     pub auth: AuthService,
     pub accounts: AccountService,
-    pub sessions: crate::accounts::manager::SessionManager,
+    pub account_supervisor: crate::accounts::supervisor::AccountSupervisor,
     pub logins: crate::accounts::login::LoginService,
     pub events: crate::events::EventLog,
     /// Keyed rate limits and flood-wait blocks (API, Telegram, WebSocket).

@@ -20,7 +20,7 @@
 //!   it, its row does not stay `receiving`.
 
 use crate::accounts::actor::{CallError, SavePart};
-use crate::accounts::manager::SessionManager;
+use crate::accounts::supervisor::AccountSupervisor;
 use crate::accounts::{AccountError, AccountService};
 use crate::config::Settings;
 use crate::domain::AccountState;
@@ -229,7 +229,7 @@ struct Inner {
     db: DatabaseConnection,
     settings: Arc<Settings>,
     limiter: RateLimiter,
-    sessions: SessionManager,
+    sessions: AccountSupervisor,
     accounts: AccountService,
     events: EventLog,
     metrics: metrics::UploadMetrics,
@@ -331,7 +331,7 @@ impl Uploads {
         db: DatabaseConnection,
         settings: Arc<Settings>,
         limiter: RateLimiter,
-        sessions: SessionManager,
+        sessions: AccountSupervisor,
         accounts: AccountService,
         events: EventLog,
         metrics: metrics::UploadMetrics,
