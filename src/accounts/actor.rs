@@ -116,14 +116,14 @@ pub struct GetState;
 /// concerns the whole account.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-struct AccountError(TgError);
+struct AccountWideTgError(TgError);
 
 /// The drain reports to the actor through its mailbox.
 struct MailboxObserver(Addr<AccountActor>);
 
 impl crate::outbox::drain::DrainObserver for MailboxObserver {
     fn account_error(&self, err: TgError) {
-        self.0.do_send(AccountError(err));
+        self.0.do_send(AccountWideTgError(err));
     }
 }
 
@@ -807,10 +807,10 @@ impl Handler<Rotate> for AccountActor {
     }
 }
 
-impl Handler<AccountError> for AccountActor {
+impl Handler<AccountWideTgError> for AccountActor {
     type Result = ();
 
-    fn handle(&mut self, AccountError(err): AccountError, ctx: &mut Context<Self>) {
+    fn handle(&mut self, AccountWideTgError(err): AccountWideTgError, ctx: &mut Context<Self>) {
         self.note_error(&err, ctx);
     }
 }

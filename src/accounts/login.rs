@@ -12,7 +12,7 @@
 //! concurrent submissions cannot use one code twice.
 
 use super::supervisor::AccountSupervisor;
-use super::{AccountError, AccountService, AccountView};
+use super::{AccountService, AccountServiceError, AccountView};
 use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
 use crate::domain::AccountState;
 use crate::domain::validation::{PhoneNumber, ValidationError};
@@ -36,7 +36,7 @@ use tokio::time::Instant;
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     #[error(transparent)]
-    Account(#[from] AccountError),
+    Account(#[from] AccountServiceError),
     #[error("no sign-in is waiting for this account; start again with POST /api/v1/accounts")]
     NotPending,
     #[error("this sign-in step is already being submitted")]
@@ -237,7 +237,7 @@ impl LoginService {
                     .await?
                     > 0;
                 if !signing_in || has_session {
-                    return Err(AccountError::Exists.into());
+                    return Err(AccountServiceError::Exists.into());
                 }
                 Some(a.id)
             }
@@ -276,7 +276,7 @@ impl LoginService {
                 .await;
                 match inserted {
                     Ok(a) => a.id,
-                    Err(e) => return Err(AccountError::on_insert(e).into()),
+                    Err(e) => return Err(AccountServiceError::on_insert(e).into()),
                 }
             }
         };
@@ -587,7 +587,7 @@ impl LoginService {
                     .await?;
                 if updated.rows_affected == 0 {
                     // Removed while the code was being checked.
-                    return Err(AccountError::NotFound.into());
+                    return Err(AccountServiceError::NotFound.into());
                 }
                 let session_id = self
                     .inner
@@ -595,7 +595,7 @@ impl LoginService {
                     .store()
                     .activate_new(&txn, account_id, &plaintext)
                     .await
-                    .map_err(AccountError::from)?;
+                    .map_err(AccountServiceError::from)?;
                 audit::record(
                     &txn,
                     AuditEntry::new(Actor::User(owner), Action::AccountAdd, Outcome::Success)

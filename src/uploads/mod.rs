@@ -21,7 +21,7 @@
 
 use crate::accounts::actor::{CallError, SavePart};
 use crate::accounts::supervisor::AccountSupervisor;
-use crate::accounts::{AccountError, AccountService};
+use crate::accounts::{AccountService, AccountServiceError};
 use crate::config::Settings;
 use crate::domain::AccountState;
 use crate::domain::UploadStatus;
@@ -398,7 +398,7 @@ impl Uploads {
     ) -> Result<(), UploadError> {
         match self.inner.accounts.owned(user_id, account_id).await {
             Ok(_) => {}
-            Err(AccountError::NotFound) => return Err(UploadError::NotFound),
+            Err(AccountServiceError::NotFound) => return Err(UploadError::NotFound),
             Err(e) => return Err(UploadError::Internal(e.into())),
         }
         match declared {
