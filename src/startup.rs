@@ -333,6 +333,18 @@ impl Application {
                 (settings.database.max_connections as usize / 2).max(1),
             )),
         });
+        let app = crate::app::AppDeps::new(
+            db.clone(),
+            accounts.clone(),
+            logins.clone(),
+            sessions.clone(),
+            limiter.clone(),
+            outbox.clone(),
+            {
+                let hub = ws_hub.clone();
+                Arc::new(move |topic: &str| hub.drop_topic(topic))
+            },
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db: db.clone(),
@@ -342,6 +354,7 @@ impl Application {
             auth,
             accounts,
             account_supervisor: sessions.clone(),
+            app,
             logins,
             events: events.clone(),
             limiter: limiter.clone(),

@@ -479,3 +479,12 @@ impl From<CallError> for ApiError {
         }
     }
 }
+
+impl From<crate::app::RotateSessionError> for ApiError {
+    fn from(e: crate::app::RotateSessionError) -> Self {
+        match e {
+            crate::app::RotateSessionError::Account(a) => a.into(),
+            crate::app::RotateSessionError::Call(c) => c.into(),
+        }
+    }
+}

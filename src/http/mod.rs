@@ -46,6 +46,8 @@ pub struct AppState {
     pub accounts: AccountService,
     pub account_supervisor: crate::accounts::supervisor::AccountSupervisor,
     pub logins: crate::accounts::login::LoginService,
+    /// The use cases that span services (see [`crate::app`]).
+    pub app: crate::app::AppDeps,
     pub events: crate::events::EventLog,
     /// Keyed rate limits and flood-wait blocks (API, Telegram, WebSocket).
     pub limiter: crate::ratelimit::RateLimiter,
