@@ -307,7 +307,7 @@ impl Application {
             backend.clone(),
             accounts.clone(),
             security.phones.clone(),
-            sessions.clone(),
+            sessions.board().clone(),
             events.clone(),
             &settings.telegram,
         );
@@ -336,7 +336,7 @@ impl Application {
         let app = crate::app::AppDeps::new(
             db.clone(),
             accounts.clone(),
-            logins.clone(),
+            logins,
             sessions.clone(),
             limiter.clone(),
             outbox.clone(),
@@ -355,7 +355,6 @@ impl Application {
             accounts,
             account_supervisor: sessions.clone(),
             app,
-            logins,
             events: events.clone(),
             limiter: limiter.clone(),
             outbox: outbox.clone(),

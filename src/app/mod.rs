@@ -8,10 +8,12 @@
 pub mod import_account;
 pub mod remove_account;
 pub mod rotate_session;
+pub mod sign_in;
 
 pub use import_account::import_account;
 pub use remove_account::remove_account;
 pub use rotate_session::{RotateSessionError, rotate_session};
+pub use sign_in::{start_sign_in, submit_code, submit_password};
 
 use crate::accounts::AccountService;
 use crate::accounts::login::LoginService;

@@ -150,10 +150,7 @@ pub async fn start_sign_in(
     caller: Authenticated,
     body: web::Json<SignInRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let progress = state
-        .logins
-        .start(caller.0.user_id, &body.phone, ip.0)
-        .await?;
+    let progress = app::start_sign_in(&state.app, caller.0.user_id, &body.phone, ip.0).await?;
     Ok(HttpResponse::Accepted().json(progress))
 }
 
@@ -192,10 +189,7 @@ pub async fn submit_code(
     id: web::Path<i64>,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let progress = state
-        .logins
-        .submit_code(caller.0.user_id, *id, &body.code, ip.0)
-        .await?;
+    let progress = app::submit_code(&state.app, caller.0.user_id, *id, &body.code, ip.0).await?;
     Ok(HttpResponse::Ok().json(progress))
 }
 
@@ -235,10 +229,7 @@ pub async fn submit_password(
     body: web::Json<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let web::Json(PasswordRequest { password }) = body;
-    let progress = state
-        .logins
-        .submit_password(caller.0.user_id, *id, password, ip.0)
-        .await?;
+    let progress = app::submit_password(&state.app, caller.0.user_id, *id, password, ip.0).await?;
     Ok(HttpResponse::Ok().json(progress))
 }
 

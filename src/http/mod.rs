@@ -45,7 +45,6 @@ pub struct AppState {
     pub auth: AuthService,
     pub accounts: AccountService,
     pub account_supervisor: crate::accounts::supervisor::AccountSupervisor,
-    pub logins: crate::accounts::login::LoginService,
     /// The use cases that span services (see [`crate::app`]).
     pub app: crate::app::AppDeps,
     pub events: crate::events::EventLog,
