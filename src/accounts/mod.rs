@@ -2,9 +2,10 @@
 //! remove. Every lookup is scoped by owner, so another user's account id
 //! answers exactly like an id that does not exist.
 //!
-//! Signing in through Telegram (`POST /accounts` with a phone number) comes
-//! with the Telegram port; importing an existing Telethon session needs no
-//! Telegram round trip and is here.
+//! Importing an existing Telethon session needs no Telegram round trip and
+//! is here ([`AccountService`]); signing in through Telegram (`POST
+//! /accounts` with a phone number) is in [`login`]. Each account's client
+//! runs in an [`actor`], under the [`supervisor`].
 
 pub mod actor;
 pub mod login;
