@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod actors;
 pub mod alerts;
 pub mod allocator;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -2,15 +2,16 @@
 //! remove. Every lookup is scoped by owner, so another user's account id
 //! answers exactly like an id that does not exist.
 //!
-//! Signing in through Telegram (`POST /accounts` with a phone number) comes
-//! with the Telegram port; importing an existing Telethon session needs no
-//! Telegram round trip and is here.
+//! Importing an existing Telethon session needs no Telegram round trip and
+//! is here ([`AccountService`]); signing in through Telegram (`POST
+//! /accounts` with a phone number) is in [`login`]. Each account's client
+//! runs in an [`actor`], under the [`supervisor`].
 
 pub mod actor;
 pub mod login;
-pub mod manager;
 pub mod pool;
 pub mod state;
+pub mod supervisor;
 pub mod update_state;
 pub mod updates;
 
@@ -27,7 +28,7 @@ use std::net::IpAddr;
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum AccountError {
+pub enum AccountServiceError {
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error("{0}")]
@@ -44,7 +45,7 @@ pub enum AccountError {
     Internal(#[source] anyhow::Error),
 }
 
-impl AccountError {
+impl AccountServiceError {
     /// Why inserting an account row failed: the owner's duplicate number,
     /// an owner deleted meanwhile (the foreign key), or the database.
     pub fn on_insert(e: DbErr) -> Self {
@@ -56,13 +57,13 @@ impl AccountError {
     }
 }
 
-impl From<DbErr> for AccountError {
+impl From<DbErr> for AccountServiceError {
     fn from(e: DbErr) -> Self {
         Self::Internal(e.into())
     }
 }
 
-impl From<SessionStoreError> for AccountError {
+impl From<SessionStoreError> for AccountServiceError {
     fn from(e: SessionStoreError) -> Self {
         Self::Internal(e.into())
     }
@@ -135,7 +136,7 @@ impl AccountService {
         phone: &str,
         session_string: &str,
         ip: Option<IpAddr>,
-    ) -> Result<AccountView, AccountError> {
+    ) -> Result<AccountView, AccountServiceError> {
         let phone = PhoneNumber::parse(phone)?;
         let data = SessionData::from_telethon_string(session_string)?;
         let plaintext = data.to_bytes();
@@ -156,7 +157,7 @@ impl AccountService {
         .await;
         let account = match inserted {
             Ok(a) => a,
-            Err(e) => return Err(AccountError::on_insert(e)),
+            Err(e) => return Err(AccountServiceError::on_insert(e)),
         };
         let session_id = self
             .store
@@ -176,7 +177,7 @@ impl AccountService {
     }
 
     /// The owner's accounts, oldest first.
-    pub async fn list(&self, owner: i64) -> Result<Vec<AccountView>, AccountError> {
+    pub async fn list(&self, owner: i64) -> Result<Vec<AccountView>, AccountServiceError> {
         let accounts = account::Entity::find()
             .filter(account::Column::UserId.eq(owner))
             .order_by_asc(account::Column::Id)
@@ -197,16 +198,16 @@ impl AccountService {
             .collect())
     }
 
-    /// The account if `owner` owns it; otherwise [`AccountError::NotFound`].
-    pub async fn owned(&self, owner: i64, id: i64) -> Result<account::Model, AccountError> {
+    /// The account if `owner` owns it; otherwise [`AccountServiceError::NotFound`].
+    pub async fn owned(&self, owner: i64, id: i64) -> Result<account::Model, AccountServiceError> {
         account::Entity::find_by_id(id)
             .filter(account::Column::UserId.eq(owner))
             .one(&self.db)
             .await?
-            .ok_or(AccountError::NotFound)
+            .ok_or(AccountServiceError::NotFound)
     }
 
-    pub async fn get(&self, owner: i64, id: i64) -> Result<AccountView, AccountError> {
+    pub async fn get(&self, owner: i64, id: i64) -> Result<AccountView, AccountServiceError> {
         let account = self.owned(owner, id).await?;
         let session = session::Entity::find()
             .filter(session::Column::AccountId.eq(id))
@@ -223,7 +224,7 @@ impl AccountService {
         owner: i64,
         id: i64,
         ip: Option<IpAddr>,
-    ) -> Result<(), AccountError> {
+    ) -> Result<(), AccountServiceError> {
         let txn = self.db.begin().await?;
         // Writes only, ownership in the WHERE clause: no read-then-write
         // (which SQLite can refuse under concurrent commits).
@@ -246,7 +247,7 @@ impl AccountService {
             .exec(&txn)
             .await?;
         if removed.rows_affected == 0 {
-            return Err(AccountError::NotFound);
+            return Err(AccountServiceError::NotFound);
         }
 
         audit::record(

@@ -1,11 +1,15 @@
 //! `/api/v1/accounts*`: the caller's Telegram accounts. Another user's
 //! account id answers 404, exactly like an id that does not exist.
+//!
+//! Handlers parse the request, call the use case (in [`crate::app`] when
+//! it spans services) and map its answer to HTTP.
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Authenticated, ClientIp};
 use crate::accounts::AccountView;
 use crate::accounts::login::LoginProgress;
+use crate::app;
 use crate::domain::validation::ChatRef;
 use crate::telegram::Message;
 use actix_web::{HttpResponse, web};
@@ -43,14 +47,14 @@ pub async fn import(
     caller: Authenticated,
     body: web::Json<ImportRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let account = state
-        .accounts
-        .import(caller.0.user_id, &body.phone, &body.session, ip.0)
-        .await?;
-    if let Err(e) = state.sessions.start(account.id).await {
-        // The row says `connecting`: the next boot starts it.
-        tracing::error!(account_id = account.id, error = %e, "starting the account actor failed");
-    }
+    let account = app::import_account(
+        &state.app,
+        caller.0.user_id,
+        &body.phone,
+        &body.session,
+        ip.0,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(account))
 }
 
@@ -109,19 +113,7 @@ pub async fn remove(
     caller: Authenticated,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    // Owned: stop its client first (so nothing is sent or written for it
-    // once its rows are gone), drop a pending sign-in, then remove it and
-    // its events.
-    state.accounts.owned(caller.0.user_id, *id).await?;
-    state.logins.cancel(*id);
-    state.sessions.forget(*id).await;
-    state.accounts.remove(caller.0.user_id, *id, ip.0).await?;
-    state.limiter.forget_account(*id);
-    state.outbox.forget(*id);
-    state.ws.hub.drop_topic(&crate::events::account_topic(*id));
-    if let Err(e) = crate::accounts::delete_events(&state.db, *id).await {
-        tracing::warn!(account_id = *id, error = %e, "deleting a removed account's events failed");
-    }
+    app::remove_account(&state.app, caller.0.user_id, *id, ip.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -158,10 +150,7 @@ pub async fn start_sign_in(
     caller: Authenticated,
     body: web::Json<SignInRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let progress = state
-        .logins
-        .start(caller.0.user_id, &body.phone, ip.0)
-        .await?;
+    let progress = app::start_sign_in(&state.app, caller.0.user_id, &body.phone, ip.0).await?;
     Ok(HttpResponse::Accepted().json(progress))
 }
 
@@ -200,10 +189,7 @@ pub async fn submit_code(
     id: web::Path<i64>,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let progress = state
-        .logins
-        .submit_code(caller.0.user_id, *id, &body.code, ip.0)
-        .await?;
+    let progress = app::submit_code(&state.app, caller.0.user_id, *id, &body.code, ip.0).await?;
     Ok(HttpResponse::Ok().json(progress))
 }
 
@@ -243,10 +229,7 @@ pub async fn submit_password(
     body: web::Json<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let web::Json(PasswordRequest { password }) = body;
-    let progress = state
-        .logins
-        .submit_password(caller.0.user_id, *id, password, ip.0)
-        .await?;
+    let progress = app::submit_password(&state.app, caller.0.user_id, *id, password, ip.0).await?;
     Ok(HttpResponse::Ok().json(progress))
 }
 
@@ -275,21 +258,7 @@ pub async fn rotate_session(
     caller: Authenticated,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.0.user_id;
-    state.accounts.owned(owner, *id).await?;
-    let session_id = state.sessions.rotate(*id).await?;
-    crate::audit::record_or_log(
-        &state.db,
-        crate::audit::AuditEntry::new(
-            crate::audit::Actor::User(owner),
-            crate::audit::Action::SessionRotate,
-            crate::audit::Outcome::Success,
-        )
-        .target(format!("account:{}", *id))
-        .ip(ip.0)
-        .detail(serde_json::json!({ "session_id": session_id, "reason": "manual" })),
-    )
-    .await;
+    let session_id = app::rotate_session(&state.app, caller.0.user_id, *id, ip.0).await?;
     Ok(HttpResponse::Ok().json(RotateResponse { session_id }))
 }
 
@@ -353,7 +322,7 @@ pub async fn history(
         return Err(e);
     }
     let messages = state
-        .sessions
+        .account_supervisor
         .history(id, chat, limit, query.before)
         .await?;
     Ok(HttpResponse::Ok().json(HistoryResponse { messages }))

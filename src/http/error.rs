@@ -1,7 +1,7 @@
 //! The error body every route answers with:
 //! `{"error":{"code","message", ...}}`.
 //!
-//! Each domain has its own error type (`AuthError`, `AccountError`,
+//! Each domain has its own error type (`AuthError`, `AccountServiceError`,
 //! `ValidationError`, …); here each is mapped once to an HTTP status and a
 //! stable `code`. Messages are safe to show. Internal failures are logged
 //! with an incident id and answered with that id only: no SQL, no error
@@ -9,7 +9,7 @@
 //! The `observe` middleware gives actix's own errors (unknown route, wrong method,
 //! bad path) the same shape.
 
-use crate::accounts::AccountError;
+use crate::accounts::AccountServiceError;
 use crate::accounts::actor::CallError;
 use crate::accounts::login::LoginError;
 use crate::auth::AuthError;
@@ -269,21 +269,21 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl From<AccountError> for ApiError {
-    fn from(e: AccountError) -> Self {
+impl From<AccountServiceError> for ApiError {
+    fn from(e: AccountServiceError) -> Self {
         let msg = e.to_string();
         match e {
-            AccountError::Validation(v) => v.into(),
-            AccountError::Import(i) => {
+            AccountServiceError::Validation(v) => v.into(),
+            AccountServiceError::Import(i) => {
                 let mut api = Self::bad_request("invalid_input", msg);
                 api.field = Some("session");
                 api.reason = Some(i.code());
                 api
             }
-            AccountError::NotFound => Self::not_found(msg),
-            AccountError::Exists => Self::new(StatusCode::CONFLICT, "account_exists", msg),
-            AccountError::OwnerGone => Self::unauthorized("token_revoked", msg),
-            AccountError::Internal(err) => Self::internal(err.as_ref()),
+            AccountServiceError::NotFound => Self::not_found(msg),
+            AccountServiceError::Exists => Self::new(StatusCode::CONFLICT, "account_exists", msg),
+            AccountServiceError::OwnerGone => Self::unauthorized("token_revoked", msg),
+            AccountServiceError::Internal(err) => Self::internal(err.as_ref()),
         }
     }
 }
@@ -476,6 +476,15 @@ impl From<CallError> for ApiError {
             }
             CallError::Telegram(t) => t.into(),
             CallError::Internal(err) => Self::internal(err.as_ref()),
+        }
+    }
+}
+
+impl From<crate::app::RotateSessionError> for ApiError {
+    fn from(e: crate::app::RotateSessionError) -> Self {
+        match e {
+            crate::app::RotateSessionError::Account(a) => a.into(),
+            crate::app::RotateSessionError::Call(c) => c.into(),
         }
     }
 }

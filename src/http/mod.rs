@@ -44,8 +44,9 @@ pub struct AppState {
     pub db_health: DbHealthState,
     pub auth: AuthService,
     pub accounts: AccountService,
-    pub sessions: crate::accounts::manager::SessionManager,
-    pub logins: crate::accounts::login::LoginService,
+    pub account_supervisor: crate::accounts::supervisor::AccountSupervisor,
+    /// The use cases that span services (see [`crate::app`]).
+    pub app: crate::app::AppDeps,
     pub events: crate::events::EventLog,
     /// Keyed rate limits and flood-wait blocks (API, Telegram, WebSocket).
     pub limiter: crate::ratelimit::RateLimiter,

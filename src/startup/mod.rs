@@ -15,7 +15,7 @@ mod shutdown;
 
 pub use shutdown::ShutdownHandle;
 
-use crate::accounts::manager::SessionManager;
+use crate::accounts::supervisor::AccountSupervisor;
 use crate::actors::database::DatabaseActor;
 use crate::config::Settings;
 use crate::events::EventLog;
@@ -72,14 +72,14 @@ impl Application {
             .policy(settings.supervision.policy())
             .child(database_spec)
             .child(children::rate_limiter(&s))
-            .child(s.sessions_spec.clone())
+            .child(s.account_supervisor_spec.clone())
             .child(children::ws_hub(&s))
             .child(children::uploader(&s))
             .child(children::alert_router(&s))
             .child(children::health_monitor(&s))
             .start_root(supervision);
         s.health.watch_root(root.clone().recipient());
-        s.sessions
+        s.account_supervisor
             .start_all()
             .await
             .context("starting the account actors")?;
@@ -112,8 +112,8 @@ impl Application {
         })
     }
 
-    pub fn sessions(&self) -> SessionManager {
-        self.services.sessions.clone()
+    pub fn account_supervisor(&self) -> AccountSupervisor {
+        self.services.account_supervisor.clone()
     }
 
     pub fn events(&self) -> EventLog {

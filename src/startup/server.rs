@@ -42,8 +42,8 @@ fn app_state(s: &Services) -> AppState {
         db_health: s.db_health.clone(),
         auth: s.auth.clone(),
         accounts: s.accounts.clone(),
-        sessions: s.sessions.clone(),
-        logins: s.logins.clone(),
+        account_supervisor: s.account_supervisor.clone(),
+        app: app_deps(s),
         events: s.events.clone(),
         limiter: s.limiter.clone(),
         outbox: s.outbox.clone(),
@@ -53,6 +53,20 @@ fn app_state(s: &Services) -> AppState {
         ws,
         started_at: Instant::now(),
     }
+}
+
+/// What the use cases of the application layer need.
+fn app_deps(s: &Services) -> crate::app::AppDeps {
+    let hub = s.ws_hub.clone();
+    crate::app::AppDeps::new(
+        s.db.clone(),
+        s.accounts.clone(),
+        s.logins.clone(),
+        s.account_supervisor.clone(),
+        s.limiter.clone(),
+        s.outbox.clone(),
+        Arc::new(move |topic: &str| hub.drop_topic(topic)),
+    )
 }
 
 /// Serve the routes on `listener`, on `server.workers` threads.

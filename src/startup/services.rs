@@ -4,9 +4,9 @@
 use crate::accounts::AccountService;
 use crate::accounts::actor::AccountDeps;
 use crate::accounts::login::LoginService;
-use crate::accounts::manager::SessionManager;
 use crate::accounts::pool::ClientPool;
 use crate::accounts::state::StateBoard;
+use crate::accounts::supervisor::AccountSupervisor;
 use crate::actors::database::DbHealthState;
 use crate::alerts::AlertRouterHandle;
 use crate::auth::AuthService;
@@ -44,9 +44,9 @@ pub(super) struct Services {
     pub limiter: RateLimiter,
     pub events: EventLog,
     pub outbox: Outbox,
-    pub sessions: SessionManager,
+    pub account_supervisor: AccountSupervisor,
     /// The account supervisor's place in the tree.
-    pub sessions_spec: ChildSpec,
+    pub account_supervisor_spec: ChildSpec,
     pub ws_hub: WsHub,
     pub ws_health: WsHealth,
     pub accounts: AccountService,
@@ -79,7 +79,7 @@ impl Services {
         };
         tracing::info!(backend = backend.name(), "telegram backend");
         let outbox = Outbox::new(db.clone(), &settings.outbox, metrics.outbox.clone());
-        let (sessions_spec, sessions) = account_supervisor(
+        let (account_supervisor_spec, account_supervisor) = account_supervisor(
             &settings,
             &db,
             &metrics,
@@ -100,7 +100,7 @@ impl Services {
             db.clone(),
             settings.clone(),
             limiter.clone(),
-            sessions.clone(),
+            account_supervisor.clone(),
             accounts.clone(),
             events.clone(),
             metrics.uploads.clone(),
@@ -121,7 +121,7 @@ impl Services {
             backend.clone(),
             accounts.clone(),
             security.phones.clone(),
-            sessions.clone(),
+            account_supervisor.board().clone(),
             events.clone(),
             &settings.telegram,
         );
@@ -135,8 +135,8 @@ impl Services {
             limiter,
             events,
             outbox,
-            sessions,
-            sessions_spec,
+            account_supervisor,
+            account_supervisor_spec,
             ws_hub,
             ws_health,
             accounts,
@@ -183,7 +183,7 @@ fn account_supervisor(
     events: &EventLog,
     outbox: &Outbox,
     limiter: &RateLimiter,
-) -> (ChildSpec, SessionManager) {
+) -> (ChildSpec, AccountSupervisor) {
     let tg = &settings.telegram;
     let deps = |released| AccountDeps {
         db: db.clone(),
@@ -206,7 +206,7 @@ fn account_supervisor(
         peer_cache_ttl: Duration::from_millis(settings.cache.default_ttl_ms),
         released,
     };
-    SessionManager::new(
+    AccountSupervisor::new(
         deps,
         events.clone(),
         supervision.clone(),

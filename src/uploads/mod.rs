@@ -20,8 +20,8 @@
 //!   it, its row does not stay `receiving`.
 
 use crate::accounts::actor::{CallError, SavePart};
-use crate::accounts::manager::SessionManager;
-use crate::accounts::{AccountError, AccountService};
+use crate::accounts::supervisor::AccountSupervisor;
+use crate::accounts::{AccountService, AccountServiceError};
 use crate::config::Settings;
 use crate::domain::AccountState;
 use crate::domain::UploadStatus;
@@ -229,7 +229,7 @@ struct Inner {
     db: DatabaseConnection,
     settings: Arc<Settings>,
     limiter: RateLimiter,
-    sessions: SessionManager,
+    sessions: AccountSupervisor,
     accounts: AccountService,
     events: EventLog,
     metrics: metrics::UploadMetrics,
@@ -331,7 +331,7 @@ impl Uploads {
         db: DatabaseConnection,
         settings: Arc<Settings>,
         limiter: RateLimiter,
-        sessions: SessionManager,
+        sessions: AccountSupervisor,
         accounts: AccountService,
         events: EventLog,
         metrics: metrics::UploadMetrics,
@@ -398,7 +398,7 @@ impl Uploads {
     ) -> Result<(), UploadError> {
         match self.inner.accounts.owned(user_id, account_id).await {
             Ok(_) => {}
-            Err(AccountError::NotFound) => return Err(UploadError::NotFound),
+            Err(AccountServiceError::NotFound) => return Err(UploadError::NotFound),
             Err(e) => return Err(UploadError::Internal(e.into())),
         }
         match declared {

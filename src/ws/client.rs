@@ -660,7 +660,7 @@ impl WsClient {
                 .into_actor(self)
                 .map(move |owned, act, ctx| match owned {
                     Ok(_) => act.start_subscription(ctx, id, topic, since),
-                    Err(crate::accounts::AccountError::NotFound) => {
+                    Err(crate::accounts::AccountServiceError::NotFound) => {
                         act.error(ctx, &id, "not_found", "no such account", None);
                     }
                     Err(e) => {

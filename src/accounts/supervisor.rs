@@ -1,7 +1,7 @@
-//! `SessionManager`: a dynamic supervisor (`root/sessions`) with one
+//! `AccountSupervisor`: a dynamic supervisor (`root/sessions`) with one
 //! [`AccountActor`] per active account, started at boot from the database
 //! and whenever an account is added; and the handle through which the HTTP
-//! layer reaches an account's actor.
+//! layer (and uploads) reach an account's actor.
 //!
 //! Restart intensity is counted per account: an account that keeps
 //! crashing is given up alone (`failed`), its neighbours carry on.
@@ -16,7 +16,8 @@ use crate::entities::account;
 use crate::events::{EventLog, account_topic};
 use crate::supervisor::{
     AddChild, AddChildError, Backoff, ChildRef, ChildSpec, Intensity, RemoveChild, Restart,
-    SupervisionEventKind, SupervisionPolicy, SupervisionRuntime, Supervisor, SupervisorSpec,
+    SupervisionEvent, SupervisionEventKind, SupervisionPolicy, SupervisionRuntime, Supervisor,
+    SupervisorSpec,
 };
 use crate::telegram::{Message, TgError};
 use sea_orm::sea_query::Expr;
@@ -24,7 +25,7 @@ use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 /// The supervision policy of account actors (`telegram.account_restarts`).
 fn account_policy(cfg: &AccountRestartSettings) -> SupervisionPolicy {
@@ -49,7 +50,7 @@ fn child_name(account_id: i64) -> String {
 
 /// Cheap to clone.
 #[derive(Clone)]
-pub struct SessionManager {
+pub struct AccountSupervisor {
     inner: Arc<Inner>,
 }
 
@@ -60,39 +61,39 @@ struct Inner {
     actors: Mutex<HashMap<i64, ChildRef<AccountActor>>>,
 }
 
-impl std::fmt::Debug for SessionManager {
+impl std::fmt::Debug for AccountSupervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionManager(..)")
+        f.write_str("AccountSupervisor(..)")
     }
 }
 
 /// Why an account's actor could not be reached.
 #[derive(Debug, thiserror::Error)]
-pub enum ManagerError {
-    #[error("the session manager is not running")]
+pub enum AccountSupervisorError {
+    #[error("the account supervisor is not running")]
     Unavailable,
     #[error(transparent)]
     Call(#[from] CallError),
 }
 
-impl SessionManager {
+impl AccountSupervisor {
     /// The `sessions` supervisor's spec (to add under the root) and the
-    /// manager. Call inside the runtime the actors run on.
+    /// handle to it. Call inside the runtime the actors run on.
     pub fn new(
         deps: impl FnOnce(mpsc::UnboundedSender<i64>) -> AccountDeps,
         events: EventLog,
         runtime: Arc<SupervisionRuntime>,
         restarts: &AccountRestartSettings,
     ) -> (ChildSpec, Self) {
-        let (released_tx, mut released_rx) = mpsc::unbounded_channel();
+        let (released_tx, released_rx) = mpsc::unbounded_channel();
         let deps = Arc::new(deps(released_tx));
         let (spec, _) = SupervisorSpec::new("sessions")
             .policy(account_policy(restarts))
             .intensity(Intensity::PerChild)
             .dynamic();
-        let mut supervision = runtime.subscribe();
+        let supervision = runtime.subscribe();
         let (child_spec, supervisor) = spec.into_child(runtime);
-        let manager = Self {
+        let accounts = Self {
             inner: Arc::new(Inner {
                 supervisor,
                 deps,
@@ -100,23 +101,39 @@ impl SessionManager {
                 actors: Mutex::default(),
             }),
         };
+        accounts.spawn_background_tasks(released_rx, supervision);
+        (child_spec, accounts)
+    }
+
+    /// Spawns the supervisor's two background tasks; both end once the
+    /// supervisor is dropped (they hold it weakly) or their channel closes:
+    /// - actors that ended for good (`released`) are removed from the
+    ///   `sessions` supervisor, so a restart of it does not bring them back;
+    /// - an account whose actor crashed too often (a supervision `GaveUp`
+    ///   event) is marked `failed`, with its `account.state` event, rather
+    ///   than left `connecting`.
+    fn spawn_background_tasks(
+        &self,
+        mut released_rx: mpsc::UnboundedReceiver<i64>,
+        mut supervision: broadcast::Receiver<SupervisionEvent>,
+    ) {
         // Actors that ended for good are removed from the supervisor, so a
         // restart of the supervisor does not bring them back.
-        let weak = Arc::downgrade(&manager.inner);
+        let weak = Arc::downgrade(&self.inner);
         actix::spawn(async move {
             while let Some(id) = released_rx.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
-                SessionManager { inner }.detach(id).await;
+                AccountSupervisor { inner }.detach(id).await;
             }
         });
         // An account whose actor crashed too often is given up alone: say so
         // in its state (and event) rather than leaving it `connecting`.
-        let weak = Arc::downgrade(&manager.inner);
+        let weak = Arc::downgrade(&self.inner);
         actix::spawn(async move {
             loop {
                 let event = match supervision.recv().await {
                     Ok(e) => e,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 };
                 let SupervisionEventKind::GaveUp { cause, .. } = &event.kind else {
@@ -147,7 +164,6 @@ impl SessionManager {
                 }
             }
         });
-        (child_spec, manager)
     }
 
     pub fn board(&self) -> &StateBoard {
@@ -191,14 +207,14 @@ impl SessionManager {
     }
 
     /// Starts the account's actor (no-op when it runs already).
-    pub async fn start(&self, account_id: i64) -> Result<(), ManagerError> {
+    pub async fn start(&self, account_id: i64) -> Result<(), AccountSupervisorError> {
         let deps = self.inner.deps.clone();
         // Its client slot comes from its owner's share.
         let owner = account::Entity::find_by_id(account_id)
             .one(&deps.db)
             .await
-            .map_err(|_| ManagerError::Unavailable)?
-            .ok_or(ManagerError::Unavailable)?
+            .map_err(|_| AccountSupervisorError::Unavailable)?
+            .ok_or(AccountSupervisorError::Unavailable)?
             .user_id;
         let writer = self.inner.events.writer(&account_topic(account_id));
         let (spec, child) = ChildSpec::new(child_name(account_id), move |cctx| {
@@ -215,15 +231,15 @@ impl SessionManager {
         let supervisor =
             tokio::time::timeout(Duration::from_secs(5), self.inner.supervisor.ready())
                 .await
-                .map_err(|_| ManagerError::Unavailable)?
-                .map_err(|_| ManagerError::Unavailable)?;
+                .map_err(|_| AccountSupervisorError::Unavailable)?
+                .map_err(|_| AccountSupervisorError::Unavailable)?;
         match supervisor.send(AddChild(spec)).await {
             Ok(Ok(())) => {
                 self.actors().insert(account_id, child);
                 Ok(())
             }
             Ok(Err(AddChildError::Exists)) => Ok(()),
-            Ok(Err(AddChildError::NotDynamic)) | Err(_) => Err(ManagerError::Unavailable),
+            Ok(Err(AddChildError::NotDynamic)) | Err(_) => Err(AccountSupervisorError::Unavailable),
         }
     }
 

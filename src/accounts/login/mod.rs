@@ -10,119 +10,33 @@
 //!
 //! A pending sign-in is taken out of the table while a step runs, so two
 //! concurrent submissions cannot use one code twice.
+//!
+//! This file holds the steps; [`pending`] the table of pending sign-ins,
+//! [`rows`] what a sign-in stores, [`progress`] what a step answers.
+//! Completing a sign-in (storing its session, starting its actor) spans
+//! services and is the application's (`crate::app::sign_in`).
 
-use super::manager::SessionManager;
-use super::{AccountError, AccountService, AccountView};
-use crate::audit::{self, Action, Actor, AuditEntry, Outcome};
+mod pending;
+pub mod progress;
+pub mod rows;
+
+pub use progress::{LoginError, LoginProgress, NextStep, SignedIn, StepOutcome};
+pub use rows::mark_signed_in;
+
+use super::AccountService;
+use super::state::StateBoard;
 use crate::domain::AccountState;
 use crate::domain::validation::{PhoneNumber, ValidationError};
-use crate::entities::{account, session};
 use crate::events::{EventLog, account_topic};
 use crate::security::digest::PhoneDigester;
-use crate::telegram::{Backend, LoginStep, PendingCode, PendingPassword, TgError};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, TransactionTrait,
-};
+use crate::telegram::{Backend, LoginStep, TgError};
+use pending::{Pending, PendingTable, Step, TakeRefused};
+use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Why a sign-in step was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    #[error(transparent)]
-    Account(#[from] AccountError),
-    #[error("no sign-in is waiting for this account; start again with POST /api/v1/accounts")]
-    NotPending,
-    #[error("this sign-in step is already being submitted")]
-    Busy,
-    #[error("this sign-in waits for the {expected}, not the {got}")]
-    WrongStep {
-        expected: &'static str,
-        got: &'static str,
-    },
-    #[error("too many sign-ins are waiting; try again later")]
-    TooManyPending,
-    #[error("the code is wrong ({attempts_left} attempts left)")]
-    CodeInvalid { attempts_left: u32 },
-    #[error("the password is wrong ({attempts_left} attempts left)")]
-    PasswordInvalid { attempts_left: u32 },
-    #[error("too many wrong answers; start the sign-in again")]
-    TooManyAttempts,
-    #[error("the code has expired; start the sign-in again")]
-    Expired,
-    #[error("Telegram refused: {0}")]
-    Telegram(TgError),
-}
-
-impl From<DbErr> for LoginError {
-    fn from(e: DbErr) -> Self {
-        Self::Account(e.into())
-    }
-}
-
-impl From<ValidationError> for LoginError {
-    fn from(e: ValidationError) -> Self {
-        Self::Account(e.into())
-    }
-}
-
-/// What the caller does next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NextStep {
-    /// Submit the code Telegram sent (`POST /accounts/{id}/login/code`).
-    Code,
-    /// Submit the 2FA password (`POST /accounts/{id}/login/password`).
-    Password,
-    /// Signed in; the account is connecting.
-    Done,
-}
-
-/// The answer to a sign-in step.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct LoginProgress {
-    pub account: AccountView,
-    pub next_step: NextStep,
-    /// The 2FA password hint, when the next step is the password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_hint: Option<String>,
-    /// How long the pending sign-in waits for the next step.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in_ms: Option<u64>,
-}
-
-enum Step {
-    Code(Box<dyn PendingCode>),
-    Password {
-        pending: Box<dyn PendingPassword>,
-        hint: Option<String>,
-    },
-}
-
-impl Step {
-    fn name(&self) -> &'static str {
-        match self {
-            Step::Code(_) => "code",
-            Step::Password { .. } => "password",
-        }
-    }
-}
-
-struct Pending {
-    owner: i64,
-    /// None while a step is being submitted.
-    step: Option<Step>,
-    expires: Instant,
-    attempts_left: u32,
-    /// Tells this sign-in apart from a later one for the same account.
-    generation: u64,
-}
 
 struct Limits {
     ttl: Duration,
@@ -143,10 +57,11 @@ struct Inner {
     backend: Arc<dyn Backend>,
     accounts: AccountService,
     phones: PhoneDigester,
-    manager: SessionManager,
+    /// Where the sign-in's states are shown (no actor runs yet).
+    board: StateBoard,
     events: EventLog,
     limits: Limits,
-    pending: Mutex<HashMap<i64, Pending>>,
+    pending: Mutex<PendingTable>,
     next_generation: Mutex<u64>,
     /// Expiry timers run here (not on the HTTP worker that started them).
     runtime: tokio::runtime::Handle,
@@ -166,7 +81,7 @@ impl LoginService {
         backend: Arc<dyn Backend>,
         accounts: AccountService,
         phones: PhoneDigester,
-        manager: SessionManager,
+        board: StateBoard,
         events: EventLog,
         settings: &crate::config::TelegramSettings,
     ) -> Self {
@@ -176,7 +91,7 @@ impl LoginService {
                 backend,
                 accounts,
                 phones,
-                manager,
+                board,
                 events,
                 limits: Limits {
                     ttl: Duration::from_millis(settings.pending_login_ttl_ms),
@@ -192,7 +107,7 @@ impl LoginService {
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Pending>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, PendingTable> {
         self.inner
             .pending
             .lock()
@@ -201,7 +116,7 @@ impl LoginService {
 
     /// Drops the account's pending sign-in, if any (the account was removed).
     pub fn cancel(&self, account_id: i64) {
-        self.table().remove(&account_id);
+        self.table().remove(account_id);
     }
 
     /// How many sign-ins wait on this node.
@@ -218,36 +133,12 @@ impl LoginService {
     ) -> Result<LoginProgress, LoginError> {
         let phone = PhoneNumber::parse(phone)?;
         let digest = self.inner.phones.digest(phone.as_e164());
-        // Numbers are unique per owner, as on import: an earlier, unfinished
-        // sign-in of the same number by the same owner is reused, a finished
-        // one is a duplicate. Other users' accounts are not looked at, so
-        // no answer depends on whether somebody else added the number.
-        let existing = account::Entity::find()
-            .filter(account::Column::UserId.eq(owner))
-            .filter(account::Column::PhoneDigest.eq(&digest))
-            .one(&self.inner.db)
-            .await?;
-        let reuse = match &existing {
-            Some(a) => {
-                let signing_in = AccountState::parse(&a.state).is_some_and(|s| s.signing_in());
-                let has_session = session::Entity::find()
-                    .filter(session::Column::AccountId.eq(a.id))
-                    .filter(session::Column::IsActive.eq(true))
-                    .count(&self.inner.db)
-                    .await?
-                    > 0;
-                if !signing_in || has_session {
-                    return Err(AccountError::Exists.into());
-                }
-                Some(a.id)
-            }
-            None => None,
-        };
+        let reuse = rows::reusable_account(&self.inner.db, owner, &digest).await?;
         {
             let table = self.table();
-            let replacing = reuse.is_some_and(|id| table.contains_key(&id));
+            let replacing = reuse.is_some_and(|id| table.contains(id));
             let total = table.len() - usize::from(replacing);
-            let mine = table.values().filter(|p| p.owner == owner).count() - usize::from(replacing);
+            let mine = table.count_of(owner) - usize::from(replacing);
             if total >= self.inner.limits.max_pending || mine >= self.inner.limits.max_per_user {
                 return Err(LoginError::TooManyPending);
             }
@@ -260,25 +151,7 @@ impl LoginService {
 
         let account_id = match reuse {
             Some(id) => id,
-            None => {
-                let now = chrono::Utc::now().fixed_offset();
-                let inserted = account::ActiveModel {
-                    user_id: Set(owner),
-                    phone_digest: Set(digest),
-                    phone_hint: Set(phone.masked()),
-                    telegram_user_id: Set(None),
-                    state: Set(AccountState::AwaitingCode.as_str().to_owned()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    ..Default::default()
-                }
-                .insert(&self.inner.db)
-                .await;
-                match inserted {
-                    Ok(a) => a.id,
-                    Err(e) => return Err(AccountError::on_insert(e).into()),
-                }
-            }
+            None => rows::insert_awaiting_code(&self.inner.db, owner, digest, &phone).await?,
         };
         self.insert(account_id, owner, Step::Code(pending));
         self.set_state(
@@ -308,7 +181,7 @@ impl LoginService {
         account_id: i64,
         code: &str,
         ip: Option<IpAddr>,
-    ) -> Result<LoginProgress, LoginError> {
+    ) -> Result<StepOutcome, LoginError> {
         let code = code.trim();
         if code.is_empty() || code.len() > 16 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ValidationError::new(
@@ -343,7 +216,7 @@ impl LoginService {
         account_id: i64,
         password: SecretString,
         ip: Option<IpAddr>,
-    ) -> Result<LoginProgress, LoginError> {
+    ) -> Result<StepOutcome, LoginError> {
         let (step, generation) = self.take(owner, account_id, "password")?;
         let Step::Password { pending, hint } = step else {
             unreachable!("take checked the step")
@@ -392,15 +265,7 @@ impl LoginService {
     }
 
     async fn expire(&self, account_id: i64, generation: u64) {
-        let removed = {
-            let mut table = self.table();
-            match table.get(&account_id) {
-                Some(p) if p.generation == generation && p.step.is_some() => {
-                    table.remove(&account_id)
-                }
-                _ => None,
-            }
-        };
+        let removed = self.table().remove_idle(account_id, generation);
         if removed.is_some() {
             tracing::info!(account_id, "pending sign-in expired");
             self.set_state(
@@ -419,55 +284,17 @@ impl LoginService {
         account_id: i64,
         want: &'static str,
     ) -> Result<(Step, u64), LoginError> {
-        let mut table = self.table();
-        let Some(p) = table.get_mut(&account_id) else {
-            return Err(LoginError::NotPending);
-        };
-        if p.owner != owner {
-            // Someone else's sign-in answers like no sign-in at all.
-            return Err(LoginError::NotPending);
-        }
-        if p.expires <= Instant::now() {
-            return Err(LoginError::Expired);
-        }
-        let Some(step) = p.step.take() else {
-            return Err(LoginError::Busy);
-        };
-        if step.name() != want {
-            let expected = step.name();
-            p.step = Some(step);
-            return Err(LoginError::WrongStep {
-                expected,
-                got: want,
-            });
-        }
-        Ok((step, p.generation))
-    }
-
-    /// Puts a step back (after a wrong answer) if the sign-in is still the same one.
-    fn put_back(&self, account_id: i64, generation: u64, step: Step) -> Option<u32> {
-        let mut table = self.table();
-        let p = table.get_mut(&account_id)?;
-        if p.generation != generation {
-            return None;
-        }
-        p.attempts_left = p.attempts_left.saturating_sub(1);
-        if p.attempts_left == 0 {
-            table.remove(&account_id);
-            return None;
-        }
-        p.step = Some(step);
-        Some(p.attempts_left)
-    }
-
-    fn drop_pending(&self, account_id: i64, generation: u64) {
-        let mut table = self.table();
-        if table
-            .get(&account_id)
-            .is_some_and(|p| p.generation == generation)
-        {
-            table.remove(&account_id);
-        }
+        self.table()
+            .take(owner, account_id, want)
+            .map_err(|refused| match refused {
+                TakeRefused::NotPending => LoginError::NotPending,
+                TakeRefused::Expired => LoginError::Expired,
+                TakeRefused::Busy => LoginError::Busy,
+                TakeRefused::WrongStep { expected } => LoginError::WrongStep {
+                    expected,
+                    got: want,
+                },
+            })
     }
 
     async fn refused(
@@ -477,19 +304,20 @@ impl LoginService {
         generation: u64,
         err: TgError,
         again: Option<Step>,
-    ) -> Result<LoginProgress, LoginError> {
+    ) -> Result<StepOutcome, LoginError> {
         let wrong_answer = matches!(err, TgError::CodeInvalid | TgError::PasswordInvalid);
         match (again, wrong_answer) {
             (Some(step), true) => {
                 let password = matches!(step, Step::Password { .. });
-                match self.put_back(account_id, generation, step) {
+                let left = self.table().put_back(account_id, generation, step);
+                match left {
                     Some(attempts_left) => Err(if password {
                         LoginError::PasswordInvalid { attempts_left }
                     } else {
                         LoginError::CodeInvalid { attempts_left }
                     }),
                     None => {
-                        self.audit_failure(owner, account_id, "too_many_attempts")
+                        rows::audit_failure(&self.inner.db, owner, account_id, "too_many_attempts")
                             .await;
                         self.set_state(
                             account_id,
@@ -504,18 +332,13 @@ impl LoginService {
             (Some(step), false) if err.is_transient() => {
                 // Network trouble or a flood wait: the same step may be retried,
                 // and it does not count as a wrong answer.
-                let mut table = self.table();
-                if let Some(p) = table.get_mut(&account_id)
-                    && p.generation == generation
-                {
-                    p.step = Some(step);
-                }
+                self.table().restore(account_id, generation, step);
                 Err(LoginError::Telegram(err))
             }
             _ => {
-                self.drop_pending(account_id, generation);
+                self.table().drop_generation(account_id, generation);
                 let reason = err.code();
-                self.audit_failure(owner, account_id, reason).await;
+                rows::audit_failure(&self.inner.db, owner, account_id, reason).await;
                 self.set_state(
                     account_id,
                     AccountState::LoginExpired,
@@ -538,21 +361,16 @@ impl LoginService {
         generation: u64,
         step: LoginStep,
         ip: Option<IpAddr>,
-    ) -> Result<LoginProgress, LoginError> {
+    ) -> Result<StepOutcome, LoginError> {
         match step {
             LoginStep::PasswordNeeded { hint, pending } => {
-                {
-                    let mut table = self.table();
-                    match table.get_mut(&account_id) {
-                        Some(p) if p.generation == generation => {
-                            p.step = Some(Step::Password {
-                                pending,
-                                hint: hint.clone(),
-                            });
-                            p.attempts_left = self.inner.limits.attempts;
-                        }
-                        _ => return Err(LoginError::NotPending),
-                    }
+                let next = Step::Password {
+                    pending,
+                    hint: hint.clone(),
+                };
+                let attempts = self.inner.limits.attempts;
+                if !self.table().advance(account_id, generation, next, attempts) {
+                    return Err(LoginError::NotPending);
                 }
                 self.set_state(
                     account_id,
@@ -560,81 +378,30 @@ impl LoginService {
                     serde_json::json!({}),
                 )
                 .await;
-                Ok(LoginProgress {
+                Ok(StepOutcome::Progress(LoginProgress {
                     account: self.inner.accounts.get(owner, account_id).await?,
                     next_step: NextStep::Password,
                     password_hint: hint,
                     expires_in_ms: None,
-                })
+                }))
             }
             LoginStep::Done { session, me } => {
-                self.drop_pending(account_id, generation);
-                let plaintext = session.to_bytes();
-                let txn = self.inner.db.begin().await?;
-                let updated = account::Entity::update_many()
-                    .col_expr(account::Column::TelegramUserId, Expr::value(me.id))
-                    .col_expr(
-                        account::Column::State,
-                        Expr::value(AccountState::Connecting.as_str()),
-                    )
-                    .col_expr(
-                        account::Column::UpdatedAt,
-                        Expr::value(chrono::Utc::now().fixed_offset()),
-                    )
-                    .filter(account::Column::Id.eq(account_id))
-                    .filter(account::Column::UserId.eq(owner))
-                    .exec(&txn)
-                    .await?;
-                if updated.rows_affected == 0 {
-                    // Removed while the code was being checked.
-                    return Err(AccountError::NotFound.into());
-                }
-                let session_id = self
-                    .inner
-                    .accounts
-                    .store()
-                    .activate_new(&txn, account_id, &plaintext)
-                    .await
-                    .map_err(AccountError::from)?;
-                audit::record(
-                    &txn,
-                    AuditEntry::new(Actor::User(owner), Action::AccountAdd, Outcome::Success)
-                        .target(format!("account:{account_id}"))
-                        .ip(ip)
-                        .detail(
-                            serde_json::json!({ "method": "sign_in", "session_id": session_id }),
-                        ),
-                )
-                .await?;
-                txn.commit().await?;
-                tracing::info!(account_id, session_id, "signed in");
-                if let Err(e) = self.inner.manager.start(account_id).await {
-                    tracing::error!(account_id, error = %e, "starting the account actor failed");
-                }
-                Ok(LoginProgress {
-                    account: self.inner.accounts.get(owner, account_id).await?,
-                    next_step: NextStep::Done,
-                    password_hint: None,
-                    expires_in_ms: None,
-                })
+                self.table().drop_generation(account_id, generation);
+                Ok(StepOutcome::SignedIn(SignedIn {
+                    owner,
+                    account_id,
+                    session,
+                    telegram_user_id: me.id,
+                    ip,
+                }))
             }
         }
-    }
-
-    async fn audit_failure(&self, owner: i64, account_id: i64, reason: &str) {
-        audit::record_or_log(
-            &self.inner.db,
-            AuditEntry::new(Actor::User(owner), Action::AccountAdd, Outcome::Failure)
-                .target(format!("account:{account_id}"))
-                .detail(serde_json::json!({ "method": "sign_in", "reason": reason })),
-        )
-        .await;
     }
 
     /// The sign-in writes its states on the account's topic through the
     /// topic's one writer (no actor runs yet), and waits until they are stored.
     async fn set_state(&self, account_id: i64, state: AccountState, detail: serde_json::Value) {
-        let previous = self.inner.manager.board().set(account_id, state);
+        let previous = self.inner.board.set(account_id, state);
         let data = super::state::state_event(account_id, state, previous, detail);
         let writer = self.inner.events.writer(&account_topic(account_id));
         // Waits for the commit: the answer to this step reads the row back.
