@@ -15,9 +15,9 @@ use crate::domain::validation::ChatRef;
 use crate::entities::account;
 use crate::events::{EventLog, account_topic};
 use crate::supervisor::{
-    AddChild, AddChildError, Backoff, ChildRef, ChildSpec, Intensity, RemoveChild, Restart,
-    SupervisionEvent, SupervisionEventKind, SupervisionPolicy, SupervisionRuntime, Supervisor,
-    SupervisorSpec,
+    AddChild, AddChildError, Backoff, ChildRef, ChildSpec, Handover, Intensity, RemoveChild,
+    Restart, SupervisionEvent, SupervisionEventKind, SupervisionPolicy, SupervisionRuntime,
+    Supervisor, SupervisorSpec,
 };
 use crate::telegram::{Message, TgError};
 use sea_orm::sea_query::Expr;
@@ -59,6 +59,9 @@ struct Inner {
     deps: Arc<AccountDeps>,
     events: EventLog,
     actors: Mutex<HashMap<i64, ChildRef<AccountActor>>>,
+    /// Accounts whose actors ended for good, for `account-releases`.
+    released: Handover<mpsc::UnboundedReceiver<i64>>,
+    runtime: Arc<SupervisionRuntime>,
 }
 
 impl std::fmt::Debug for AccountSupervisor {
@@ -91,79 +94,54 @@ impl AccountSupervisor {
             .policy(account_policy(restarts))
             .intensity(Intensity::PerChild)
             .dynamic();
-        let supervision = runtime.subscribe();
-        let (child_spec, supervisor) = spec.into_child(runtime);
+        let (child_spec, supervisor) = spec.into_child(runtime.clone());
         let accounts = Self {
             inner: Arc::new(Inner {
                 supervisor,
                 deps,
                 events,
                 actors: Mutex::default(),
+                released: Handover::new(released_rx),
+                runtime,
             }),
         };
-        accounts.spawn_background_tasks(released_rx, supervision);
         (child_spec, accounts)
     }
 
-    /// Spawns the supervisor's two background tasks; both end once the
-    /// supervisor is dropped (they hold it weakly) or their channel closes:
-    /// - actors that ended for good (`released`) are removed from the
-    ///   `sessions` supervisor, so a restart of it does not bring them back;
-    /// - an account whose actor crashed too often (a supervision `GaveUp`
-    ///   event) is marked `failed`, with its `account.state` event, rather
-    ///   than left `connecting`.
-    fn spawn_background_tasks(
-        &self,
-        mut released_rx: mpsc::UnboundedReceiver<i64>,
-        mut supervision: broadcast::Receiver<SupervisionEvent>,
-    ) {
-        // Actors that ended for good are removed from the supervisor, so a
-        // restart of the supervisor does not bring them back.
+    /// The supervisor's two task children, to start right after it (see
+    /// [`ChildSpec::task`]); each ends once the supervisor is dropped:
+    /// - `account-releases`: actors that ended for good are removed from the
+    ///   `sessions` supervisor, so a restart of it does not bring them back
+    ///   (the queue of released accounts outlives a restart of the task);
+    /// - `account-give-ups`: an account whose actor crashed too often (a
+    ///   supervision `GaveUp` event) is marked `failed`, with its
+    ///   `account.state` event, rather than left `connecting`.
+    pub fn task_children(&self) -> [ChildSpec; 2] {
         let weak = Arc::downgrade(&self.inner);
-        actix::spawn(async move {
-            while let Some(id) = released_rx.recv().await {
-                let Some(inner) = weak.upgrade() else { return };
-                AccountSupervisor { inner }.detach(id).await;
-            }
-        });
-        // An account whose actor crashed too often is given up alone: say so
-        // in its state (and event) rather than leaving it `connecting`.
-        let weak = Arc::downgrade(&self.inner);
-        actix::spawn(async move {
-            loop {
-                let event = match supervision.recv().await {
-                    Ok(e) => e,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                };
-                let SupervisionEventKind::GaveUp { cause, .. } = &event.kind else {
-                    continue;
-                };
-                let Some(id) = event
-                    .actor
-                    .rsplit_once("/account-")
-                    .and_then(|(_, id)| id.parse::<i64>().ok())
-                else {
-                    continue;
-                };
-                let Some(inner) = weak.upgrade() else { return };
-                let previous = inner.deps.board.set(id, AccountState::Failed);
-                let writer = inner.events.writer(&account_topic(id));
-                let data = super::state::state_event(
-                    id,
-                    AccountState::Failed,
-                    previous,
-                    serde_json::json!({ "reason": "crashed too often", "detail": cause }),
-                );
-                if writer
-                    .publish_state(id, AccountState::Failed.as_str(), data)
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!(account_id = id, "state event dropped: writer stopped");
+        let released = self.inner.released.clone();
+        let (releases, _) = ChildSpec::task("account-releases", move |_| {
+            let (weak, released) = (weak.clone(), released.clone());
+            async move {
+                let mut queue = released.lease().ok_or("the release queue is held")?;
+                while let Some(id) = queue.recv().await {
+                    let Some(inner) = weak.upgrade() else {
+                        break;
+                    };
+                    AccountSupervisor { inner }.detach(id).await;
                 }
+                Ok(())
             }
         });
+        let weak = Arc::downgrade(&self.inner);
+        let runtime = self.inner.runtime.clone();
+        let (give_ups, _) = ChildSpec::task("account-give-ups", move |_| {
+            let events = runtime.subscribe();
+            mark_given_up(weak.clone(), events)
+        });
+        [
+            releases.restart(Restart::Transient),
+            give_ups.restart(Restart::Transient),
+        ]
     }
 
     pub fn board(&self) -> &StateBoard {
@@ -334,5 +312,48 @@ impl AccountSupervisor {
             .with_label_values(&[RotationReason::Manual.as_str()])
             .inc();
         Ok(id)
+    }
+}
+
+/// `account-give-ups`: marks `failed` each account whose actor the
+/// `sessions` supervisor gave up on.
+async fn mark_given_up(
+    weak: std::sync::Weak<Inner>,
+    mut supervision: broadcast::Receiver<SupervisionEvent>,
+) -> crate::supervisor::TaskResult {
+    loop {
+        let event = match supervision.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return Ok(()),
+        };
+        let SupervisionEventKind::GaveUp { cause, .. } = &event.kind else {
+            continue;
+        };
+        let Some(id) = event
+            .actor
+            .rsplit_once("/account-")
+            .and_then(|(_, id)| id.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let Some(inner) = weak.upgrade() else {
+            return Ok(());
+        };
+        let previous = inner.deps.board.set(id, AccountState::Failed);
+        let writer = inner.events.writer(&account_topic(id));
+        let data = super::state::state_event(
+            id,
+            AccountState::Failed,
+            previous,
+            serde_json::json!({ "reason": "crashed too often", "detail": cause }),
+        );
+        if writer
+            .publish_state(id, AccountState::Failed.as_str(), data)
+            .await
+            .is_err()
+        {
+            tracing::warn!(account_id = id, "state event dropped: writer stopped");
+        }
     }
 }

@@ -68,11 +68,14 @@ impl Application {
         let s = Services::build(settings.clone(), db, metrics, supervision.clone(), backend)?;
 
         let (database_spec, database) = children::database(&s);
+        let [account_releases, account_give_ups] = s.account_supervisor.task_children();
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())
             .child(database_spec)
             .child(children::rate_limiter(&s))
             .child(s.account_supervisor_spec.clone())
+            .child(account_releases)
+            .child(account_give_ups)
             .child(children::ws_hub(&s))
             .child(children::uploader(&s))
             .child(children::alert_router(&s))
