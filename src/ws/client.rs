@@ -252,7 +252,7 @@ impl WsClient {
         cx: Arc<WsContext>,
         session: Session,
         ip: Option<std::net::IpAddr>,
-        header_auth: Option<(SecretString, Result<Principal, AuthError>)>,
+        header_auth: Option<super::HeaderAuth>,
     ) -> Self {
         let (token, header_auth) = match header_auth {
             Some((token, result)) => (Some(token), Some(result)),
