@@ -15,10 +15,13 @@
 //!   sent" is the whole rule). Nothing published while the replay ran is
 //!   lost, and nothing is sent twice.
 
+use super::event::HubEvent;
 use super::frames::{ClientFrame, ServerFrame, account_of};
-use super::hub::{HubEvent, Refused};
+use super::hub::Refused;
 use super::metrics::FrameKind;
-use super::outlet::{Out, Outlet, PushError, Pushed};
+use super::outlet::{Out, Outlet, PushError};
+use super::shard::Shard;
+use super::subscription::{Control, Next, Subscription};
 use super::{WsContext, close_code};
 use crate::auth::{AuthError, Principal};
 use crate::domain::Fault;
@@ -33,181 +36,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// From the hub to every client.
-#[derive(Message, Debug, Clone, PartialEq, Eq)]
-#[rtype(result = "()")]
-pub enum Control {
-    /// The shard switched subscriptions to reading the log (it may have
-    /// missed events): start reading.
-    CatchUp,
-    /// The send queue overflowed while the shard delivered.
-    SlowConsumer,
-    /// The service is stopping: close with 1001.
-    Shutdown,
-    /// The topic's account was removed: its subscription ends.
-    TopicGone(String),
-}
-
-/// One subscription of one connection: shared by the connection's actor
-/// and its thread's fan-out [`Shard`](super::hub::Shard), which writes live
-/// events straight into the connection's send queue (both run on the
-/// connection's thread, so the lock is never contended).
-pub struct Subscription {
-    state: std::sync::Mutex<SubState>,
-    out: Arc<Outlet>,
-    /// The connection's actor.
-    addr: Recipient<Control>,
-    /// Held events beyond this many are dropped and read from the log
-    /// instead (a busy topic during a long replay).
-    held_cap: usize,
-}
-
-struct SubState {
-    /// The last offset written (or queued) to the client for this topic.
-    last: i64,
-    mode: Mode,
-    /// The send queue overflowed; the actor was told.
-    slow: bool,
-}
-
-enum Mode {
-    /// Live events go straight to the send queue.
-    Live,
-    /// The log is being read (or is about to be): live events are held
-    /// back meanwhile.
-    Reading {
-        held: Vec<Arc<HubEvent>>,
-        /// Events may have been missed (or the held ones overflowed) while
-        /// the log was read: read it once more before going live.
-        again: bool,
-    },
-}
-
-impl Subscription {
-    pub(super) fn new(
-        out: Arc<Outlet>,
-        addr: Recipient<Control>,
-        last: i64,
-        held_cap: usize,
-    ) -> Self {
-        Self {
-            state: std::sync::Mutex::new(SubState {
-                last,
-                mode: Mode::Reading {
-                    held: Vec::new(),
-                    again: false,
-                },
-                slow: false,
-            }),
-            out,
-            addr,
-            held_cap,
-        }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, SubState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(super) fn addr(&self) -> &Recipient<Control> {
-        &self.addr
-    }
-
-    /// A committed event of this subscription's topic (from the shard).
-    pub(super) fn deliver(&self, event: &Arc<HubEvent>) -> Delivered {
-        let mut st = self.state();
-        let st = &mut *st;
-        match &mut st.mode {
-            Mode::Reading { held, again } => {
-                if *again {
-                    // The log is read again anyway.
-                } else if held.len() >= self.held_cap {
-                    held.clear();
-                    *again = true;
-                } else {
-                    held.push(event.clone());
-                }
-                Delivered::Sent
-            }
-            Mode::Live => {
-                if event.offset <= st.last || st.slow {
-                    return Delivered::Sent;
-                }
-                st.last = event.offset;
-                let out = Out::Text(
-                    event.frame.clone(),
-                    Some(event.created_at),
-                    FrameKind::Event,
-                );
-                match self.out.push(out) {
-                    Ok(Pushed::Sent) => Delivered::Sent,
-                    Ok(Pushed::Queued) => Delivered::Queued,
-                    Err(PushError::Full) => {
-                        st.slow = true;
-                        self.addr.do_send(Control::SlowConsumer);
-                        Delivered::Queued
-                    }
-                    // The connection is over (its actor unsubscribes, or
-                    // died without doing so).
-                    Err(PushError::Closed) => Delivered::Gone,
-                }
-            }
-        }
-    }
-
-    /// Test view: `None` when live, else the offsets held back and whether
-    /// the log is to be read again.
-    #[cfg(test)]
-    pub(super) fn reading(&self) -> Option<(Vec<i64>, bool)> {
-        match &self.state().mode {
-            Mode::Live => None,
-            Mode::Reading { held, again } => {
-                Some((held.iter().map(|e| e.offset).collect(), *again))
-            }
-        }
-    }
-
-    /// Test setup: live from `last` on, as after a finished replay.
-    #[cfg(test)]
-    pub(super) fn go_live(&self) {
-        self.state().mode = Mode::Live;
-    }
-
-    /// The shard may have missed events: a live subscription switches to
-    /// reading the log (answers true: its actor must start reading); one
-    /// reading already reads once more.
-    pub(super) fn read_log(&self) -> bool {
-        let mut st = self.state();
-        match &mut st.mode {
-            Mode::Live => {
-                st.mode = Mode::Reading {
-                    held: Vec::new(),
-                    again: false,
-                };
-                true
-            }
-            Mode::Reading { again, .. } => {
-                *again = true;
-                false
-            }
-        }
-    }
-}
-
-/// What became of a delivery.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Delivered {
-    /// Written, held back, or not needed.
-    Sent,
-    /// Queued behind a full session: the connection's thread must let its
-    /// HTTP dispatcher write before more comes.
-    Queued,
-    /// The connection is closed.
-    Gone,
-}
 
 /// The actor's side of a subscription.
 struct Sub {
@@ -225,7 +53,7 @@ pub struct WsClient {
     outlet: Arc<Outlet>,
     writer: Option<tokio::task::JoinHandle<()>>,
     /// This thread's fan-out shard (set when the actor starts).
-    shard: Option<Arc<super::hub::Shard>>,
+    shard: Option<Arc<Shard>>,
     /// Set once authenticated (and admitted under the per-user limit).
     principal: Option<Principal>,
     /// The result of a header token, applied when the actor starts.
@@ -795,37 +623,7 @@ impl WsClient {
             }
             ReplayResult::Closed => return,
         };
-        let next = {
-            let mut st = sub.shared.state();
-            st.last = st.last.max(last);
-            let from = st.last;
-            match &mut st.mode {
-                // Held events stay held; the log has them too.
-                Mode::Reading { again, .. } if *again => {
-                    *again = false;
-                    Next::Pages(from)
-                }
-                Mode::Reading { held, .. } => {
-                    let mut pending = Vec::new();
-                    let mut upto = from;
-                    for e in std::mem::take(held) {
-                        if e.offset > upto {
-                            upto = e.offset;
-                            pending.push(e);
-                        }
-                    }
-                    if pending.is_empty() {
-                        st.mode = Mode::Live;
-                        Next::Live
-                    } else {
-                        // Written at the client's pace, still holding newer
-                        // events; then look again.
-                        Next::Release(pending)
-                    }
-                }
-                Mode::Live => Next::Live,
-            }
-        };
+        let next = sub.shared.read_done(last);
         match next {
             Next::Live => {}
             Next::Pages(from) => {
@@ -848,18 +646,7 @@ impl WsClient {
                 // Reading already; the shard asked for once more.
                 continue;
             }
-            let mut st = sub.shared.state();
-            match &mut st.mode {
-                Mode::Live => {
-                    st.mode = Mode::Reading {
-                        held: Vec::new(),
-                        again: false,
-                    };
-                }
-                // The read starts after every lag that asked for it.
-                Mode::Reading { again, .. } => *again = false,
-            }
-            idle.push((topic.clone(), st.last));
+            idle.push((topic.clone(), sub.shared.start_reading()));
         }
         for (topic, last) in idle {
             let replay = self.replay(topic.clone());
@@ -916,13 +703,6 @@ impl WsClient {
     }
 }
 
-/// What a subscription does after a log task.
-enum Next {
-    Live,
-    Pages(i64),
-    Release(Vec<Arc<HubEvent>>),
-}
-
 /// A `send` frame's fields.
 struct SendRequest {
     account: i64,
@@ -965,7 +745,7 @@ impl Actor for WsClient {
         let metrics = self.cx.hub.metrics().clone();
         metrics.connects.inc();
         self.shard = Some(self.cx.hub.shard());
-        let registered = self.cx.hub.register(self.id, ctx.address());
+        let registered = self.cx.hub.register(self.id, ctx.address().recipient());
         if registered == Err(Refused::ShuttingDown) {
             self.close(ctx, close_code::GOING_AWAY, "shutdown", "server going away");
             return;

@@ -4,15 +4,19 @@
 //!
 //! One [`client::WsClient`] actor per connection, the [`hub::WsHub`] that
 //! knows the connections and the topics they follow, and its supervised
-//! pump ([`hub::WsHubActor`], root child `ws-hub`) that fans committed
+//! pump ([`pump::WsHubActor`], root child `ws-hub`) that fans committed
 //! events out.
 
-pub mod client;
+mod client;
+mod event;
 pub mod frames;
 pub mod health;
 pub mod hub;
 pub mod metrics;
 mod outlet;
+pub mod pump;
+mod shard;
+mod subscription;
 
 use crate::accounts::AccountService;
 use crate::auth::{AuthError, AuthService, Principal};
@@ -21,7 +25,7 @@ use crate::outbox::Outbox;
 use crate::ratelimit::RateLimiter;
 use actix::{Actor, AsyncContext};
 use secrecy::SecretString;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The protocol's close codes.
 pub mod close_code {
@@ -73,4 +77,10 @@ pub fn serve(
         ctx.add_stream(stream);
         client::WsClient::new(id, cx, session, ip, header_auth)
     });
+}
+
+/// Locks `m`, poisoned or not: what the gateway's locks guard stays
+/// consistent between statements.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
