@@ -15,6 +15,7 @@ pub mod hub;
 pub mod metrics;
 mod outlet;
 pub mod pump;
+mod replay;
 mod shard;
 mod subscription;
 
