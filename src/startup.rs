@@ -217,7 +217,7 @@ impl Application {
             let health = ws_health.clone();
             let retention = settings.events.clone();
             ChildSpec::new("ws-hub", move |_| {
-                crate::ws::pump::WsHubActor::new(
+                crate::ws::hub::WsHubActor::new(
                     hub.clone(),
                     events.clone(),
                     health.clone(),

@@ -4,7 +4,7 @@
 //!
 //! One [`client::WsClient`] actor per connection, the [`hub::WsHub`] that
 //! knows the connections and the topics they follow, and its supervised
-//! pump ([`pump::WsHubActor`], root child `ws-hub`) that fans committed
+//! pump ([`hub::WsHubActor`], root child `ws-hub`) that fans committed
 //! events out.
 
 mod client;
@@ -14,7 +14,6 @@ pub mod health;
 pub mod hub;
 pub mod metrics;
 mod outlet;
-pub mod pump;
 mod replay;
 mod shard;
 mod subscription;

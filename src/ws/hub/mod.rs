@@ -14,7 +14,7 @@
 //! - A subscriber whose send queue is full is told it is a slow consumer
 //!   (it closes with 4010) instead of the shard waiting for it or growing
 //!   memory.
-//! - The pump ([`super::pump`]) reads the event log's live bus. When it
+//! - The pump ([`pump`]) reads the event log's live bus. When it
 //!   falls behind the bus (the bus drops what a lagging reader missed),
 //!   when a shard's queue is full, or when the pump's actor was restarted,
 //!   it cannot know what was missed: the shards switch their subscriptions
@@ -24,6 +24,10 @@
 //!
 //! The hub knows each connection only as the [`Control`] messages it can
 //! be sent, so it does not depend on the connection's actor.
+
+mod pump;
+
+pub use pump::{WsHubActor, pump};
 
 use super::event::HubEvent;
 use super::lock;
