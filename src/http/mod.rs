@@ -21,6 +21,7 @@ mod metrics;
 mod middleware;
 pub mod openapi;
 mod uploads;
+mod ws;
 
 pub use middleware::observe;
 
@@ -108,7 +109,7 @@ fn declare_routes(t: &mut RouteTable) {
         .add(Method::GET, "/health/telegram", health::telegram)
         .add(Method::GET, "/health/database", health::database)
         .add(Method::GET, "/health/rate-limits", limits::health)
-        .add(Method::GET, "/health/websocket", crate::ws::health_route)
+        .add(Method::GET, "/health/websocket", ws::health_route)
         .add(Method::GET, "/metrics", metrics::metrics)
         .add(Method::GET, "/api/v1/openapi.json", openapi::openapi_json)
         .add(Method::POST, "/api/v1/auth/register", auth::register)
@@ -164,7 +165,7 @@ fn declare_routes(t: &mut RouteTable) {
         .add(Method::GET, "/api/v1/errors", admin::errors)
         .add(Method::GET, "/api/v1/alerts", alerts::list)
         .add(Method::POST, "/api/v1/alerts/{id}/ack", alerts::ack)
-        .add(Method::GET, "/ws", crate::ws::route);
+        .add(Method::GET, "/ws", ws::route);
 }
 
 /// `(METHOD, path)` of every public route, as registered.

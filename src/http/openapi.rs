@@ -10,7 +10,7 @@ mod send_request;
 #[cfg(test)]
 mod tests;
 
-use super::{accounts, admin, alerts, auth, error, health, limits, messages, metrics, uploads};
+use super::{accounts, admin, alerts, auth, error, health, limits, messages, metrics, uploads, ws};
 use actix_web::HttpResponse;
 use common::CommonErrors;
 use send_request::SendRequestKinds;
@@ -54,8 +54,8 @@ use utoipa::{Modify, OpenApi};
         health::database,
         limits::health,
         metrics::metrics,
-        crate::ws::route,
-        crate::ws::health_route,
+        ws::route,
+        ws::health_route,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth, &CommonErrors, &SendRequestKinds),
@@ -66,7 +66,7 @@ use utoipa::{Modify, OpenApi};
         (name = "uploads", description = "Files streamed to Telegram, for sending as media"),
         (name = "admin", description = "Operator routes (admin role)"),
         (name = "meta", description = "Health, metrics and this document"),
-        (name = "websocket", description = "The WebSocket gateway (frames: see ARCHITECTURE.md)"),
+        (name = "websocket", description = "The WebSocket gateway (frames: see docs/websocket-protocol.md)"),
     )
 )]
 pub struct ApiDoc;

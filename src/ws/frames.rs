@@ -1,5 +1,5 @@
-//! The frames of the WebSocket protocol (ARCHITECTURE.md, "WebSocket
-//! protocol"): JSON text frames, one object each, told apart by `type`.
+//! The frames of the WebSocket protocol (docs/websocket-protocol.md):
+//! JSON text frames, one object each, told apart by `type`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

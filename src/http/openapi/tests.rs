@@ -28,7 +28,7 @@ macro_rules! operations {
 }
 
 fn documented_operations() -> Vec<(Vec<utoipa::openapi::path::HttpMethod>, String, Schemas)> {
-    use crate::ws;
+    use crate::http::ws;
     operations![
         auth::__path_register,
         auth::__path_login,

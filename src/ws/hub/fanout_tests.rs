@@ -3,9 +3,9 @@
 //! and a recorder standing in for the connection's actor.
 
 use super::*;
-use crate::ws::client::Subscription;
 use crate::ws::metrics::FrameKind;
 use crate::ws::outlet::{Out, Outlet, PushError};
+use crate::ws::subscription::Subscription;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::http::header;
 use actix_web::{FromRequest, web};
@@ -441,5 +441,5 @@ async fn a_closed_connection_leaves_the_shard_on_the_next_event() {
     // Its actor died without unsubscribing; the close went out.
     out.finish();
     hub.dispatch(&event(TOPIC, 1));
-    until(|| lock(&shard.topics).is_empty()).await;
+    until(|| shard.is_empty()).await;
 }
