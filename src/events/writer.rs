@@ -16,9 +16,9 @@ pub use commit::MAX_BATCH;
 use self::commit::{Append, run_writer};
 use super::StoredEvent;
 use super::dedupe::Dedupe;
+use super::metrics::EventMetrics;
 use crate::entities::account;
 use futures_util::future::BoxFuture;
-use prometheus::{IntCounterVec, Opts, Registry};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -30,8 +30,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 /// Events waiting for their writer, per topic. A full queue makes
 /// publishers wait (backpressure) rather than grow memory.
 const WRITER_QUEUE: usize = 1024;
-/// The event kinds that carry dedupe keys (the duplicates counter's labels).
-pub const DEDUPED_KINDS: [&str; 3] = ["message.new", "message.edited", "message.deleted"];
 
 /// The topic's writer is gone (the service is shutting down).
 #[derive(Debug, thiserror::Error)]
@@ -44,37 +42,6 @@ pub struct WriterClosed;
 /// idempotent, and it must not fail for a row that is gone.
 pub type SideWrite =
     Arc<dyn for<'a> Fn(&'a DatabaseTransaction) -> BoxFuture<'a, Result<(), DbErr>> + Send + Sync>;
-
-/// The event log's own metrics.
-#[derive(Clone)]
-pub struct EventMetrics {
-    /// Events dropped because everything they announce was announced
-    /// before, by kind (only [`DEDUPED_KINDS`] carry keys).
-    pub duplicates: IntCounterVec,
-}
-
-impl EventMetrics {
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let duplicates = IntCounterVec::new(
-            Opts::new(
-                "tgvisor_events_duplicates_dropped_total",
-                "Events not stored because the log had announced all they announce, by kind.",
-            ),
-            &["kind"],
-        )?;
-        registry.register(Box::new(duplicates.clone()))?;
-        for kind in DEDUPED_KINDS {
-            duplicates.with_label_values(&[kind]);
-        }
-        Ok(Self { duplicates })
-    }
-
-    /// Unregistered families (tests, tools).
-    pub fn unregistered() -> Self {
-        // unwrap: a valid name registered once in a fresh registry cannot fail.
-        Self::new(&Registry::new()).unwrap_or_else(|_| unreachable!("a fresh registry"))
-    }
-}
 
 /// Sets `accounts.state`.
 pub fn account_state_write(account_id: i64, state: &str) -> SideWrite {

@@ -1,7 +1,7 @@
 //! The outbox's metric families: acceptance, backlog, messages that left
 //! the outbox (and whose fault a failed one was), retries.
 
-use super::Backlog;
+use super::backlog::Backlog;
 use crate::domain::Fault;
 use crate::domain::MessageStatus;
 use prometheus::{
@@ -157,5 +157,38 @@ impl OutboxMetrics {
         self.failures
             .with_label_values(&[reason, fault.as_str()])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_gauges_show_depth_and_the_oldest_age() {
+        let metrics = OutboxMetrics::new(&prometheus::Registry::new()).unwrap();
+        let now = chrono::Utc::now();
+        metrics.show_backlog(
+            &Backlog {
+                depth: 3,
+                oldest: Some(now - chrono::Duration::milliseconds(90_500)),
+            },
+            now,
+        );
+        assert_eq!(metrics.depth.get(), 3);
+        assert!((metrics.oldest_age.get() - 90.5).abs() < 1e-9);
+        // Nothing waiting: both back to zero.
+        metrics.show_backlog(&Backlog::default(), now);
+        assert_eq!(metrics.depth.get(), 0);
+        assert_eq!(metrics.oldest_age.get(), 0.0);
+        // A clock that went backwards shows no age, not a negative one.
+        metrics.show_backlog(
+            &Backlog {
+                depth: 1,
+                oldest: Some(now + chrono::Duration::seconds(5)),
+            },
+            now,
+        );
+        assert_eq!(metrics.oldest_age.get(), 0.0);
     }
 }

@@ -18,7 +18,11 @@
 //! foreign key, and the batch is decided again from fresh reads; a key taken
 //! meanwhile (another node) is stopped by the unique index like any other.
 
-use super::{Accepted, EnqueueError, NewMessage, OutboxMetrics, Signals};
+use super::arrivals::Signals;
+use super::error::EnqueueError;
+use super::message::{Media, NewMessage};
+use super::metrics::OutboxMetrics;
+use super::view::Accepted;
 use crate::domain::AccountState;
 use crate::domain::MessageStatus;
 use crate::entities::{account, outbox};
@@ -206,7 +210,7 @@ async fn try_commit(
             request_hash: Set(r.hash.clone()),
             chat: Set(m.chat.to_string()),
             chat_id: Set(None),
-            kind: Set(m.media.map_or("text", super::Media::kind_str).to_owned()),
+            kind: Set(m.media.map_or("text", Media::kind_str).to_owned()),
             text: Set(m.text.clone()),
             upload_id: Set(m.media.map(|x| x.upload_id)),
             reply_to: Set(m.reply_to),

@@ -3,8 +3,9 @@
 //! writes and dedupe keys and the batch's last checkpoint, retrying the
 //! whole batch until it is stored; then it publishes the events on the bus.
 
-use super::{EventMetrics, SideWrite};
+use super::SideWrite;
 use crate::events::dedupe;
+use crate::events::metrics::EventMetrics;
 use crate::events::{StoredEvent, append};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use std::sync::Arc;

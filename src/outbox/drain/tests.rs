@@ -7,6 +7,7 @@ use crate::config::{Environment, Settings};
 use crate::sessions::SessionData;
 use crate::telegram::sim::{ECHO_USER_ID, FloodRule, FloodTarget, SimBackend, SimWorld};
 use crate::telegram::{Backend, Connection, SessionSink};
+use async_trait::async_trait;
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
