@@ -46,8 +46,8 @@ pub mod window;
 
 pub use monitor::HealthMonitor;
 
-use crate::actors::database::DbHealthState;
 use crate::config::Settings;
+use crate::db::DbHealthState;
 use crate::domain::Fault;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limit, RateLimiter};

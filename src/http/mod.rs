@@ -25,9 +25,9 @@ mod uploads;
 pub use middleware::observe;
 
 use crate::accounts::AccountService;
-use crate::actors::database::DbHealthState;
 use crate::auth::AuthService;
 use crate::config::Settings;
+use crate::db::DbHealthState;
 use crate::metrics::Metrics;
 use crate::supervisor::SupervisionRuntime;
 use actix_web::http::Method;
