@@ -97,16 +97,9 @@ impl Status {
     }
 }
 
-/// Every component, in the order reports list them.
-pub const COMPONENTS: [&str; 7] = [
-    "supervision",
-    "database",
-    "websocket",
-    "telegram",
-    "rate_limits",
-    "api",
-    "resources",
-];
+/// Every component, in the order reports list them (defined with the
+/// `component` label of the status gauge, which has a series for each).
+pub use crate::metrics::health::COMPONENTS;
 
 /// The fingerprints of the seed's alertConfig rules ([`Health::rules`]).
 pub const RULES: [&str; 3] = ["rule:errors", "rule:connections", "rule:performance"];

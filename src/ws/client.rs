@@ -17,12 +17,12 @@
 
 use super::frames::{ClientFrame, ServerFrame, account_of};
 use super::hub::{HubEvent, Refused};
-use super::metrics::FrameKind;
 use super::outlet::{Out, Outlet, PushError, Pushed};
 use super::{WsContext, close_code};
 use crate::auth::{AuthError, Principal};
 use crate::domain::Fault;
 use crate::domain::validation::ValidationError;
+use crate::metrics::ws::FrameKind;
 use crate::outbox::{EnqueueError, NewMessage};
 use crate::ratelimit::Key;
 use actix::prelude::*;
@@ -295,7 +295,7 @@ impl WsClient {
         message: &str,
         retry_after: Option<Duration>,
     ) {
-        let fault = super::metrics::error_fault(code);
+        let fault = crate::metrics::ws::error_fault(code);
         self.error_by(ctx, id, code, message, retry_after, fault);
     }
 

@@ -3,8 +3,8 @@
 //! and a recorder standing in for the connection's actor.
 
 use super::*;
+use crate::metrics::ws::FrameKind;
 use crate::ws::client::Subscription;
-use crate::ws::metrics::FrameKind;
 use crate::ws::outlet::{Out, Outlet, PushError};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::http::header;

@@ -25,12 +25,12 @@
 //! events delivered, frames received, connections seen): below that it is
 //! shown, not judged.
 
-use super::metrics::WsMetrics;
 use crate::config::WsThresholds;
 use crate::domain::Fault;
 use crate::health::ratio;
 use crate::health::window::counter_sum;
 use crate::http::health::Status;
+use crate::metrics::ws::WsMetrics;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -22,9 +22,9 @@
 //!   Nothing is lost either way; clients drop what they already have.
 
 use super::client::{Control, Delivered, Subscription, WsClient};
-use super::metrics::WsMetrics;
 use crate::config::WsConnections;
 use crate::events::{EventLog, StoredEvent};
+use crate::metrics::ws::WsMetrics;
 use actix::prelude::*;
 use bytestring::ByteString;
 use std::collections::{HashMap, HashSet};

@@ -9,7 +9,6 @@ pub mod client;
 pub mod frames;
 pub mod health;
 pub mod hub;
-pub mod metrics;
 mod outlet;
 
 use crate::accounts::AccountService;

@@ -1,7 +1,12 @@
 //! The service's Prometheus registry and the metric families owned by the
 //! HTTP layer; every other family (the database's, Telegram's, ...) is
-//! defined by its module and registered here. One registry per service
+//! defined by its module and registered here; the WebSocket gateway's
+//! ([`ws`]) and the HealthMonitor's ([`health`]) are defined here too, below
+//! the modules that use them. One registry per service
 //! instance (no globals), so tests can run many instances in one process.
+
+pub mod health;
+pub mod ws;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -29,9 +34,9 @@ pub struct Metrics {
     pub telegram: crate::telegram::metrics::TelegramMetrics,
     pub rate_limits: crate::ratelimit::RateLimitMetrics,
     pub outbox: crate::outbox::OutboxMetrics,
-    pub ws: crate::ws::metrics::WsMetrics,
+    pub ws: ws::WsMetrics,
     pub uploads: crate::uploads::metrics::UploadMetrics,
-    pub health: crate::health::monitor::HealthMetrics,
+    pub health: health::HealthMetrics,
     pub alerts: crate::alerts::AlertMetrics,
     pub events: crate::events::EventMetrics,
     /// Errors grouped by kind and shape (`GET /api/v1/errors`).
@@ -84,9 +89,9 @@ impl Metrics {
         let telegram = crate::telegram::metrics::TelegramMetrics::new(&registry)?;
         let rate_limits = crate::ratelimit::RateLimitMetrics::new(&registry)?;
         let outbox = crate::outbox::OutboxMetrics::new(&registry)?;
-        let ws = crate::ws::metrics::WsMetrics::new(&registry)?;
+        let ws = ws::WsMetrics::new(&registry)?;
         let uploads = crate::uploads::metrics::UploadMetrics::new(&registry)?;
-        let health = crate::health::monitor::HealthMetrics::new(&registry)?;
+        let health = health::HealthMetrics::new(&registry)?;
         let alerts = crate::alerts::AlertMetrics::new(&registry)?;
         let events = crate::events::EventMetrics::new(&registry)?;
         let errors = crate::errors::ErrorTracker::new(&registry)?;
