@@ -210,7 +210,7 @@ impl Application {
             settings.rate_limits.websocket.connections.clone(),
             metrics.ws.clone(),
         );
-        let ws_health = crate::ws::health::WsHealth::new(metrics.ws.clone());
+        let ws_health = crate::health::websocket::WsHealth::new(metrics.ws.clone());
         let (ws_hub_spec, _) = {
             let hub = ws_hub.clone();
             let events = events.clone();

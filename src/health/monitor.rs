@@ -4,7 +4,10 @@
 //! each change of a component's status to the alert router (a component
 //! that leaves `healthy` raises an alert; coming back resolves it).
 
-use super::{Health, RULES, Report, Sample, Status};
+use super::RULES;
+use super::handle::Health;
+use super::sample::Sample;
+use super::status::{Report, Status};
 use crate::alerts::{AlertRouterHandle, NewAlert, Severity};
 use crate::metrics::health::HealthMetrics;
 use actix::prelude::*;

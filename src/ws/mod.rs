@@ -7,7 +7,6 @@
 
 pub mod client;
 pub mod frames;
-pub mod health;
 pub mod hub;
 mod outlet;
 
@@ -38,7 +37,7 @@ pub mod close_code {
 pub struct WsContext {
     pub settings: Arc<Settings>,
     pub hub: hub::WsHub,
-    pub health: health::WsHealth,
+    pub health: crate::health::websocket::WsHealth,
     pub auth: AuthService,
     pub accounts: AccountService,
     pub outbox: Outbox,
@@ -120,8 +119,8 @@ fn bearer_token(value: &header::HeaderValue) -> Option<&str> {
 /// `/health/websocket` (the seed's shape).
 #[derive(serde::Serialize)]
 struct WsHealthBody {
-    status: crate::http::health::Status,
-    metrics: health::WsFigures,
+    status: crate::health::Status,
+    metrics: crate::health::websocket::WsFigures,
     thresholds: crate::config::WsThresholds,
     timestamp: chrono::DateTime<chrono::Utc>,
 }
@@ -147,7 +146,7 @@ pub async fn health_route(state: web::Data<AppState>) -> HttpResponse {
         thresholds,
         timestamp: chrono::Utc::now(),
     };
-    if status == crate::http::health::Status::Healthy {
+    if status == crate::health::Status::Healthy {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
