@@ -2,7 +2,6 @@
 //! applications that drive them.
 
 pub mod accounts;
-pub mod actors;
 pub mod alerts;
 pub mod allocator;
 pub mod app;

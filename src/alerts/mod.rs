@@ -1,5 +1,6 @@
 //! The AlertRouter: alerts raised by the HealthMonitor (and anything else
-//! that notices trouble) go to channels by the seed's alerting matrix.
+//! that notices trouble) go to channels by the alerting matrix of the
+//! configuration (`alerting`: channels per severity, repeats, escalation).
 //!
 //! - An alert has a fingerprint. Raising what already fires changes
 //!   nothing (one notification for a burst of samples, not one per

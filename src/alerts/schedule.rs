@@ -1,5 +1,6 @@
-//! When an alert is notified, where, and what comes next: the seed's
-//! alerting matrix as a function of time, with no clock and no I/O.
+//! When an alert is notified, where, and what comes next: the alerting
+//! matrix of the configuration (`alerting`) as a function of time, with no
+//! clock and no I/O.
 //!
 //! An alert starts in tier 0, the channels of its severity. It is notified
 //! once, then repeated every `retry_interval_ms` up to `max_retries` times.

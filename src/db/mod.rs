@@ -1,8 +1,14 @@
 //! The database: one pool (sea-orm over sqlx), SQLite embedded by default,
 //! PostgreSQL in production; migrations run at start-up. [`local`] keeps
-//! an embedded database's file to one process.
+//! an embedded database's file to one process; [`actor`] watches the
+//! pool's health; [`metrics`] holds its metric families.
 
+pub mod actor;
 pub mod local;
+pub mod metrics;
+
+pub use actor::{CheckNow, DatabaseActor, DbHealth, DbHealthState};
+pub use metrics::DbMetrics;
 
 use crate::config::DatabaseSettings;
 use migration::{Migrator, MigratorTrait};
@@ -19,7 +25,8 @@ pub enum DbError {
     Migrate(#[source] DbErr),
 }
 
-/// Open the pool with the seed's settings (max 20, idle 30 s, connect 2 s).
+/// Open the pool with the `database` settings (by default: at most 20
+/// connections, idle 30 s, connect 2 s).
 pub async fn connect(
     url: &str,
     settings: &DatabaseSettings,
@@ -71,13 +78,9 @@ pub fn statement_shape(sql: &str) -> String {
 }
 
 /// Times every statement on `db`: `tgvisor_db_query_duration_seconds`, and
-/// those slower than `slow` are counted and logged by shape (the seed's
-/// 200 ms), never with their values.
-pub fn observe_queries(
-    db: &mut DatabaseConnection,
-    metrics: crate::metrics::DbMetrics,
-    slow: Duration,
-) {
+/// those slower than `slow` (`thresholds.slow_query.log_ms`, 200 ms by
+/// default) are counted and logged by shape, never with their values.
+pub fn observe_queries(db: &mut DatabaseConnection, metrics: DbMetrics, slow: Duration) {
     // Resolved once: no label lookup per statement.
     let durations = OPERATIONS.map(|op| metrics.query_duration.with_label_values(&[op]));
     let slows = OPERATIONS.map(|op| metrics.slow_queries.with_label_values(&[op]));

@@ -4,44 +4,15 @@
 //! each change of a component's status to the alert router (a component
 //! that leaves `healthy` raises an alert; coming back resolves it).
 
-use super::{COMPONENTS, Health, RULES, Report, Sample, Status};
+use super::RULES;
+use super::handle::Health;
+use super::sample::Sample;
+use super::status::{Report, Status};
 use crate::alerts::{AlertRouterHandle, NewAlert, Severity};
+use crate::metrics::health::HealthMetrics;
 use actix::prelude::*;
-use prometheus::{IntCounter, IntGaugeVec, Opts, Registry};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// `tgvisor_health_status{component}`: 0 healthy, 1 degraded, 2 unhealthy;
-/// `tgvisor_health_reports_total`: reports judged.
-#[derive(Clone)]
-pub struct HealthMetrics {
-    pub status: IntGaugeVec,
-    /// Reports judged (every status set, every alert raised or resolved):
-    /// flat means nothing is watching the service.
-    pub reports: IntCounter,
-}
-
-impl HealthMetrics {
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let status = IntGaugeVec::new(
-            Opts::new(
-                "tgvisor_health_status",
-                "Each component's health: 0 healthy, 1 degraded, 2 unhealthy.",
-            ),
-            &["component"],
-        )?;
-        let reports = IntCounter::new(
-            "tgvisor_health_reports_total",
-            "Health reports the HealthMonitor judged (statuses set, alerts raised or resolved).",
-        )?;
-        registry.register(Box::new(status.clone()))?;
-        registry.register(Box::new(reports.clone()))?;
-        for c in COMPONENTS {
-            status.with_label_values(&[c]).set(0);
-        }
-        Ok(Self { status, reports })
-    }
-}
 
 pub struct HealthMonitor {
     health: Health,

@@ -17,7 +17,7 @@
 //!   `health.drain_ms` while everything still serves, then the shutdown
 //!   proceeds.
 
-use super::Health;
+use super::handle::Health;
 use crate::supervisor::{Ping, RunState};
 use actix::Recipient;
 use serde::Serialize;

@@ -1,5 +1,5 @@
-//! The seed's resourceThresholds: memory, CPU and storage, each as a
-//! fraction of what the process may use.
+//! The resource thresholds (`thresholds.resource`): memory, CPU and
+//! storage, each as a fraction of what the process may use.
 //!
 //! - memory: the process' resident set over the memory it may use (the
 //!   cgroup's `memory.max` when one is set, else the machine's total);

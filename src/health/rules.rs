@@ -2,7 +2,9 @@
 //! sample on the same snapshot as the checks: a burst of tracked errors,
 //! connections the service lost, a slow API.
 
-use super::{Health, RULES, Sample};
+use super::RULES;
+use super::handle::Health;
+use super::sample::Sample;
 use std::sync::PoisonError;
 use std::time::Duration;
 

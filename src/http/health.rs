@@ -1,5 +1,5 @@
 //! The health endpoints, from the HealthMonitor's checks (see
-//! [`crate::health`]): 200 when healthy, 503 otherwise (the seed's rule).
+//! [`crate::health`]): 200 when healthy, 503 otherwise.
 //! Every check runs under `health.check_timeout_ms`, so an endpoint
 //! answers even when what it checks hangs.
 //!
@@ -90,7 +90,8 @@ pub async fn detailed(state: web::Data<AppState>, _admin: Admin) -> HttpResponse
     )
 }
 
-/// One component's check in the seed's shape: `{status, metrics, timestamp}`.
+/// One component's check as its endpoint answers it: `{status, metrics,
+/// timestamp}`.
 async fn component(state: &AppState, name: &str) -> HttpResponse {
     let Some(check) = state.health.check(name).await else {
         return HttpResponse::NotFound().finish();

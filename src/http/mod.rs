@@ -26,9 +26,9 @@ mod ws;
 pub use middleware::observe;
 
 use crate::accounts::AccountService;
-use crate::actors::database::DbHealthState;
 use crate::auth::AuthService;
 use crate::config::Settings;
+use crate::db::DbHealthState;
 use crate::metrics::Metrics;
 use crate::supervisor::SupervisionRuntime;
 use actix_web::http::Method;

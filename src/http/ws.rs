@@ -75,7 +75,7 @@ fn bearer_token(value: &header::HeaderValue) -> Option<&str> {
 #[derive(serde::Serialize)]
 struct WsHealthBody {
     status: Status,
-    metrics: crate::ws::health::WsFigures,
+    metrics: crate::health::websocket::WsFigures,
     thresholds: crate::config::WsThresholds,
     timestamp: chrono::DateTime<chrono::Utc>,
 }

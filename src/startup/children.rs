@@ -3,9 +3,9 @@
 //! the services it needs.
 
 use super::services::Services;
-use crate::actors::database::DatabaseActor;
 use crate::alerts::AlertRouter;
 use crate::alerts::channels::Channels;
+use crate::db::DatabaseActor;
 use crate::health::HealthMonitor;
 use crate::ratelimit::RateLimiterActor;
 use crate::supervisor::{ChildRef, ChildSpec};

@@ -16,8 +16,8 @@ mod shutdown;
 pub use shutdown::ShutdownHandle;
 
 use crate::accounts::supervisor::AccountSupervisor;
-use crate::actors::database::DatabaseActor;
 use crate::config::Settings;
+use crate::db::DatabaseActor;
 use crate::events::EventLog;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;

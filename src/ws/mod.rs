@@ -10,9 +10,7 @@
 mod client;
 mod event;
 pub mod frames;
-pub mod health;
 pub mod hub;
-pub mod metrics;
 mod outlet;
 mod replay;
 mod shard;
@@ -42,7 +40,7 @@ pub mod close_code {
 pub struct WsContext {
     pub settings: Arc<Settings>,
     pub hub: hub::WsHub,
-    pub health: health::WsHealth,
+    pub health: crate::health::websocket::WsHealth,
     pub auth: AuthService,
     pub accounts: AccountService,
     pub outbox: Outbox,

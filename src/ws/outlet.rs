@@ -18,7 +18,7 @@
 //! fan-out shard) runs on the connection's thread, so the lock is never
 //! contended; it is there because the shard is reachable from the hub.
 
-use super::metrics::{FrameKind, WsMetrics};
+use crate::metrics::ws::{FrameKind, WsMetrics};
 use actix_web::web::Bytes;
 use actix_ws::{CloseReason, Message, Session};
 use bytestring::ByteString;

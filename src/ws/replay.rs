@@ -6,8 +6,8 @@
 use super::WsContext;
 use super::event::HubEvent;
 use super::frames::{ServerFrame, event_frame};
-use super::metrics::FrameKind;
 use super::outlet::{Out, Outlet};
+use crate::metrics::ws::FrameKind;
 use serde_json::Value;
 use std::sync::Arc;
 

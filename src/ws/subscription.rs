@@ -11,8 +11,8 @@
 //! lost, and nothing is sent twice.
 
 use super::event::HubEvent;
-use super::metrics::FrameKind;
 use super::outlet::{Out, Outlet, PushError, Pushed};
+use crate::metrics::ws::FrameKind;
 use actix::prelude::*;
 use std::sync::Arc;
 

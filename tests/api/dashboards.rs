@@ -369,7 +369,7 @@ fn scraped_names(scrape: &str) -> BTreeSet<String> {
 /// account's DC. Families with bounded labels (results, reasons, states)
 /// start at zero in the service itself. Answers the scrape.
 async fn scrape_of_a_busy_app(app: &TestApp) -> String {
-    use tgvisor::actors::database::CheckNow;
+    use tgvisor::db::CheckNow;
     // The supervisor starts its children after the app is up: wait for the
     // database actor rather than fail while it starts.
     let database = app.app_database.ready().await.expect("the database actor");

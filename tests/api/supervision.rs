@@ -1,5 +1,5 @@
 use crate::helpers::{is_started, spawn_app, spawn_app_with, wait_for_event};
-use tgvisor::actors::database::CheckNow;
+use tgvisor::db::CheckNow;
 
 #[actix_rt::test]
 async fn a_crashed_database_actor_is_restarted_and_counted() {

@@ -6,9 +6,9 @@
 use super::WsClient;
 use crate::auth::{AuthError, Principal};
 use crate::domain::Fault;
+use crate::metrics::ws::FrameKind;
 use crate::ws::close_code;
 use crate::ws::frames::ServerFrame;
-use crate::ws::metrics::FrameKind;
 use actix::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;

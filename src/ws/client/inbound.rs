@@ -5,11 +5,11 @@
 use super::WsClient;
 use crate::auth::Principal;
 use crate::domain::validation::ValidationError;
+use crate::metrics::ws::FrameKind;
 use crate::outbox::{EnqueueError, NewMessage};
 use crate::ratelimit::Key;
 use crate::ws::close_code;
 use crate::ws::frames::{ClientFrame, ServerFrame};
-use crate::ws::metrics::FrameKind;
 use crate::ws::outlet::Out;
 use actix::prelude::*;
 use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};

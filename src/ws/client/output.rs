@@ -5,9 +5,9 @@
 use super::WsClient;
 use crate::domain::Fault;
 use crate::domain::validation::ValidationError;
+use crate::metrics::ws::FrameKind;
 use crate::ws::close_code;
 use crate::ws::frames::ServerFrame;
-use crate::ws::metrics::FrameKind;
 use crate::ws::outlet::{Out, PushError};
 use actix::prelude::*;
 use actix_ws::{CloseCode, CloseReason};
@@ -35,7 +35,7 @@ impl WsClient {
         message: &str,
         retry_after: Option<Duration>,
     ) {
-        let fault = crate::ws::metrics::error_fault(code);
+        let fault = crate::metrics::ws::error_fault(code);
         self.error_by(ctx, id, code, message, retry_after, fault);
     }
 

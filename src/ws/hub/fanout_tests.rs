@@ -3,7 +3,7 @@
 //! and a recorder standing in for the connection's actor.
 
 use super::*;
-use crate::ws::metrics::FrameKind;
+use crate::metrics::ws::FrameKind;
 use crate::ws::outlet::{Out, Outlet, PushError};
 use crate::ws::subscription::Subscription;
 use actix_web::body::{BoxBody, MessageBody};

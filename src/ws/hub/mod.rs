@@ -31,11 +31,11 @@ pub use pump::{WsHubActor, pump};
 
 use super::event::HubEvent;
 use super::lock;
-use super::metrics::WsMetrics;
 use super::shard::{SHARD_QUEUE, Shard};
 use super::subscription::Control;
 use crate::config::WsConnections;
 use crate::events::StoredEvent;
+use crate::metrics::ws::WsMetrics;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

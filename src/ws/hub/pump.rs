@@ -29,7 +29,7 @@ pub async fn pump(hub: WsHub, mut rx: broadcast::Receiver<StoredEvent>) {
 pub struct WsHubActor {
     hub: WsHub,
     events: EventLog,
-    health: crate::ws::health::WsHealth,
+    health: crate::health::websocket::WsHealth,
     retention: crate::config::EventSettings,
 }
 
@@ -37,7 +37,7 @@ impl WsHubActor {
     pub fn new(
         hub: WsHub,
         events: EventLog,
-        health: crate::ws::health::WsHealth,
+        health: crate::health::websocket::WsHealth,
         retention: crate::config::EventSettings,
     ) -> Self {
         Self {
@@ -71,7 +71,7 @@ impl Actor for WsHubActor {
         // A restarted pump missed what was published while it was down.
         self.hub.catch_up_all();
         ctx.spawn(actix::fut::wrap_future(pump(self.hub.clone(), rx)));
-        ctx.run_interval(crate::ws::health::SAMPLE_EVERY, |act, _| {
+        ctx.run_interval(crate::health::websocket::SAMPLE_EVERY, |act, _| {
             act.health.sample()
         });
         let every = std::time::Duration::from_millis(self.retention.prune_interval_ms.max(1000));

@@ -129,7 +129,7 @@ pub struct TestApp {
     pub database_url: String,
     pub client: reqwest::Client,
     pub supervision: Arc<SupervisionRuntime>,
-    pub app_database: tgvisor::supervisor::ChildRef<tgvisor::actors::database::DatabaseActor>,
+    pub app_database: tgvisor::supervisor::ChildRef<tgvisor::db::DatabaseActor>,
     pub shutdown: ShutdownHandle,
     pub db: TestDatabase,
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,

@@ -1,6 +1,6 @@
-//! WebSocket metrics (the seed's WebSocketMetrics): connections, frames in
-//! and out, delivery latency, errors by code and disconnects by reason, each
-//! with its `fault` (see [`crate::fault`]): what a client did to itself
+//! The WebSocket gateway's metric families: connections, frames in and
+//! out, delivery latency, errors by code and disconnects by reason, each
+//! with its `fault` (see [`crate::domain::Fault`]): what a client did to itself
 //! (a bad frame, a failed authentication, its own limits, going away) is
 //! counted apart from what the service failed.
 

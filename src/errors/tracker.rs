@@ -1,22 +1,11 @@
-//! The ErrorTracker (the seed's): errors grouped by kind and message shape,
-//! each group with its count, first and last sight, and up to five
-//! redacted samples; admins read it at `GET /api/v1/errors`.
-//!
-//! What is tracked: every 5xx answer (kind: its error code; the sample
-//! carries the incident id the answer and the log line share), and every
-//! actor that exited with an error or a panic (kind `actor_error` or
-//! `actor_panic`, from the supervision events).
-//!
-//! A message's shape is the message with its variable parts replaced:
-//! numbers, hex and UUIDs become `N`, quoted text becomes `"…"`, so one
-//! failing statement is one group whatever its ids. Samples are scrubbed
-//! of secrets (tokens, phone numbers) before they are kept.
+//! The [`ErrorTracker`]: groups, samples, the count of recent sightings,
+//! and the task that tracks failing actors ([`ErrorTracker::watch`]).
 
+use super::shape::{cut, shape};
 use prometheus::{IntCounterVec, Opts, Registry};
-use regex::Regex;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -24,43 +13,9 @@ use tokio::time::Instant;
 const MAX_GROUPS: usize = 500;
 /// Samples kept per group.
 const MAX_SAMPLES: usize = 5;
-/// Sightings remembered for "how many in the last period" (the seed's
-/// alertConfig errors rule), at most.
+/// Sightings remembered for "how many in the last period" (the `errors`
+/// alert rule, `alerting.rules.errors`), at most.
 const MAX_RECENT: usize = 10_000;
-/// A message longer than this is cut before it is shaped and kept.
-const MAX_MESSAGE: usize = 512;
-
-static VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
-    // unwrap: a constant, valid pattern.
-    Regex::new(
-        r#"(?x)
-        "[^"]*" | '[^']*'                                   # quoted text
-        | [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}
-        | \b0x[0-9a-fA-F]+\b | \b[0-9a-fA-F]{16,}\b        # hex
-        | \b\d+(\.\d+)?\b                                   # numbers
-        "#,
-    )
-    .unwrap()
-});
-
-/// `message` with its variable parts replaced (see the module docs).
-pub fn shape(message: &str) -> String {
-    let cut = cut(message);
-    VARIABLE
-        .replace_all(cut, |c: &regex::Captures<'_>| {
-            let m = &c[0];
-            if m.starts_with('"') || m.starts_with('\'') {
-                "\"…\"".to_owned()
-            } else {
-                "N".to_owned()
-            }
-        })
-        .into_owned()
-}
-
-fn cut(message: &str) -> &str {
-    &message[..message.floor_char_boundary(MAX_MESSAGE)]
-}
 
 /// One sighting kept as an example.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -251,14 +206,6 @@ mod tests {
         assert_eq!(big.samples[0].incident_id.as_deref(), Some("incident-0"));
         assert!(big.samples.iter().all(|s| !s.message.contains("7946")));
         assert_eq!(t.count_since(Duration::from_secs(60)), 8);
-    }
-
-    #[test]
-    fn quoted_text_and_uuids_are_variable_parts() {
-        assert_eq!(
-            shape(r#"no such key "abc" in 550e8400-e29b-41d4-a716-446655440000"#),
-            "no such key \"…\" in N"
-        );
     }
 
     #[test]

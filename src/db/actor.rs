@@ -5,8 +5,8 @@
 //! An unreachable database is not a crash: the actor keeps running and
 //! reports `down`; the supervisor restarts it only if it fails itself.
 
-use crate::db::{self, PoolStats};
-use crate::metrics::DbMetrics;
+use super::metrics::DbMetrics;
+use super::{self as db, PoolStats};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;

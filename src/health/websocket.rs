@@ -1,10 +1,11 @@
-//! `/health/websocket`: the seed's WebSocketHealthCheck, judged by
-//! `thresholds.websocket` over the last few minutes.
+//! The WebSocket gateway's health (`/health/websocket`, and the
+//! `websocket` component of `/health`), judged by `thresholds.websocket`
+//! over the last few minutes.
 //!
 //! The hub's actor samples the cumulative `tgvisor_ws_*` counters every
-//! [`SAMPLE_EVERY`]; the route compares the live values with the oldest
-//! sample kept (at most [`WINDOW`] old), so every figure is a rate over a
-//! recent window, not since start:
+//! [`SAMPLE_EVERY`] into a [`Window`]; the route compares the live values
+//! with the oldest sample kept (at most [`WINDOW`] old), so every figure
+//! is a rate over a recent window, not since start:
 //!
 //! - `average_latency_ms`: mean time from an event's commit to its frame
 //!   written, over the live events delivered in the window;
@@ -25,24 +26,21 @@
 //! events delivered, frames received, connections seen): below that it is
 //! shown, not judged.
 
-use super::metrics::WsMetrics;
+use super::figures::counter_sum;
+use super::window::Window;
+use super::{Status, ratio};
 use crate::config::WsThresholds;
 use crate::domain::Fault;
-use crate::health::ratio;
-use crate::health::window::counter_sum;
-use crate::http::health::Status;
+use crate::metrics::ws::WsMetrics;
 use serde::Serialize;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::time::Instant;
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 pub const WINDOW: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
-    at: Option<Instant>,
     delivered: u64,
     delivery_secs: f64,
     frames_in: u64,
@@ -67,7 +65,6 @@ fn of(fault: Fault) -> impl Fn(&[(&str, &str)]) -> bool {
 impl Sample {
     fn take(m: &WsMetrics) -> Self {
         Self {
-            at: Some(Instant::now()),
             delivered: m.delivery.get_sample_count(),
             delivery_secs: m.delivery.get_sample_sum(),
             frames_in: m.messages_in.get(),
@@ -113,46 +110,40 @@ pub struct WsFigures {
 #[derive(Clone)]
 pub struct WsHealth {
     metrics: WsMetrics,
-    samples: Arc<Mutex<VecDeque<Sample>>>,
+    samples: Arc<Mutex<Window<Sample>>>,
 }
 
 impl WsHealth {
     pub fn new(metrics: WsMetrics) -> Self {
         let health = Self {
             metrics,
-            samples: Arc::default(),
+            samples: Arc::new(Mutex::new(Window::new(WINDOW))),
         };
         health.sample();
         health
     }
 
-    /// Records the counters now, dropping samples older than the window.
+    /// Records the counters now, dropping samples older than the window
+    /// (the newest sample at least [`WINDOW`] old stays, so the window is
+    /// full).
     pub fn sample(&self) {
         let now = Sample::take(&self.metrics);
-        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-        samples.push_back(now);
-        // Keep the newest sample at least WINDOW old, so the window is full.
-        while samples.len() > 2
-            && samples
-                .get(1)
-                .and_then(|s| s.at)
-                .is_some_and(|at| at.elapsed() >= WINDOW)
-        {
-            samples.pop_front();
-        }
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(now);
     }
 
     /// Rates since the oldest sample kept.
     pub fn figures(&self) -> WsFigures {
         let now = Sample::take(&self.metrics);
-        let then = self
+        let (span, then) = self
             .samples
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .front()
-            .copied()
+            .oldest()
             .unwrap_or_default();
-        figures(&then, &now)
+        figures(&then, &now, span)
     }
 
     /// The figures and their status under `thresholds`, each judged once
@@ -163,11 +154,8 @@ impl WsHealth {
     }
 }
 
-fn figures(then: &Sample, now: &Sample) -> WsFigures {
-    let span = match (then.at, now.at) {
-        (Some(a), Some(b)) => b.saturating_duration_since(a),
-        _ => Duration::ZERO,
-    };
+/// The figures between `then` and `now`, `span` apart.
+fn figures(then: &Sample, now: &Sample, span: Duration) -> WsFigures {
     let delivered = now.delivered.saturating_sub(then.delivered);
     let latency_secs = (now.delivery_secs - then.delivery_secs).max(0.0);
     let seen = u64::try_from(then.connections.max(0)).unwrap_or(0)

@@ -1,10 +1,16 @@
 //! The service's Prometheus registry and the metric families owned by the
-//! HTTP layer and the database. One registry per service instance (no
-//! globals), so tests can run many instances in one process.
+//! HTTP layer; every other family (the database's, Telegram's, ...) is
+//! defined by its module and registered here; the WebSocket gateway's
+//! ([`ws`]) and the HealthMonitor's ([`health`]) are defined here too, below
+//! the modules that use them. One registry per service
+//! instance (no globals), so tests can run many instances in one process.
+
+pub mod health;
+pub mod ws;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// HTTP request latency buckets, in seconds (1 ms .. 10 s).
@@ -24,35 +30,17 @@ pub struct Metrics {
     pub http_in_flight: IntGauge,
     /// Connections closed at once: their address held too many already.
     pub http_connections_refused: prometheus::IntCounter,
-    pub db: DbMetrics,
+    pub db: crate::db::DbMetrics,
     pub telegram: crate::telegram::metrics::TelegramMetrics,
     pub rate_limits: crate::ratelimit::RateLimitMetrics,
     pub outbox: crate::outbox::OutboxMetrics,
-    pub ws: crate::ws::metrics::WsMetrics,
+    pub ws: ws::WsMetrics,
     pub uploads: crate::uploads::metrics::UploadMetrics,
-    pub health: crate::health::monitor::HealthMetrics,
+    pub health: health::HealthMetrics,
     pub alerts: crate::alerts::AlertMetrics,
     pub events: crate::events::EventMetrics,
     /// Errors grouped by kind and shape (`GET /api/v1/errors`).
     pub errors: crate::errors::ErrorTracker,
-}
-
-/// Database pool and health metrics, sampled by the Database actor.
-#[derive(Clone)]
-pub struct DbMetrics {
-    /// 1 when the last health check reached the database.
-    pub up: IntGauge,
-    /// Round-trip time of the health-check ping.
-    pub ping_duration: Histogram,
-    /// Pool connections by state (idle, in_use).
-    pub pool_connections: IntGaugeVec,
-    /// The configured maximum pool size.
-    pub pool_max: IntGauge,
-    /// Statement latency by operation (select, insert, update, delete,
-    /// other).
-    pub query_duration: HistogramVec,
-    /// Statements slower than `thresholds.slow_query.log_ms`, by operation.
-    pub slow_queries: IntCounterVec,
 }
 
 impl Metrics {
@@ -82,51 +70,7 @@ impl Metrics {
             "tgvisor_http_connections_refused_total",
             "Connections closed on arrival: their client address held server.max_connections_per_address already.",
         )?;
-        let db = DbMetrics {
-            up: IntGauge::new(
-                "tgvisor_db_up",
-                "1 when the last database health check succeeded.",
-            )?,
-            ping_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "tgvisor_db_ping_duration_seconds",
-                    "Database health-check round trip.",
-                )
-                .buckets(vec![0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0]),
-            )?,
-            pool_connections: IntGaugeVec::new(
-                Opts::new(
-                    "tgvisor_db_pool_connections",
-                    "Database pool connections by state.",
-                ),
-                &["state"],
-            )?,
-            pool_max: IntGauge::new(
-                "tgvisor_db_pool_max_connections",
-                "Configured maximum database pool size.",
-            )?,
-            query_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "tgvisor_db_query_duration_seconds",
-                    "Database statement latency by operation.",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
-                ]),
-                &["operation"],
-            )?,
-            slow_queries: IntCounterVec::new(
-                Opts::new(
-                    "tgvisor_db_slow_queries_total",
-                    "Statements slower than thresholds.slow_query.log_ms, by operation.",
-                ),
-                &["operation"],
-            )?,
-        };
-        for op in crate::db::OPERATIONS {
-            db.query_duration.with_label_values(&[op]);
-            db.slow_queries.with_label_values(&[op]);
-        }
+        let db = crate::db::DbMetrics::new(&registry)?;
         let build = IntGaugeVec::new(
             Opts::new("tgvisor_build_info", "Always 1; labels carry the build."),
             &["version"],
@@ -137,12 +81,6 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(http_in_flight.clone()))?;
         registry.register(Box::new(http_connections_refused.clone()))?;
-        registry.register(Box::new(db.up.clone()))?;
-        registry.register(Box::new(db.ping_duration.clone()))?;
-        registry.register(Box::new(db.pool_connections.clone()))?;
-        registry.register(Box::new(db.pool_max.clone()))?;
-        registry.register(Box::new(db.query_duration.clone()))?;
-        registry.register(Box::new(db.slow_queries.clone()))?;
         registry.register(Box::new(build))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -151,9 +89,9 @@ impl Metrics {
         let telegram = crate::telegram::metrics::TelegramMetrics::new(&registry)?;
         let rate_limits = crate::ratelimit::RateLimitMetrics::new(&registry)?;
         let outbox = crate::outbox::OutboxMetrics::new(&registry)?;
-        let ws = crate::ws::metrics::WsMetrics::new(&registry)?;
+        let ws = ws::WsMetrics::new(&registry)?;
         let uploads = crate::uploads::metrics::UploadMetrics::new(&registry)?;
-        let health = crate::health::monitor::HealthMetrics::new(&registry)?;
+        let health = health::HealthMetrics::new(&registry)?;
         let alerts = crate::alerts::AlertMetrics::new(&registry)?;
         let events = crate::events::EventMetrics::new(&registry)?;
         let errors = crate::errors::ErrorTracker::new(&registry)?;
