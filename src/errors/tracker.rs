@@ -2,11 +2,15 @@
 //! and the task that tracks failing actors ([`ErrorTracker::watch`]).
 
 use super::shape::{cut, shape};
+use crate::supervisor::{
+    ChildSpec, SupervisionEvent, SupervisionEventKind, SupervisionRuntime, TaskResult,
+};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 /// Groups kept at most; past it, the group seen longest ago goes.
@@ -146,36 +150,44 @@ impl ErrorTracker {
             .count()
     }
 
-    /// Tracks actors that exit with an error or a panic, for as long as
-    /// the supervision runtime lives.
-    pub fn watch(&self, supervision: &crate::supervisor::SupervisionRuntime) {
-        use crate::supervisor::SupervisionEventKind;
-        let mut events = supervision.subscribe();
+    /// The `error-tracker` task child: tracks actors that exit with an
+    /// error or a panic. It subscribes when it starts, so it goes first
+    /// among the root's children; after a restart of its own it tracks
+    /// from then on (its own exit shows in the supervision metrics).
+    pub fn task_child(&self, supervision: Arc<SupervisionRuntime>) -> ChildSpec {
         let tracker = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(e) => {
-                        if let SupervisionEventKind::Exited {
-                            reason,
-                            abnormal: true,
-                        } = &e.kind
-                        {
-                            let kind = if reason.starts_with("panic") {
-                                "actor_panic"
-                            } else {
-                                "actor_error"
-                            };
-                            tracker.track(kind, reason, None, Some(&e.actor));
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "error tracker: supervision events missed");
-                    }
-                    Err(_) => return,
+        ChildSpec::task("error-tracker", move |_| {
+            track_exits(tracker.clone(), supervision.subscribe())
+        })
+        .0
+    }
+}
+
+async fn track_exits(
+    tracker: ErrorTracker,
+    mut events: broadcast::Receiver<SupervisionEvent>,
+) -> TaskResult {
+    loop {
+        match events.recv().await {
+            Ok(e) => {
+                if let SupervisionEventKind::Exited {
+                    reason,
+                    abnormal: true,
+                } = &e.kind
+                {
+                    let kind = if reason.starts_with("panic") {
+                        "actor_panic"
+                    } else {
+                        "actor_error"
+                    };
+                    tracker.track(kind, reason, None, Some(&e.actor));
                 }
             }
-        });
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "error tracker: supervision events missed");
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
     }
 }
 

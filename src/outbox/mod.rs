@@ -15,8 +15,8 @@
 //! - Delivery is the account actor's job ([`drain`]): in order per chat,
 //!   through the rate limiter, every transition a `message.status` event.
 //!
-//! Here: the [`Outbox`] handle, which starts the writer and housekeeping
-//! tasks. Around it: `message` (a send request, validated), `writer` (the
+//! Here: the [`Outbox`] handle, and the writer and housekeeping tasks as
+//! supervised children ([`Outbox::task_children`]). Around it: `message` (a send request, validated), `writer` (the
 //! group commit), `error` and `view` (what acceptance and reads answer),
 //! `arrivals` (how a drain learns of new messages), [`drain`] (delivery),
 //! `backlog` and `housekeeping` (the undelivered rows read, counted and
@@ -47,6 +47,7 @@ use self::arrivals::Signals;
 use self::housekeeping::housekeeping;
 use crate::config::OutboxSettings;
 use crate::entities::outbox;
+use crate::supervisor::{ChildSpec, Handover};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct Outbox {
 struct Inner {
     db: DatabaseConnection,
     tx: mpsc::Sender<writer::Request>,
+    /// The writer's end of the queue, handed from one writer to the next.
+    queue: Handover<mpsc::Receiver<writer::Request>>,
     signals: Signals,
     metrics: OutboxMetrics,
     settings: OutboxSettings,
@@ -76,31 +79,56 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// Starts the writer and the housekeeping task on the current runtime.
+    /// The handle. Nothing is written until its two task children
+    /// ([`Outbox::task_children`]) run under a supervisor: until then
+    /// accepted requests wait in the writer's queue.
     pub fn new(db: DatabaseConnection, settings: &OutboxSettings, metrics: OutboxMetrics) -> Self {
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let signals = Signals::default();
-        tokio::spawn(writer::run(
-            db.clone(),
-            rx,
-            settings.max_batch.max(1) as usize,
-            metrics.clone(),
-            signals.clone(),
-        ));
-        tokio::spawn(housekeeping(
-            db.clone(),
-            metrics.clone(),
-            Duration::from_millis(settings.retention_ms),
-        ));
         Self {
             inner: Arc::new(Inner {
                 db,
                 tx,
-                signals,
+                queue: Handover::new(rx),
+                signals: Signals::default(),
                 metrics,
                 settings: settings.clone(),
             }),
         }
+    }
+
+    /// The outbox's two task children, to run under a supervisor:
+    /// - `outbox-writer`, the group commit. Its queue outlives it: requests
+    ///   waiting there when it panics are written by the next generation;
+    ///   the batch it was committing goes unanswered, which its callers see
+    ///   as `unavailable` (503, retry): nothing is acknowledged and lost;
+    /// - `outbox-housekeeping`, the backlog gauges and the pruning.
+    pub fn task_children(&self) -> [ChildSpec; 2] {
+        let inner = self.inner.clone();
+        let (writer, _) = ChildSpec::task("outbox-writer", move |_| {
+            let inner = inner.clone();
+            async move {
+                let queue = inner.queue.lease().ok_or("the writer's queue is held")?;
+                writer::run(
+                    inner.db.clone(),
+                    queue,
+                    inner.settings.max_batch.max(1) as usize,
+                    inner.metrics.clone(),
+                    inner.signals.clone(),
+                )
+                .await;
+                Ok(())
+            }
+        });
+        let inner = self.inner.clone();
+        let (housekeeping, _) = ChildSpec::task("outbox-housekeeping", move |_| {
+            let retention = Duration::from_millis(inner.settings.retention_ms);
+            let (db, metrics) = (inner.db.clone(), inner.metrics.clone());
+            async move {
+                housekeeping(db, metrics, retention).await;
+                Ok(())
+            }
+        });
+        [writer, housekeeping]
     }
 
     /// Accepts a message: answers once it is committed.

@@ -26,6 +26,7 @@ use super::view::Accepted;
 use crate::domain::AccountState;
 use crate::domain::MessageStatus;
 use crate::entities::{account, outbox};
+use crate::supervisor::Lease;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
@@ -46,7 +47,7 @@ const CONFLICT_RETRIES: usize = 3;
 
 pub(super) async fn run(
     db: DatabaseConnection,
-    mut rx: mpsc::Receiver<Request>,
+    mut rx: Lease<mpsc::Receiver<Request>>,
     max_batch: usize,
     metrics: OutboxMetrics,
     signals: Signals,

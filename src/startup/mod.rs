@@ -63,16 +63,19 @@ impl Application {
         let metrics = Metrics::new().context("registering metrics")?;
         let supervision =
             Arc::new(SupervisionRuntime::new(&metrics.registry).context("registering metrics")?);
-        metrics.errors.watch(&supervision);
         let (db, db_lock) = open_database(&settings, &metrics).await?;
         let s = Services::build(settings.clone(), db, metrics, supervision.clone(), backend)?;
 
         let (database_spec, database) = children::database(&s);
+        let [outbox_writer, outbox_housekeeping] = s.outbox.task_children();
         let [account_releases, account_give_ups] = s.account_supervisor.task_children();
         let root = SupervisorSpec::new("root")
             .policy(settings.supervision.policy())
+            .child(s.metrics.errors.task_child(supervision.clone()))
             .child(database_spec)
             .child(children::rate_limiter(&s))
+            .child(outbox_writer)
+            .child(outbox_housekeeping)
             .child(s.account_supervisor_spec.clone())
             .child(account_releases)
             .child(account_give_ups)

@@ -28,6 +28,7 @@ mod process;
 mod sessions;
 mod single_process;
 mod slow_clients;
+mod supervised_tasks;
 mod supervision;
 mod telegram;
 mod update_state;

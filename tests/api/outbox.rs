@@ -566,6 +566,16 @@ async fn one_batch_answers_every_kind_of_request_as_it_would_alone() {
     let registry = prometheus::Registry::new();
     let metrics = OutboxMetrics::new(&registry).unwrap();
     let outbox = Outbox::new(app.db_conn().await, &app.settings.outbox, metrics.clone());
+    // Its writer runs under a supervisor of its own, started after the
+    // requests below are queued.
+    let start_writer = || {
+        let [writer, _] = outbox.task_children();
+        tgvisor::supervisor::SupervisorSpec::new("t")
+            .child(writer)
+            .start_root(std::sync::Arc::new(
+                tgvisor::supervisor::SupervisionRuntime::standalone(),
+            ))
+    };
     let msg = |user_id: i64, account_id: i64, key: Option<&str>, text: &str| NewMessage {
         account_id,
         user_id,
@@ -592,8 +602,8 @@ async fn one_batch_answers_every_kind_of_request_as_it_would_alone() {
         msg(alice_id, down, Some("k-down"), "changed"), // 12: key reused, account down
     ];
     // Sent together, before the writer runs: one batch.
-    let answers =
-        futures_util::future::join_all(requests.into_iter().map(|m| outbox.enqueue(m))).await;
+    let sends = futures_util::future::join_all(requests.into_iter().map(|m| outbox.enqueue(m)));
+    let (answers, _root) = futures_util::join!(sends, async { start_writer() });
     assert_eq!(metrics.batch_rows.get_sample_count(), 1, "one commit");
     assert_eq!(metrics.batch_rows.get_sample_sum(), 3.0, "three new rows");
 
