@@ -1,4 +1,7 @@
+use super::numbers::parse_sim_phone;
 use super::*;
+use crate::domain::validation::ChatRef;
+use crate::telegram::{FloodScope, Incoming, LoginStep, Me, PeerKind, SendOptions, Update};
 
 struct NoSink;
 
