@@ -19,11 +19,13 @@
 
 pub mod convert;
 mod login;
+pub mod peers;
 pub mod session;
 mod updates;
 
 use self::convert::{NoFloodSleep, map_error};
-use self::session::{StoredPeer, TgSession};
+use self::peers::StoredPeer;
+use self::session::TgSession;
 use super::{
     Backend, Client, Connection, Incoming, Me, MediaInfo, MediaKind, Message, Peer, PeerKind,
     PendingCode, SendOptions, SessionSink, TgError, UpdateState, UploadedFile,

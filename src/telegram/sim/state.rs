@@ -57,7 +57,8 @@ pub(super) struct State {
     /// Calls under way, and the most at once, by method.
     pub(super) in_flight: HashMap<String, u32>,
     pub(super) most_in_flight: HashMap<String, u32>,
-    /// Accept auth keys this world never issued (see [`SimWorld::adopt_unknown_keys`]).
+    /// Accept auth keys this world never issued (see
+    /// [`SimWorld::adopt_unknown_keys`](super::SimWorld::adopt_unknown_keys)).
     pub(super) adopt_unknown_keys: bool,
 }
 
