@@ -11,9 +11,10 @@
 //! every attempt (an SRP id is single-use) and run in its own task, so the
 //! panics it keeps for malformed server parameters become errors.
 
+use super::GrammersBackend;
 use super::convert::{self, map_error};
+use super::pool::{Pool, start_pool};
 use super::session::TgSession;
-use super::{GrammersBackend, Pool, start_pool};
 use crate::domain::validation::PhoneNumber;
 use crate::telegram::{LoginStep, Me, PendingCode, PendingPassword, TgError};
 use async_trait::async_trait;
