@@ -185,7 +185,13 @@ impl Backend for GrammersBackend {
     }
 
     async fn request_code(&self, phone: &PhoneNumber) -> Result<Box<dyn PendingCode>, TgError> {
-        login::request_code(self, phone).await
+        login::request_code(
+            self.api_id,
+            self.api_hash.as_ref(),
+            self.request_timeout,
+            phone,
+        )
+        .await
     }
 }
 

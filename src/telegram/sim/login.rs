@@ -1,9 +1,8 @@
 //! The simulated sign-in: the code sent to a sim number, the two-step
 //! password, and the session a finished sign-in yields.
 
-use super::numbers::parse_sim_phone;
+use super::conventions::{CODE_TTL, SIM_2FA_PASSWORD, parse_sim_phone};
 use super::world::SimWorld;
-use super::{CODE_TTL, SIM_2FA_PASSWORD};
 use crate::domain::validation::PhoneNumber;
 use crate::telegram::{LoginStep, PendingCode, PendingPassword, TgError};
 use async_trait::async_trait;

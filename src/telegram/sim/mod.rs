@@ -15,12 +15,13 @@
 //! sessions and banned accounts.
 
 mod client;
+mod conventions;
 mod flood;
 mod login;
-mod numbers;
 mod state;
 mod world;
 
+pub use self::conventions::{CODE_TTL, ECHO_USER_ID, SIM_2FA_PASSWORD};
 pub use self::flood::{FloodRule, FloodTarget};
 pub use self::world::SimWorld;
 
@@ -31,15 +32,8 @@ use crate::sessions::SessionData;
 use async_trait::async_trait;
 use futures_util::FutureExt;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// The 2FA password of sim numbers that have one.
-pub const SIM_2FA_PASSWORD: &str = "sim-password";
-/// The id of the `@echo` user.
-pub const ECHO_USER_ID: i64 = 1_000_001;
-/// How long a login code stays valid.
-pub const CODE_TTL: Duration = Duration::from_secs(300);
 /// Capacity of each connection's update channel.
 const UPDATES_CAPACITY: usize = 1024;
 

@@ -2,9 +2,8 @@
 //! dialogs, uploads, injected faults and call counts, and the operations
 //! on it that the world, the sign-in and the connections share.
 
-use super::ECHO_USER_ID;
+use super::conventions::{ECHO_USER_ID, dc_addr};
 use super::flood::FloodRule;
-use super::numbers::dc_addr;
 use crate::sessions::{AuthKey, DcEntry, SessionData};
 use crate::telegram::{Incoming, Me, MediaInfo, Message, TgError, Update};
 use std::collections::{BTreeMap, HashMap};

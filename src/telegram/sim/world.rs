@@ -2,9 +2,8 @@
 //! fake MTProto server hold, to inject faults and look inside; and the
 //! latency and faults every simulated call goes through.
 
-use super::ECHO_USER_ID;
+use super::conventions::{ECHO_USER_ID, parse_sim_phone};
 use super::flood::{self, FloodRule};
-use super::numbers::parse_sim_phone;
 use super::state::{SimUser, State};
 use crate::sessions::{AuthKey, SessionData};
 use crate::telegram::{Me, Message, TgError};

@@ -1,7 +1,16 @@
-//! The sim's phone-number conventions (Telegram's test DCs) and its DC
-//! addresses.
+//! The sim's conventions (see the module docs of `sim`): the test-DC
+//! phone numbers with their codes and 2FA password, the `@echo` user, how
+//! long a code lives, and the DC addresses.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+/// The 2FA password of sim numbers that have one.
+pub const SIM_2FA_PASSWORD: &str = "sim-password";
+/// The id of the `@echo` user.
+pub const ECHO_USER_ID: i64 = 1_000_001;
+/// How long a login code stays valid.
+pub const CODE_TTL: Duration = Duration::from_secs(300);
 
 /// DC X's address in the sim (Telegram's real production addresses; never dialled).
 pub(super) fn dc_addr(dc: i32) -> SocketAddrV4 {
