@@ -2,7 +2,7 @@
 //! the request timeout with its errors mapped to [`TgError`].
 
 use super::convert::{self, map_error};
-use super::peers::StoredPeer;
+use super::peers::{StoredPeer, to_port_peer};
 use super::pool::Pool;
 use super::requests;
 use super::session::TgSession;
@@ -390,19 +390,4 @@ impl Drop for GrammersClient {
     fn drop(&mut self) {
         self.shutdown_pool();
     }
-}
-
-/// A cached peer as the port's [`Peer`].
-pub(super) fn to_port_peer(peer: &StoredPeer, self_id: Option<i64>) -> Result<Peer, TgError> {
-    let kind = peer.kind(self_id).ok_or(TgError::PeerInvalid)?;
-    Ok(Peer {
-        id: peer.id,
-        kind,
-        title: if kind == PeerKind::SelfChat {
-            "Saved Messages".to_owned()
-        } else {
-            peer.title.clone()
-        },
-        username: peer.username.clone(),
-    })
 }

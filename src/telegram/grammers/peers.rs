@@ -1,8 +1,9 @@
 //! The peers a session remembers: [`StoredPeer`] (what Telegram needs to
 //! address a peer, and what tgvisor shows about it) and the bounded
-//! [`PeerCache`] that holds them.
+//! [`PeerCache`] that holds them, and a cached peer as the port's
+//! [`Peer`].
 
-use crate::telegram::PeerKind as OurPeerKind;
+use crate::telegram::{Peer, PeerKind as OurPeerKind, TgError};
 use grammers_session::types::{ChannelKind, PeerAuth, PeerId, PeerInfo, PeerKind};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -162,4 +163,19 @@ impl PeerCache {
         all.sort_by_key(|(_, t)| *t);
         all.into_iter().map(|(p, _)| p.clone()).collect()
     }
+}
+
+/// A cached peer as the port's [`Peer`].
+pub(super) fn to_port_peer(peer: &StoredPeer, self_id: Option<i64>) -> Result<Peer, TgError> {
+    let kind = peer.kind(self_id).ok_or(TgError::PeerInvalid)?;
+    Ok(Peer {
+        id: peer.id,
+        kind,
+        title: if kind == OurPeerKind::SelfChat {
+            "Saved Messages".to_owned()
+        } else {
+            peer.title.clone()
+        },
+        username: peer.username.clone(),
+    })
 }

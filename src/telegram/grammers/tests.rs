@@ -1,5 +1,4 @@
-use super::client::to_port_peer;
-use super::peers::StoredPeer;
+use super::peers::{StoredPeer, to_port_peer};
 use super::pool::panic_text;
 use super::requests::{input_media, mime_for};
 use super::*;
