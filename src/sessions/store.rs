@@ -115,8 +115,8 @@ impl SessionStore {
 
     /// Stores `plaintext` as the account's new active session inside the
     /// caller's transaction, deactivating the current one first. Returns the
-    /// new row id. This is the seed's `rotateSession`: deactivate old and
-    /// activate new commit together or not at all.
+    /// new row id. A session rotation rests on this: deactivating the old
+    /// session and activating the new one commit together or not at all.
     pub async fn activate_new<C: ConnectionTrait>(
         &self,
         conn: &C,

@@ -40,7 +40,8 @@ pub struct TelegramMetrics {
     pub flood_waits: IntCounterVec,
     /// Seconds Telegram asked to wait, by method.
     pub flood_wait_seconds: IntCounterVec,
-    /// Ping round trip by DC (the seed's pingDC).
+    /// Ping round trip by DC (each account's periodic health-check ping to
+    /// its home DC).
     pub dc_latency: HistogramVec,
     /// DC migrations (the home DC changed).
     pub migrations: IntCounter,

@@ -1,7 +1,7 @@
 //! Pure conversions between grammers' raw TL types and tgvisor's port types,
 //! error mapping and the retry policy. Nothing here does I/O.
 
-use super::session::StoredPeer;
+use super::peers::StoredPeer;
 use crate::telegram::{FloodScope, MediaInfo, MediaKind, Message, TgError, Update, UpdateState};
 use chrono::{DateTime, Utc};
 use grammers_client::InvocationError;

@@ -12,8 +12,8 @@
 //! panics it keeps for malformed server parameters become errors.
 
 use super::convert::{self, map_error};
+use super::pool::{Pool, start_pool};
 use super::session::TgSession;
-use super::{GrammersBackend, Pool, start_pool};
 use crate::domain::validation::PhoneNumber;
 use crate::telegram::{LoginStep, Me, PendingCode, PendingPassword, TgError};
 use async_trait::async_trait;
@@ -111,10 +111,12 @@ impl LoginPool {
 
 /// Starts a sign-in: connects without a key and asks Telegram for a code.
 pub(super) async fn request_code(
-    backend: &GrammersBackend,
+    api_id: i32,
+    api_hash: Option<&SecretString>,
+    timeout: Duration,
     phone: &PhoneNumber,
 ) -> Result<Box<dyn PendingCode>, TgError> {
-    let Some(api_hash) = backend.api_hash.as_ref() else {
+    let Some(api_hash) = api_hash else {
         tracing::error!("telegram.api_hash is not configured: cannot sign in");
         return Err(TgError::Other {
             code: 0,
@@ -122,15 +124,15 @@ pub(super) async fn request_code(
         });
     };
     let session = TgSession::fresh();
-    let pool = start_pool(session.clone(), backend.api_id);
+    let pool = start_pool(session.clone(), api_id);
     let login = LoginPool {
         pool,
         session,
-        timeout: backend.request_timeout,
+        timeout,
     };
     let request = tl::functions::auth::SendCode {
         phone_number: phone.as_e164().to_owned(),
-        api_id: backend.api_id,
+        api_id,
         api_hash: api_hash.expose_secret().to_owned(),
         settings: tl::enums::CodeSettings::Settings(tl::types::CodeSettings {
             allow_flashcall: false,

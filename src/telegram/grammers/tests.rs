@@ -1,5 +1,9 @@
+use super::peers::{StoredPeer, to_port_peer};
+use super::pool::panic_text;
+use super::requests::{input_media, mime_for};
 use super::*;
 use crate::sessions::{AuthKey, DcEntry};
+use crate::telegram::{MediaKind, PeerKind, UploadedFile};
 
 struct NoSink;
 

@@ -1,4 +1,8 @@
+use super::conventions::parse_sim_phone;
 use super::*;
+use crate::domain::validation::ChatRef;
+use crate::telegram::{FloodScope, Incoming, LoginStep, Me, PeerKind, SendOptions, Update};
+use std::time::Duration;
 
 struct NoSink;
 

@@ -1,7 +1,14 @@
 use super::*;
 use crate::sessions::data::FORMAT_VERSION;
+use crate::sessions::{AuthKey, DcEntry, SessionData};
+use crate::telegram::SessionSink;
+use crate::telegram::grammers::peers::{PEER_CACHE_LIMIT, StoredPeer};
 use async_trait::async_trait;
+use grammers_session::Session;
+use grammers_session::types::{ChannelState, PeerAuth, PeerId, PeerInfo, UpdateState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Records every save; can be told to fail.
 #[derive(Default)]
