@@ -3,7 +3,7 @@
 
 use super::flood::{FloodLog, FloodRecord};
 use super::metrics::{Decision, RateLimitMetrics};
-use super::window::{Entry, Quota, Wait};
+use super::window::{Quota, Wait, Window};
 use super::{Key, Limit};
 use crate::config::RateLimits;
 use serde::Serialize;
@@ -59,7 +59,7 @@ pub struct KeyState {
     pub blocked_for_ms: Option<u64>,
 }
 
-type Shard = HashMap<Key, Entry>;
+type Shard = HashMap<Key, Window>;
 
 /// Keyed sliding-window limits and flood-wait blocks (see the module doc).
 /// Clones share the state.
@@ -114,10 +114,7 @@ impl Locked<'_> {
 
 impl RateLimiter {
     pub fn new(limits: &RateLimits, metrics: RateLimitMetrics) -> Self {
-        let quota = |window_ms: u64, max: u32| Quota {
-            window: Duration::from_millis(window_ms),
-            max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
-        };
+        let quota = |window_ms: u64, max: u32| Quota::new(Duration::from_millis(window_ms), max);
         let t = &limits.telegram;
         let quotas = Limit::ALL.map(|limit| match limit {
             Limit::AccountMessages => quota(t.messages_sent.window_ms, t.messages_sent.max),
@@ -437,7 +434,7 @@ impl RateLimiter {
         ready
     }
 
-    fn key_state(&self, key: &Key, entry: &Entry, now: Instant) -> KeyState {
+    fn key_state(&self, key: &Key, entry: &Window, now: Instant) -> KeyState {
         let quota = self.q(key.limit);
         let (used, first) = entry.in_window(quota, now);
         let used = used.min(quota.max);

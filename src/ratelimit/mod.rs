@@ -40,7 +40,7 @@
 //!
 //! # Storage
 //!
-//! 16 shards of `Mutex<HashMap<Key, Entry>>`, chosen by the key's hash: the
+//! 16 shards of `Mutex<HashMap<Key, Window>>`, chosen by the key's hash: the
 //! hot path (API checks at thousands per second) takes one uncontended lock
 //! and never waits on an actor's mailbox. Decisions over several keys lock
 //! their shards in index order (no deadlock) and decide all-or-nothing.
@@ -55,7 +55,7 @@ mod flood;
 mod key;
 mod limiter;
 mod metrics;
-mod window;
+pub(crate) mod window;
 
 #[cfg(test)]
 mod tests;
