@@ -51,10 +51,13 @@
 //! clock.
 
 mod actor;
+mod blocks;
 mod flood;
 mod key;
 mod limiter;
 mod metrics;
+mod shards;
+mod state;
 pub(crate) mod window;
 
 #[cfg(test)]
@@ -63,5 +66,6 @@ mod tests;
 pub use actor::{RateLimiterActor, SWEEP_INTERVAL, SweepNow};
 pub use flood::FloodRecord;
 pub use key::{Key, Limit, Subject};
-pub use limiter::{KeyState, RateLimiter, Throttled};
+pub use limiter::RateLimiter;
 pub use metrics::{Decision, RateLimitMetrics};
+pub use state::{KeyState, Throttled};
