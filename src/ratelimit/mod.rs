@@ -13,11 +13,11 @@
 //! GCRA, or a token bucket with burst = `max`, refills continuously: a
 //! client can spend the full burst at `t0` and, as tokens return, take
 //! nearly another `max` before `t0 + window`, up to `2 × max − 1` grants in
-//! one sliding window. That is the defect of the seed's fixed windows
-//! (twice the limit around a window's edge), and Telegram's limits are
-//! sliding windows, so it is the difference between sending and a
-//! FLOOD_WAIT. A token bucket that holds exactly needs burst = 1, which
-//! forbids the bursts the limits allow.
+//! one sliding window. That is the defect of fixed windows too (twice the
+//! limit around a window's edge), and Telegram's limits are sliding
+//! windows, so it is the difference between sending and a FLOOD_WAIT. A
+//! token bucket that holds exactly needs burst = 1, which forbids the
+//! bursts the limits allow.
 //!
 //! So each key keeps a log: a ring (`VecDeque`) of its last `max` grant
 //! instants, oldest first. A grant at `t` is allowed iff fewer than `max`
