@@ -2,7 +2,9 @@
 //! client address, whatever usernames they name (so random usernames from
 //! one address are refused like one username), a sliding log rather than a
 //! fixed window (a fixed window lets twice the limit through around its
-//! edge).
+//! edge). The log is the rate limiter's [`Window`], so both limiters share
+//! one sliding-window implementation; this one adds the per-address keys,
+//! the taking back of a success and the once-per-refusal audit flag.
 //!
 //! An attempt is counted when it starts, under the lock, so parallel
 //! attempts cannot slip past the limit; a successful one is taken back
@@ -10,8 +12,8 @@
 //! Memory is bounded: idle keys expire after one window and the map holds
 //! at most `capacity` keys.
 
+use crate::ratelimit::window::{Quota, Window};
 use moka::sync::Cache;
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,14 +24,15 @@ type Key = IpAddr;
 /// Counts attempts per client address.
 #[derive(Clone)]
 pub struct AttemptLimiter {
-    max: usize,
-    window: Duration,
+    quota: Quota,
     log: Cache<Key, Arc<Mutex<Entry>>>,
 }
 
 #[derive(Default)]
 struct Entry {
-    attempts: VecDeque<Instant>,
+    /// The address's attempts in the window (never blocked: no flood waits
+    /// here).
+    attempts: Window,
     /// A refusal was already reported since the last accepted attempt.
     refused: bool,
 }
@@ -53,8 +56,7 @@ pub struct Attempt {
 impl AttemptLimiter {
     pub fn new(max: u32, window: Duration, capacity: u64) -> Self {
         Self {
-            max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
-            window,
+            quota: Quota::new(window, max),
             log: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_idle(window)
@@ -76,22 +78,15 @@ impl AttemptLimiter {
         }
     }
 
-    /// Counts an attempt, or refuses with the time until one is allowed.
+    /// Counts an attempt, or refuses with the time until one is allowed
+    /// (at least a second).
     pub fn acquire(&self, ip: Option<IpAddr>) -> Result<Attempt, Refused> {
         let key = Self::key(ip);
         let entry = self.log.get_with(key, Default::default);
         let now = Instant::now();
         let mut entry = entry.lock().unwrap_or_else(|p| p.into_inner());
-        while entry
-            .attempts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            entry.attempts.pop_front();
-        }
-        if entry.attempts.len() >= self.max {
-            let oldest = entry.attempts.front().copied().unwrap_or(now);
-            let retry = self.window.saturating_sub(now.duration_since(oldest));
+        if entry.attempts.wait(self.quota, now).is_some() {
+            let retry = entry.attempts.ready_at(self.quota, now) - now;
             let first = !entry.refused;
             entry.refused = true;
             return Err(Refused {
@@ -99,7 +94,7 @@ impl AttemptLimiter {
                 first,
             });
         }
-        entry.attempts.push_back(now);
+        entry.attempts.grant(self.quota, now);
         entry.refused = false;
         Ok(Attempt { key, at: now })
     }
@@ -109,9 +104,7 @@ impl AttemptLimiter {
     pub fn succeeded(&self, attempt: Attempt) {
         if let Some(entry) = self.log.get(&attempt.key) {
             let mut entry = entry.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = entry.attempts.iter().rposition(|t| *t == attempt.at) {
-                entry.attempts.remove(i);
-            }
+            entry.attempts.take_back(attempt.at);
         }
     }
 }

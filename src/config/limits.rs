@@ -1,9 +1,9 @@
-//! The seed's limits and thresholds as typed configuration.
+//! The service's limits, monitoring thresholds and alerting matrix as
+//! typed configuration (`rate_limits`, `thresholds`, `alerting`).
 //!
-//! Names follow the seed's objects in snake_case (`rateLimitConfig` ->
-//! `rate_limits`, `wsPerformanceThresholds` -> `thresholds.websocket`, ...)
-//! so an operator who read the seed finds them. Defaults live only in
-//! `config/default.toml`.
+//! Keys are snake_case and grouped by what they limit or watch
+//! (`rate_limits.telegram`, `thresholds.websocket`, ...). Defaults live
+//! only in `config/default.toml`.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,8 @@ pub struct Window {
     pub max: u32,
 }
 
-/// `rateLimitConfig`.
+/// Every rate limit (`rate_limits`): Telegram's, the API's, the WebSocket
+/// gateway's, and the margin added to flood waits.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
@@ -110,7 +111,7 @@ pub struct Levels {
     pub critical: f64,
 }
 
-/// Every monitoring threshold of the seed.
+/// Every monitoring threshold (`thresholds.*`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
@@ -124,7 +125,7 @@ pub struct Thresholds {
     pub slow_query: SlowQuery,
 }
 
-/// `wsPerformanceThresholds`.
+/// The WebSocket gateway's thresholds (`thresholds.websocket`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WsThresholds {
@@ -142,7 +143,7 @@ pub struct MessageRate {
     pub warning: u32,
 }
 
-/// `telegramThresholds`.
+/// Telegram's thresholds (`thresholds.telegram`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramThresholds {
@@ -152,7 +153,8 @@ pub struct TelegramThresholds {
     pub dc_latency: LatencyLevels,
 }
 
-/// `responseTimeThresholds`.
+/// Response-time levels of the API, the database and the WebSocket
+/// gateway (`thresholds.response_time`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseTimeThresholds {
@@ -183,7 +185,8 @@ pub struct WsResponseTime {
     pub reconnect_time_ms: u64,
 }
 
-/// `errorRateThresholds`.
+/// Error-rate levels of the API, the WebSocket gateway and Telegram
+/// (`thresholds.error_rate`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorRateThresholds {
@@ -206,7 +209,8 @@ pub struct TelegramErrorRates {
     pub message_failure: f64,
 }
 
-/// `resourceThresholds` (fractions of the available total).
+/// Memory, CPU and storage levels, as fractions of the available total
+/// (`thresholds.resource`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceThresholds {
@@ -215,7 +219,8 @@ pub struct ResourceThresholds {
     pub storage: Levels,
 }
 
-/// `connectionPoolThresholds`.
+/// The database pool's and the WebSocket gateway's connection levels
+/// (`thresholds.connection_pool`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPoolThresholds {
@@ -239,7 +244,8 @@ pub struct WsPoolThresholds {
     pub max_connection_rate: u32,
 }
 
-/// The seed's generic `thresholds` (ConnectionMetrics).
+/// Response-time and error-rate levels of a connection
+/// (`thresholds.connection`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionThresholds {
@@ -247,7 +253,8 @@ pub struct ConnectionThresholds {
     pub error_rate: Levels,
 }
 
-/// The seed's analyzeQueryPerformance.
+/// Slow database queries: when one is logged and when collected for
+/// analysis (`thresholds.slow_query`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlowQuery {
@@ -257,7 +264,8 @@ pub struct SlowQuery {
     pub collect_min_ms: u64,
 }
 
-/// `alertingMatrix` and `alertConfig`.
+/// Alerting (`alerting`): the channels and retries of each severity,
+/// grouping, delivery and escalation, and the alert rules.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alerting {

@@ -2,8 +2,10 @@
 #![allow(clippy::result_large_err)]
 
 use super::*;
+use figment::Figment;
 use figment::Jail;
 use secrecy::ExposeSecret;
+use std::time::Duration;
 
 fn defaults() -> Settings {
     Settings::from_defaults(Environment::Test, Figment::new()).expect("defaults load")

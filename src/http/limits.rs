@@ -64,7 +64,7 @@ pub struct LimitSummary {
     pub throttled: u64,
 }
 
-/// The seed's `metrics`: summaries by area, then by limit.
+/// Key summaries by area (Telegram, API, WebSocket), then by limit.
 #[derive(Default, Serialize, ToSchema)]
 pub struct RateLimitAreas {
     pub telegram: std::collections::BTreeMap<String, LimitSummary>,
@@ -72,7 +72,8 @@ pub struct RateLimitAreas {
     pub websocket: std::collections::BTreeMap<String, LimitSummary>,
 }
 
-/// `/health/rate-limits`, in the seed's shape.
+/// `/health/rate-limits`: a status from the last hour's flood waits, and
+/// the key summaries by area.
 #[derive(Serialize, ToSchema)]
 pub struct RateLimitHealth {
     /// `healthy`, `degraded` (flood waits in the last hour above

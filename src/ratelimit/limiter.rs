@@ -1,123 +1,38 @@
-//! [`RateLimiter`]: the sharded key map, decisions over one or several keys,
-//! reservations and flood-wait blocks.
+//! [`RateLimiter`]: decisions over one or several keys, reservations, the
+//! snapshot and the sweep. Its flood-wait blocks are in `blocks.rs`, the
+//! sharded key map in `shards.rs`, what it answers in `state.rs`.
 
-use super::flood::{FloodLog, FloodRecord};
+use super::flood::FloodLog;
 use super::metrics::{Decision, RateLimitMetrics};
-use super::window::{Entry, Quota, Wait};
+use super::shards::{Locked, Shards, lock};
+use super::state::{KeyState, Throttled, key_state};
+use super::window::{Quota, Wait};
 use super::{Key, Limit};
 use crate::config::RateLimits;
-use serde::Serialize;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Independent locks over the key map.
-const SHARDS: usize = 16;
-
-/// Refused: when to try again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Throttled {
-    /// From now until every key involved allows a grant.
-    pub retry_after: Duration,
-    /// A flood-wait block, not the configured rate.
-    pub blocked: bool,
-    /// The limit that refuses longest.
-    pub limit: Limit,
-}
-
-impl std::fmt::Display for Throttled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let why = if self.blocked { "blocked" } else { "over" };
-        write!(
-            f,
-            "{why} the {} limit; retry in {} ms",
-            self.limit,
-            self.retry_after.as_millis()
-        )
-    }
-}
-
-impl std::error::Error for Throttled {}
-
-/// One key as `GET /accounts/{id}/limits` and `/health/rate-limits` show it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct KeyState {
-    pub limit: Limit,
-    /// `account:5`, `chat:5:777`, `user:3` or `connection:9`.
-    pub subject: String,
-    pub window_ms: u64,
-    pub max: u32,
-    /// Grants in the window ending now (slots booked ahead included).
-    pub used: u32,
-    pub remaining: u32,
-    /// Until the oldest grant in the window leaves it; 0 when empty.
-    pub resets_in_ms: u64,
-    /// The end of a flood-wait block in force.
-    pub blocked_until: Option<chrono::DateTime<chrono::Utc>>,
-    pub blocked_for_ms: Option<u64>,
-}
-
-type Shard = HashMap<Key, Entry>;
 
 /// Keyed sliding-window limits and flood-wait blocks (see the module doc).
 /// Clones share the state.
 #[derive(Clone)]
 pub struct RateLimiter {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// By [`Limit::index`].
-    quotas: [Quota; Limit::ALL.len()],
-    shards: Vec<Mutex<Shard>>,
-    /// Picks a key's shard.
-    hasher: RandomState,
-    floods: FloodLog,
-    margin: Duration,
-    short_wait_threshold: Duration,
-    metrics: RateLimitMetrics,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Wall-clock time of a tokio instant (for display only).
-fn wall_clock(at: Instant, now: Instant) -> chrono::DateTime<chrono::Utc> {
-    let ahead = chrono::TimeDelta::from_std(at.saturating_duration_since(now))
-        .unwrap_or(chrono::TimeDelta::MAX);
-    chrono::Utc::now()
-        .checked_add_signed(ahead)
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
-}
-
-/// Several shards locked at once, in index order.
-struct Locked<'a> {
-    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
-}
-
-impl Locked<'_> {
-    fn shard(&mut self, index: usize) -> &mut Shard {
-        let pos = self
-            .guards
-            .binary_search_by_key(&index, |(i, _)| *i)
-            .unwrap_or_else(|_| unreachable!("every key's shard is locked"));
-        &mut self.guards[pos].1
-    }
+    pub(super) quotas: [Quota; Limit::ALL.len()],
+    pub(super) shards: Shards,
+    pub(super) floods: FloodLog,
+    pub(super) margin: Duration,
+    pub(super) short_wait_threshold: Duration,
+    pub(super) metrics: RateLimitMetrics,
 }
 
 impl RateLimiter {
     pub fn new(limits: &RateLimits, metrics: RateLimitMetrics) -> Self {
-        let quota = |window_ms: u64, max: u32| Quota {
-            window: Duration::from_millis(window_ms),
-            max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
-        };
+        let quota = |window_ms: u64, max: u32| Quota::new(Duration::from_millis(window_ms), max);
         let t = &limits.telegram;
         let quotas = Limit::ALL.map(|limit| match limit {
             Limit::AccountMessages => quota(t.messages_sent.window_ms, t.messages_sent.max),
@@ -134,8 +49,7 @@ impl RateLimiter {
         Self {
             inner: Arc::new(Inner {
                 quotas,
-                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-                hasher: RandomState::new(),
+                shards: Shards::new(),
                 floods: FloodLog::default(),
                 margin: Duration::from_millis(limits.flood_wait.margin_ms),
                 short_wait_threshold: Duration::from_millis(limits.flood_wait.short_threshold_ms),
@@ -148,7 +62,7 @@ impl RateLimiter {
     pub fn check(&self, key: &Key) -> Result<u32, Throttled> {
         let now = Instant::now();
         let quota = self.q(key.limit);
-        let mut shard = lock(&self.inner.shards[self.shard_of(key)]);
+        let mut shard = self.inner.shards.lock_key(key);
         let entry = shard.entry(key.clone()).or_default();
         match entry.wait(quota, now) {
             None => {
@@ -172,9 +86,9 @@ impl RateLimiter {
     /// All-or-nothing over several keys (account + chat): takes a slot on
     /// every key or on none. Refused, it says when all of them will allow.
     pub fn check_all(&self, keys: &[Key]) -> Result<(), Throttled> {
-        let keys = self.with_shards(keys);
+        let keys = self.inner.shards.with_shards(keys);
         let now = Instant::now();
-        let mut locked = self.lock_all(&keys);
+        let mut locked = self.inner.shards.lock_all(&keys);
         let mut refused = Vec::new();
         for (key, shard) in &keys {
             if let Some(entry) = locked.shard(*shard).get(*key)
@@ -198,7 +112,7 @@ impl RateLimiter {
         let (ready, binding) = self.ready_locked(&mut locked, &keys, now);
         let binding = binding.unwrap_or(refused[0].0);
         let blocked = locked
-            .shard(self.shard_of(binding))
+            .shard(self.inner.shards.of(binding))
             .get(binding)
             .is_some_and(|e| e.blocked_until(now).is_some());
         Err(Throttled {
@@ -210,9 +124,9 @@ impl RateLimiter {
 
     /// When all keys would allow a grant (now if they do); no side effect.
     pub fn ready_at(&self, keys: &[Key]) -> Instant {
-        let keys = self.with_shards(keys);
+        let keys = self.inner.shards.with_shards(keys);
         let now = Instant::now();
-        let mut locked = self.lock_all(&keys);
+        let mut locked = self.inner.shards.lock_all(&keys);
         self.ready_locked(&mut locked, &keys, now).0
     }
 
@@ -221,9 +135,9 @@ impl RateLimiter {
     /// instant counts as a grant from then on. The wait is added to
     /// `tgvisor_rate_limit_wait_seconds_total` here; do not observe it again.
     pub fn reserve(&self, keys: &[Key]) -> Duration {
-        let keys = self.with_shards(keys);
+        let keys = self.inner.shards.with_shards(keys);
         let now = Instant::now();
-        let mut locked = self.lock_all(&keys);
+        let mut locked = self.inner.shards.lock_all(&keys);
         let (at, binding) = self.ready_locked(&mut locked, &keys, now);
         for (key, shard) in &keys {
             let quota = self.q(key.limit);
@@ -241,90 +155,18 @@ impl RateLimiter {
         wait
     }
 
-    /// A FLOOD_WAIT from Telegram: the key refuses everything until now +
-    /// `wait` + margin (a block never shortens an existing longer block).
-    /// Records it in the account's flood log (kept an hour) and the metrics.
-    pub fn block(&self, key: &Key, wait: Duration, method: &str) {
-        let now = Instant::now();
-        let until = now + wait + self.inner.margin;
-        {
-            let mut shard = lock(&self.inner.shards[self.shard_of(key)]);
-            shard.entry(key.clone()).or_default().block(until);
-        }
-        self.inner
-            .metrics
-            .blocks
-            .with_label_values(&[key.limit.as_str()])
-            .inc();
-        tracing::info!(
-            key = %key,
-            method,
-            wait_ms = millis(wait),
-            margin_ms = millis(self.inner.margin),
-            "flood wait: key blocked"
-        );
-        let Some(account) = key.subject.account() else {
-            return;
-        };
-        let scope = match key.subject {
-            super::Subject::Chat { chat, .. } => format!("chat:{chat}"),
-            _ => "account".to_owned(),
-        };
-        let record = FloodRecord {
-            at: chrono::Utc::now(),
-            seconds: u32::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(u32::MAX),
-            method: method.to_owned(),
-            scope,
-        };
-        self.inner.floods.record(account, record, now);
-    }
-
-    /// The end of the key's flood-wait block, if one is in force.
-    pub fn blocked_until(&self, key: &Key) -> Option<Instant> {
-        let now = Instant::now();
-        lock(&self.inner.shards[self.shard_of(key)])
-            .get(key)
-            .and_then(|e| e.blocked_until(now))
-    }
-
-    /// Flood waits met by this account in the last hour, oldest first.
-    pub fn flood_waits(&self, account: i64) -> Vec<FloodRecord> {
-        self.inner.floods.of(account, Instant::now())
-    }
-
-    /// Flood waits met by all accounts together in the last hour.
-    pub fn flood_waits_last_hour(&self) -> usize {
-        self.inner.floods.count(Instant::now())
-    }
-
-    /// Keys under a flood-wait block now, every limit together (counted in
-    /// place: no key is copied).
-    pub fn blocked_keys(&self) -> usize {
-        let now = Instant::now();
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| {
-                lock(shard)
-                    .values()
-                    .filter(|e| e.blocked_until(now).is_some())
-                    .count()
-            })
-            .sum()
-    }
-
     /// Every key's state, ordered by limit then subject: `Some(account)` =
     /// that account's keys, its chats' included; `None` = every key.
     pub fn snapshot(&self, account: Option<i64>) -> Vec<KeyState> {
         let now = Instant::now();
         let mut states = Vec::new();
-        for shard in &self.inner.shards {
+        for shard in self.inner.shards.all() {
             let shard = lock(shard);
             for (key, entry) in shard.iter() {
                 if account.is_some_and(|a| key.subject.account() != Some(a)) {
                     continue;
                 }
-                states.push((key.clone(), self.key_state(key, entry, now)));
+                states.push((key.clone(), key_state(key, entry, self.q(key.limit), now)));
             }
         }
         states.sort_by(|(a, _), (b, _)| (a.limit, &a.subject).cmp(&(b.limit, &b.subject)));
@@ -333,12 +175,12 @@ impl RateLimiter {
 
     /// Drops one key (its subject is gone: a closed connection).
     pub fn forget_key(&self, key: &Key) {
-        lock(&self.inner.shards[self.shard_of(key)]).remove(key);
+        self.inner.shards.lock_key(key).remove(key);
     }
 
     /// Drops every key and flood record of an account (it was removed).
     pub fn forget_account(&self, account: i64) {
-        for shard in &self.inner.shards {
+        for shard in self.inner.shards.all() {
             lock(shard).retain(|key, _| key.subject.account() != Some(account));
         }
         self.inner.floods.forget(account);
@@ -351,7 +193,7 @@ impl RateLimiter {
         let now = Instant::now();
         let mut dropped = 0;
         let mut blocked = [0_i64; Limit::ALL.len()];
-        for shard in &self.inner.shards {
+        for shard in self.inner.shards.all() {
             let mut shard = lock(shard);
             let before = shard.len();
             shard.retain(|key, entry| {
@@ -373,16 +215,6 @@ impl RateLimiter {
         dropped
     }
 
-    /// Added to every flood wait's block.
-    pub fn margin(&self) -> Duration {
-        self.inner.margin
-    }
-
-    /// Flood waits up to this long are waited out in place.
-    pub fn short_wait_threshold(&self) -> Duration {
-        self.inner.short_wait_threshold
-    }
-
     /// The (window, max) a limit enforces: the configured values, with a
     /// configured max of 0 taken as 1.
     pub fn quota(&self, limit: Limit) -> (Duration, u32) {
@@ -395,26 +227,8 @@ impl RateLimiter {
         &self.inner.metrics
     }
 
-    fn q(&self, limit: Limit) -> Quota {
+    pub(super) fn q(&self, limit: Limit) -> Quota {
         self.inner.quotas[limit.index()]
-    }
-
-    fn shard_of(&self, key: &Key) -> usize {
-        // The remainder is below SHARDS, so the cast cannot truncate.
-        (self.inner.hasher.hash_one(key) % SHARDS as u64) as usize
-    }
-
-    /// Locks the shards of `keys` in index order.
-    fn lock_all<'a>(&'a self, keys: &[(&Key, usize)]) -> Locked<'a> {
-        let mut indices: Vec<usize> = keys.iter().map(|(_, s)| *s).collect();
-        indices.sort_unstable();
-        indices.dedup();
-        Locked {
-            guards: indices
-                .into_iter()
-                .map(|i| (i, lock(&self.inner.shards[i])))
-                .collect(),
-        }
     }
 
     /// The latest ready instant over `keys` and the key that sets it (none
@@ -435,35 +249,6 @@ impl RateLimiter {
             }
         }
         ready
-    }
-
-    fn key_state(&self, key: &Key, entry: &Entry, now: Instant) -> KeyState {
-        let quota = self.q(key.limit);
-        let (used, first) = entry.in_window(quota, now);
-        let used = used.min(quota.max);
-        let blocked = entry.blocked_until(now);
-        KeyState {
-            limit: key.limit,
-            subject: key.subject.to_string(),
-            window_ms: millis(quota.window),
-            max: u32::try_from(quota.max).unwrap_or(u32::MAX),
-            used: u32::try_from(used).unwrap_or(u32::MAX),
-            remaining: u32::try_from(quota.max - used).unwrap_or(u32::MAX),
-            resets_in_ms: first.map_or(0, |f| millis((f + quota.window) - now)),
-            blocked_until: blocked.map(|b| wall_clock(b, now)),
-            blocked_for_ms: blocked.map(|b| millis(b - now)),
-        }
-    }
-
-    /// `keys` without repeats, each with its shard.
-    fn with_shards<'k>(&self, keys: &'k [Key]) -> Vec<(&'k Key, usize)> {
-        let mut out: Vec<(&Key, usize)> = Vec::with_capacity(keys.len());
-        for key in keys {
-            if !out.iter().any(|(k, _)| *k == key) {
-                out.push((key, self.shard_of(key)));
-            }
-        }
-        out
     }
 }
 

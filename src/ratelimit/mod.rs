@@ -13,11 +13,11 @@
 //! GCRA, or a token bucket with burst = `max`, refills continuously: a
 //! client can spend the full burst at `t0` and, as tokens return, take
 //! nearly another `max` before `t0 + window`, up to `2 × max − 1` grants in
-//! one sliding window. That is the defect of the seed's fixed windows
-//! (twice the limit around a window's edge), and Telegram's limits are
-//! sliding windows, so it is the difference between sending and a
-//! FLOOD_WAIT. A token bucket that holds exactly needs burst = 1, which
-//! forbids the bursts the limits allow.
+//! one sliding window. That is the defect of fixed windows too (twice the
+//! limit around a window's edge), and Telegram's limits are sliding
+//! windows, so it is the difference between sending and a FLOOD_WAIT. A
+//! token bucket that holds exactly needs burst = 1, which forbids the
+//! bursts the limits allow.
 //!
 //! So each key keeps a log: a ring (`VecDeque`) of its last `max` grant
 //! instants, oldest first. A grant at `t` is allowed iff fewer than `max`
@@ -40,7 +40,7 @@
 //!
 //! # Storage
 //!
-//! 16 shards of `Mutex<HashMap<Key, Entry>>`, chosen by the key's hash: the
+//! 16 shards of `Mutex<HashMap<Key, Window>>`, chosen by the key's hash: the
 //! hot path (API checks at thousands per second) takes one uncontended lock
 //! and never waits on an actor's mailbox. Decisions over several keys lock
 //! their shards in index order (no deadlock) and decide all-or-nothing.
@@ -51,11 +51,14 @@
 //! clock.
 
 mod actor;
+mod blocks;
 mod flood;
 mod key;
 mod limiter;
 mod metrics;
-mod window;
+mod shards;
+mod state;
+pub(crate) mod window;
 
 #[cfg(test)]
 mod tests;
@@ -63,5 +66,6 @@ mod tests;
 pub use actor::{RateLimiterActor, SWEEP_INTERVAL, SweepNow};
 pub use flood::FloodRecord;
 pub use key::{Key, Limit, Subject};
-pub use limiter::{KeyState, RateLimiter, Throttled};
+pub use limiter::RateLimiter;
 pub use metrics::{Decision, RateLimitMetrics};
+pub use state::{KeyState, Throttled};

@@ -1,6 +1,7 @@
 //! One key's state: the sliding-window log of its last `max` grants and its
 //! flood-wait block. Pure logic over [`Instant`]s; the locking and the
-//! metrics live in [`super::RateLimiter`].
+//! metrics live in [`super::RateLimiter`] (and, for sign-in attempts per
+//! client address, in [`crate::auth::limiter`], which never blocks).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -8,24 +9,34 @@ use tokio::time::Instant;
 
 /// A limit's configured window and how many grants fit in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Quota {
+pub(crate) struct Quota {
     pub window: Duration,
     /// At least 1 (a configured 0 would refuse forever).
     pub max: usize,
 }
 
-/// Why a key cannot grant now (when it can: [`Entry::ready_at`]).
+impl Quota {
+    /// `max` grants per `window`; a configured max of 0 is taken as 1.
+    pub fn new(window: Duration, max: u32) -> Self {
+        Self {
+            window,
+            max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
+        }
+    }
+}
+
+/// Why a key cannot grant now (when it can: [`Window::ready_at`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Wait {
+pub(crate) enum Wait {
     /// The window is full.
     Rate,
     /// A flood-wait block is in force.
     Block,
 }
 
-/// The state of one key.
+/// The state of one key: its sliding window and its flood-wait block.
 #[derive(Debug, Default)]
-pub(super) struct Entry {
+pub(crate) struct Window {
     /// The most recent grants (at most `max`), oldest first. Instants after
     /// "now" are slots booked by `reserve`.
     grants: VecDeque<Instant>,
@@ -33,7 +44,7 @@ pub(super) struct Entry {
     blocked_until: Option<Instant>,
 }
 
-impl Entry {
+impl Window {
     /// `None` if a grant at `now` is allowed; otherwise why not.
     ///
     /// A grant at `t` is allowed iff fewer than `max` grants are stored or
@@ -68,14 +79,22 @@ impl Entry {
         at
     }
 
-    /// Records a grant at `at` (allowed by [`Entry::wait`] or
-    /// [`Entry::ready_at`]); keeps the log sorted and at most `max` long.
+    /// Records a grant at `at` (allowed by [`Window::wait`] or
+    /// [`Window::ready_at`]); keeps the log sorted and at most `max` long.
     pub fn grant(&mut self, quota: Quota, at: Instant) {
         // Usually an append; before a booked future slot, an insertion.
         let pos = self.grants.partition_point(|g| *g <= at);
         self.grants.insert(pos, at);
         while self.grants.len() > quota.max {
             self.grants.pop_front();
+        }
+    }
+
+    /// Takes back the grant recorded at `at` (the latest of that instant),
+    /// if the log still holds it; every other grant still counts.
+    pub fn take_back(&mut self, at: Instant) {
+        if let Some(i) = self.grants.iter().rposition(|g| *g == at) {
+            self.grants.remove(i);
         }
     }
 
