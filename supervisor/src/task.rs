@@ -21,6 +21,7 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
 
 /// What a task's future resolves to: `Err` is an abnormal exit.
 pub type TaskResult = Result<(), String>;
@@ -32,6 +33,9 @@ type BoxedTask = Pin<Box<dyn Future<Output = TaskResult>>>;
 pub struct TaskActor {
     task: Option<BoxedTask>,
     exit: ExitSignal,
+    /// Told when the supervisor asks a graceful task to stop.
+    stop: Option<watch::Sender<bool>>,
+    done: bool,
 }
 
 impl Actor for TaskActor {
@@ -46,9 +50,42 @@ impl Actor for TaskActor {
                 if let Err(reason) = result {
                     act.exit.set(ExitReason::Error(reason));
                 }
+                act.done = true;
                 ctx.stop();
             }),
         );
+    }
+
+    /// A graceful task is told to stop and keeps running until it ends
+    /// (its supervisor's shutdown timeout bounds the wait); any other task
+    /// stops at once.
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        match self.stop.take() {
+            // Unwinding from a panic, actix stops the context as it drops
+            // it: nothing may run on.
+            Some(stop) if !self.done && !std::thread::panicking() => {
+                let _ = stop.send(true);
+                Running::Continue
+            }
+            _ => Running::Stop,
+        }
+    }
+}
+
+/// Tells a graceful task (see [`ChildSpec::graceful_task`]) that its
+/// supervisor wants it to stop: it should finish what it holds and end.
+#[derive(Clone, Debug)]
+pub struct StopRequest(watch::Receiver<bool>);
+
+impl StopRequest {
+    /// Resolves once a stop is requested.
+    pub async fn requested(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+
+    /// Whether a stop has been requested.
+    pub fn is_requested(&self) -> bool {
+        *self.0.borrow()
     }
 }
 
@@ -63,6 +100,27 @@ impl ChildSpec {
         Self::new(name, move |cx| TaskActor {
             task: Some(Box::pin(factory(cx))),
             exit: cx.exit.clone(),
+            stop: None,
+            done: false,
+        })
+    }
+
+    /// [`ChildSpec::task`] for a task that must finish what it holds when
+    /// stopped (a writer with a queue): instead of being dropped, it is
+    /// told through its [`StopRequest`] and stops when its future ends.
+    pub fn graceful_task<F, Fut>(name: impl Into<String>, factory: F) -> (Self, ChildRef<TaskActor>)
+    where
+        F: Fn(&ChildContext, StopRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = TaskResult> + 'static,
+    {
+        Self::new(name, move |cx| {
+            let (stop, requested) = watch::channel(false);
+            TaskActor {
+                task: Some(Box::pin(factory(cx, StopRequest(requested)))),
+                exit: cx.exit.clone(),
+                stop: Some(stop),
+                done: false,
+            }
         })
     }
 }

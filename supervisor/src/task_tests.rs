@@ -167,3 +167,71 @@ async fn a_task_that_returns_an_error_exits_abnormally_and_one_that_ends_normall
     assert_eq!((reason.as_str(), abnormal), ("normal", false));
     assert_eq!(runtime.status("root/once").unwrap().restarts, 1);
 }
+
+#[actix_rt::test]
+async fn a_graceful_task_finishes_what_it_holds_when_the_tree_stops() {
+    tokio::time::pause();
+    let runtime = Arc::new(SupervisionRuntime::standalone());
+    let mut events = runtime.subscribe();
+    let (tx, rx) = mpsc::channel::<u32>(16);
+    let queue = Handover::new(rx);
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let (spec, _) = ChildSpec::graceful_task("writer", {
+        let written = written.clone();
+        move |_, mut stop| {
+            let (queue, written) = (queue.clone(), written.clone());
+            async move {
+                let mut rx = queue.lease().ok_or("the queue is held")?;
+                loop {
+                    tokio::select! {
+                        item = rx.recv() => match item {
+                            Some(n) => written.lock().unwrap().push(n),
+                            None => return Ok(()),
+                        },
+                        () = stop.requested() => {
+                            // Finish what is queued, then end.
+                            while let Ok(n) = rx.try_recv() {
+                                written.lock().unwrap().push(n);
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let root = SupervisorSpec::new("root")
+        .policy(policy())
+        .child(spec)
+        .start_root(runtime.clone());
+    started(&mut events, "root/writer", 1).await;
+    // Queued while the tree is asked to stop, before the writer runs again.
+    for n in 1..=3 {
+        tx.send(n).await.unwrap();
+    }
+    root.send(StopTree).await.unwrap();
+
+    assert_eq!(*written.lock().unwrap(), [1, 2, 3]);
+    let (reason, abnormal) = next_exit(&mut events, "root/writer").await;
+    assert_eq!((reason.as_str(), abnormal), ("shutdown", false));
+}
+
+#[actix_rt::test]
+async fn a_graceful_task_that_panics_is_restarted_like_any_other() {
+    tokio::time::pause();
+    let runtime = Arc::new(SupervisionRuntime::standalone());
+    let mut events = runtime.subscribe();
+    let (spec, _) = ChildSpec::graceful_task("writer", |_, mut stop| async move {
+        stop.requested().await;
+        Ok(())
+    });
+    let _root = SupervisorSpec::new("root")
+        .policy(policy())
+        .child(spec)
+        .start_root(runtime.clone());
+    started(&mut events, "root/writer", 1).await;
+    assert!(runtime.inject_panic("root/writer", "injected"));
+    let (reason, abnormal) = next_exit(&mut events, "root/writer").await;
+    assert_eq!((reason.as_str(), abnormal), ("panic: injected", true));
+    started(&mut events, "root/writer", 2).await;
+}
