@@ -31,8 +31,11 @@
 
 mod backoff;
 mod child;
+mod handlers;
+mod messages;
 mod panic;
 mod runtime;
+mod spec;
 mod task;
 #[cfg(test)]
 mod task_tests;
@@ -42,15 +45,16 @@ mod tree;
 
 pub use backoff::Backoff;
 pub use child::{ChildContext, ChildRef, ChildSpec, ChildUnavailable, ExitSignal};
+pub use messages::{
+    AddChild, AddChildError, DynamicChildren, InjectPanic, Intensity, Ping, RemoveChild, StopTree,
+};
 pub use panic::install_panic_hook;
 pub use runtime::{
     ActorStatus, RunState, SupervisionEvent, SupervisionEventKind, SupervisionRuntime,
 };
-pub use task::{Handover, Lease, TaskActor, TaskResult};
-pub use tree::{
-    AddChild, AddChildError, DynamicChildren, InjectPanic, Intensity, Ping, RemoveChild, StopTree,
-    Supervisor, SupervisorSpec,
-};
+pub use spec::SupervisorSpec;
+pub use task::{Handover, Lease, StopRequest, TaskActor, TaskResult};
+pub use tree::Supervisor;
 
 use std::time::Duration;
 

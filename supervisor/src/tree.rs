@@ -1,6 +1,8 @@
 //! The supervisor actor: starts children, decides restarts, gives up.
 
-use super::child::{ChildExited, ChildRef, ChildSpec, Control, StartArgs, Started};
+use super::child::{ChildSpec, Control, StartArgs, Started};
+use super::messages::{DynamicChildren, Intensity};
+use super::spec::SupervisorSpec;
 use super::{
     ExitReason, ExitSignal, Restart, RunState, Strategy, SupervisionPolicy, SupervisionRuntime,
 };
@@ -8,224 +10,71 @@ use actix::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-/// How long a parent waits for a nested supervisor to stop its subtree.
-const SUPERVISOR_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Stop every child in reverse start order (each within its shutdown
-/// timeout) and answer once they are down. Used for graceful shutdown.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct StopTree;
-
-/// Answered at once: the supervisor's arbiter is running (liveness).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Ping;
-
-/// Make the actor at `path` panic from inside (fault injection for tests and
-/// the development-only debug route).
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct InjectPanic {
-    pub path: String,
-    pub message: String,
-}
-
-/// Start a child under a dynamic supervisor (OTP's `start_child`). The spec
-/// is remembered: if the supervisor itself is restarted, its new incarnation
-/// starts the child again.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), AddChildError>")]
-pub struct AddChild(pub ChildSpec);
-
-/// Why [`AddChild`] was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AddChildError {
-    #[error("a child with this name is already supervised")]
-    Exists,
-    #[error("this supervisor takes no dynamic children")]
-    NotDynamic,
-}
-
-/// Stop a dynamic child and forget it (OTP's `terminate_child` followed by
-/// `delete_child`). Answers false when there was no such child.
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct RemoveChild(pub String);
-
-/// The children a dynamic supervisor has been given, shared by all its
-/// incarnations and by whoever adds children.
-#[derive(Clone, Debug, Default)]
-pub struct DynamicChildren(Arc<Mutex<Vec<ChildSpec>>>);
-
-impl DynamicChildren {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ChildSpec>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Names of the children, in the order they were added.
-    pub fn names(&self) -> Vec<String> {
-        self.lock().iter().map(|c| c.name.clone()).collect()
-    }
-}
-
-/// Where restart intensity is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Intensity {
-    /// Over the whole supervisor: too many restarts make it give up and
-    /// escalate (OTP's rule; right for a fixed set of essential children).
-    Supervisor,
-    /// Per child: a child restarting too often is given up alone (its state
-    /// becomes `failed`) while its siblings keep running. For dynamic
-    /// supervisors of independent workers, such as one actor per account,
-    /// where one bad account must not take the others down.
-    PerChild,
-}
-
-/// Everything needed to start a supervisor, as root or as a child.
-#[derive(Clone, Debug)]
-pub struct SupervisorSpec {
-    name: String,
-    strategy: Strategy,
-    policy: SupervisionPolicy,
-    intensity: Intensity,
-    children: Vec<ChildSpec>,
-    dynamic: Option<DynamicChildren>,
-}
-
-impl SupervisorSpec {
-    /// A one_for_one supervisor with the default policy and no children.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            strategy: Strategy::OneForOne,
-            policy: SupervisionPolicy::default(),
-            intensity: Intensity::Supervisor,
-            children: Vec::new(),
-            dynamic: None,
-        }
-    }
-
-    /// Accept children at run time ([`AddChild`], [`RemoveChild`]); they are
-    /// started after the static ones. Returns the shared list.
-    pub fn dynamic(mut self) -> (Self, DynamicChildren) {
-        let list = DynamicChildren::default();
-        self.dynamic = Some(list.clone());
-        (self, list)
-    }
-
-    pub fn intensity(mut self, intensity: Intensity) -> Self {
-        self.intensity = intensity;
-        self
-    }
-
-    pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.strategy = strategy;
-        self
-    }
-
-    pub fn policy(mut self, policy: SupervisionPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Add a child; children start in the order they are added.
-    pub fn child(mut self, spec: ChildSpec) -> Self {
-        self.children.push(spec);
-        self
-    }
-
-    /// Start as the root of a tree. When a root gives up it stays alive, stops
-    /// its children and records the failure in the runtime (the service then
-    /// reports unhealthy).
-    pub fn start_root(self, runtime: Arc<SupervisionRuntime>) -> Addr<Supervisor> {
-        super::install_panic_hook();
-        let path = self.name.clone();
-        Supervisor::new(self, path, runtime, None).start()
-    }
-
-    /// Run this supervisor as a child of another: when it gives up it exits
-    /// abnormally and its parent's policy applies.
-    pub fn into_child(self, runtime: Arc<SupervisionRuntime>) -> (ChildSpec, ChildRef<Supervisor>) {
-        let name = self.name.clone();
-        let (spec, child) = ChildSpec::new(name, move |cctx| {
-            Supervisor::new(
-                self.clone(),
-                cctx.path.clone(),
-                runtime.clone(),
-                Some(cctx.exit.clone()),
-            )
-        });
-        (spec.shutdown_timeout(SUPERVISOR_SHUTDOWN_TIMEOUT), child)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Running,
     ShuttingDown,
     Failed,
 }
 
-struct RunningChild {
-    control: mpsc::UnboundedSender<Control>,
-    terminated: Option<oneshot::Receiver<()>>,
-    started_at: Instant,
+pub(crate) struct RunningChild {
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) terminated: Option<oneshot::Receiver<()>>,
+    pub(crate) started_at: Instant,
 }
 
-struct Child {
-    id: u64,
-    spec: ChildSpec,
-    path: String,
-    generation: u64,
-    running: Option<RunningChild>,
+pub(crate) struct Child {
+    pub(crate) id: u64,
+    pub(crate) spec: ChildSpec,
+    pub(crate) path: String,
+    pub(crate) generation: u64,
+    pub(crate) running: Option<RunningChild>,
     /// Consecutive restarts, the exponent of the backoff.
-    attempt: u32,
+    pub(crate) attempt: u32,
     /// The supervisor stopped this child itself; its exit is not a failure.
-    expecting_exit: bool,
+    pub(crate) expecting_exit: bool,
     /// Part of a restart that is waiting for its backoff delay.
-    awaiting_restart: bool,
+    pub(crate) awaiting_restart: bool,
     /// The metric label of the exit that the pending restart answers.
-    restart_reason: &'static str,
+    pub(crate) restart_reason: &'static str,
     /// Recent restarts of this child ([`Intensity::PerChild`]).
-    restarts: VecDeque<Instant>,
+    pub(crate) restarts: VecDeque<Instant>,
     /// Removed by [`RemoveChild`]: dropped from the list once it has stopped.
-    removing: bool,
+    pub(crate) removing: bool,
 }
 
 impl Child {
-    fn essential(&self) -> bool {
+    pub(crate) fn essential(&self) -> bool {
         self.spec.restart == Restart::Permanent
     }
 }
 
 /// An OTP-style supervisor running as an actix actor. See the module docs.
 pub struct Supervisor {
-    path: String,
-    strategy: Strategy,
-    policy: SupervisionPolicy,
-    intensity: Intensity,
-    dynamic: Option<DynamicChildren>,
-    children: Vec<Child>,
-    next_id: u64,
+    pub(crate) path: String,
+    pub(crate) strategy: Strategy,
+    pub(crate) policy: SupervisionPolicy,
+    pub(crate) intensity: Intensity,
+    pub(crate) dynamic: Option<DynamicChildren>,
+    pub(crate) children: Vec<Child>,
+    pub(crate) next_id: u64,
     /// When each recent restart happened, for the intensity window.
-    restarts: VecDeque<Instant>,
-    phase: Phase,
-    children_stopped: bool,
-    pending: Vec<SpawnHandle>,
-    runtime: Arc<SupervisionRuntime>,
+    pub(crate) restarts: VecDeque<Instant>,
+    pub(crate) phase: Phase,
+    pub(crate) children_stopped: bool,
+    pub(crate) pending: Vec<SpawnHandle>,
+    pub(crate) runtime: Arc<SupervisionRuntime>,
     /// Present when this supervisor has a parent to escalate to.
-    exit: Option<ExitSignal>,
-    rng: SmallRng,
+    pub(crate) exit: Option<ExitSignal>,
+    pub(crate) rng: SmallRng,
 }
 
 impl Supervisor {
-    fn new(
+    pub(crate) fn new(
         spec: SupervisorSpec,
         path: String,
         runtime: Arc<SupervisionRuntime>,
@@ -257,7 +106,7 @@ impl Supervisor {
         this
     }
 
-    fn push_child(&mut self, spec: ChildSpec) -> usize {
+    pub(crate) fn push_child(&mut self, spec: ChildSpec) -> usize {
         self.next_id += 1;
         self.children.push(Child {
             id: self.next_id,
@@ -275,11 +124,11 @@ impl Supervisor {
         self.children.len() - 1
     }
 
-    fn position(&self, id: u64) -> Option<usize> {
+    pub(crate) fn position(&self, id: u64) -> Option<usize> {
         self.children.iter().position(|c| c.id == id)
     }
 
-    fn start_child(&mut self, idx: usize, ctx: &mut Context<Self>) {
+    pub(crate) fn start_child(&mut self, idx: usize, ctx: &mut Context<Self>) {
         let child = &mut self.children[idx];
         if child.running.is_some() || child.removing {
             return;
@@ -311,7 +160,7 @@ impl Supervisor {
         }
     }
 
-    fn on_exit(
+    pub(crate) fn on_exit(
         &mut self,
         idx: usize,
         generation: u64,
@@ -412,7 +261,7 @@ impl Supervisor {
     }
 
     /// The children restarted together with `idx`, in start order.
-    fn group(&self, idx: usize) -> Vec<usize> {
+    pub(crate) fn group(&self, idx: usize) -> Vec<usize> {
         match self.strategy {
             Strategy::OneForOne => vec![idx],
             Strategy::OneForAll => (0..self.children.len()).collect(),
@@ -420,7 +269,7 @@ impl Supervisor {
         }
     }
 
-    fn restart_group(&mut self, group: &[u64], ctx: &mut Context<Self>) {
+    pub(crate) fn restart_group(&mut self, group: &[u64], ctx: &mut Context<Self>) {
         if self.phase != Phase::Running {
             return;
         }
@@ -441,7 +290,7 @@ impl Supervisor {
         }
     }
 
-    fn give_up(&mut self, cause: String, ctx: &mut Context<Self>) {
+    pub(crate) fn give_up(&mut self, cause: String, ctx: &mut Context<Self>) {
         self.phase = Phase::Failed;
         self.cancel_pending(ctx);
         let root = self.exit.is_none();
@@ -466,14 +315,17 @@ impl Supervisor {
         }));
     }
 
-    fn cancel_pending(&mut self, ctx: &mut Context<Self>) {
+    pub(crate) fn cancel_pending(&mut self, ctx: &mut Context<Self>) {
         for handle in self.pending.drain(..) {
             ctx.cancel_future(handle);
         }
     }
 
     /// Stop the given children one after another, each within its timeout.
-    fn stop_children(&mut self, indices: &[usize]) -> impl ActorFuture<Self, Output = ()> + use<> {
+    pub(crate) fn stop_children(
+        &mut self,
+        indices: &[usize],
+    ) -> impl ActorFuture<Self, Output = ()> + use<> {
         let mut stops = Vec::new();
         for &i in indices {
             let child = &mut self.children[i];
@@ -513,7 +365,7 @@ impl Supervisor {
         })
     }
 
-    fn begin_shutdown(
+    pub(crate) fn begin_shutdown(
         &mut self,
         ctx: &mut Context<Self>,
     ) -> impl ActorFuture<Self, Output = ()> + use<> {
@@ -538,114 +390,4 @@ fn exceeds(window: &mut VecDeque<Instant>, policy: &SupervisionPolicy) -> bool {
     }
     window.push_back(now);
     window.len() > policy.max_restarts as usize
-}
-
-impl Actor for Supervisor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.exit.is_none() {
-            self.runtime.root_started(&self.path);
-        }
-        for idx in 0..self.children.len() {
-            self.start_child(idx, ctx);
-            if self.phase != Phase::Running {
-                break;
-            }
-        }
-    }
-
-    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
-        if self.children_stopped || self.children.iter().all(|c| c.running.is_none()) {
-            return Running::Stop;
-        }
-        if self.phase != Phase::ShuttingDown {
-            let stop = self.begin_shutdown(ctx);
-            ctx.spawn(stop.map(|(), _, ctx| ctx.stop()));
-        }
-        Running::Continue
-    }
-}
-
-impl Handler<ChildExited> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
-        if let Some(idx) = self.position(msg.id) {
-            self.on_exit(idx, msg.generation, msg.reason, ctx);
-        }
-    }
-}
-
-impl Handler<StopTree> for Supervisor {
-    type Result = ResponseActFuture<Self, ()>;
-
-    fn handle(&mut self, _: StopTree, ctx: &mut Context<Self>) -> Self::Result {
-        Box::pin(self.begin_shutdown(ctx))
-    }
-}
-
-impl Handler<Ping> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
-}
-
-impl Handler<InjectPanic> for Supervisor {
-    type Result = bool;
-
-    fn handle(&mut self, msg: InjectPanic, _: &mut Context<Self>) -> bool {
-        self.runtime.inject_panic(&msg.path, &msg.message)
-    }
-}
-
-impl Handler<AddChild> for Supervisor {
-    type Result = Result<(), AddChildError>;
-
-    fn handle(&mut self, AddChild(spec): AddChild, ctx: &mut Context<Self>) -> Self::Result {
-        let dynamic = self.dynamic.as_ref().ok_or(AddChildError::NotDynamic)?;
-        {
-            let mut list = dynamic.lock();
-            if list.iter().any(|c| c.name == spec.name) {
-                return Err(AddChildError::Exists);
-            }
-            list.push(spec.clone());
-        }
-        // A child being removed under the same name is still stopping; the
-        // new one gets its own entry and starts at once (the old one's exit
-        // is matched by id, not by name).
-        let idx = self.push_child(spec);
-        if self.phase == Phase::Running {
-            self.start_child(idx, ctx);
-        }
-        Ok(())
-    }
-}
-
-impl Handler<RemoveChild> for Supervisor {
-    type Result = ResponseActFuture<Self, bool>;
-
-    fn handle(&mut self, RemoveChild(name): RemoveChild, _: &mut Context<Self>) -> Self::Result {
-        if let Some(dynamic) = &self.dynamic {
-            dynamic.lock().retain(|c| c.name != name);
-        }
-        let Some(idx) = self
-            .children
-            .iter()
-            .position(|c| c.spec.name == name && !c.removing)
-        else {
-            return Box::pin(actix::fut::ready(false));
-        };
-        let child = &mut self.children[idx];
-        child.removing = true;
-        child.awaiting_restart = false;
-        if child.running.is_none() {
-            let path = child.path.clone();
-            self.children.remove(idx);
-            self.runtime.forget(&path);
-            return Box::pin(actix::fut::ready(true));
-        }
-        // Its exit report removes the entry (see on_exit).
-        Box::pin(self.stop_children(&[idx]).map(|(), _, _| true))
-    }
 }
