@@ -10,21 +10,25 @@
 //! published on the in-process bus ([`EventLog::subscribe`]).
 
 mod commit;
+mod spawn;
 
 pub use commit::MAX_BATCH;
 
-use self::commit::{Append, run_writer};
+use self::commit::Append;
 use super::StoredEvent;
 use super::dedupe::Dedupe;
 use super::metrics::EventMetrics;
 use crate::entities::account;
+use crate::supervisor::{
+    ChildRef, ChildSpec, Intensity, SupervisionRuntime, Supervisor, SupervisorSpec,
+};
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Events waiting for their writer, per topic. A full queue makes
@@ -77,6 +81,9 @@ struct EventLogInner {
     /// Writer tasks run here, not on whichever thread first asked for one
     /// (an HTTP worker may stop before the service does).
     runtime: tokio::runtime::Handle,
+    /// The `event-writers` supervisor, once the tree has it
+    /// ([`EventLog::writers_supervisor`]).
+    supervisor: OnceLock<ChildRef<Supervisor>>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -95,8 +102,21 @@ impl EventLog {
                 writers: Mutex::default(),
                 metrics,
                 runtime: tokio::runtime::Handle::current(),
+                supervisor: OnceLock::new(),
             }),
         }
+    }
+
+    /// The `event-writers` supervisor, to start under the root before
+    /// anything publishes: each topic's writer becomes its child. Without
+    /// it (tools, unit tests) writers run as plain tasks.
+    pub fn writers_supervisor(&self, runtime: Arc<SupervisionRuntime>) -> ChildSpec {
+        let (spec, _) = SupervisorSpec::new("event-writers")
+            .intensity(Intensity::PerChild)
+            .dynamic();
+        let (child, supervisor) = spec.into_child(runtime);
+        let _ = self.inner.supervisor.set(supervisor);
+        child
     }
 
     /// Committed events, live (a lagging receiver loses the oldest and
@@ -122,13 +142,7 @@ impl EventLog {
             topic: Arc::from(topic),
             tx,
         };
-        self.inner.runtime.spawn(run_writer(
-            self.inner.db.clone(),
-            self.inner.bus.clone(),
-            self.inner.metrics.clone(),
-            writer.topic.clone(),
-            rx,
-        ));
+        spawn::start(&self.inner, writer.topic.clone(), rx);
         writers.insert(topic.to_owned(), writer.clone());
         writer
     }

@@ -73,6 +73,7 @@ impl Application {
             .policy(settings.supervision.policy())
             .child(s.metrics.errors.task_child(supervision.clone()))
             .child(database_spec)
+            .child(s.events.writers_supervisor(supervision.clone()))
             .child(children::rate_limiter(&s))
             .child(outbox_writer)
             .child(outbox_housekeeping)

@@ -8,6 +8,8 @@ use crate::helpers::{TestApp, is_started, spawn_app, spawn_app_with, wait_for_ev
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use std::time::Duration;
+use tgvisor::supervisor::SupervisionEventKind;
+use tgvisor::telegram::sim::ECHO_USER_ID;
 
 /// The panic restart of `actor` shows in the metrics and in /health.
 async fn restart_is_counted(app: &TestApp, actor: &str) {
@@ -167,5 +169,35 @@ async fn a_restarted_give_up_task_still_marks_a_crashing_account_failed() {
     );
     let failed = app.wait_state(account, "failed", last).await;
     assert_eq!(failed.data["reason"], "crashed too often");
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_topic_writer_that_panics_comes_back_and_keeps_what_was_queued() {
+    let app = spawn_app().await;
+    let (_, token) = app.user("alice").await;
+    let phone = "+9996627203";
+    let account = connected_account(&app, &token, phone).await;
+    let topic = format!("account:{account}");
+    let writer = format!("root/event-writers/{topic}");
+    let mut events = app.supervision.subscribe();
+    assert!(app.supervision.inject_panic(&writer, "bug in the writer"));
+    // Published while the writer is down: queued, written by the next one.
+    app.world
+        .deliver_from(ECHO_USER_ID, phone, "while the writer restarts")
+        .unwrap();
+    wait_for_event(&mut events, |e| {
+        e.actor == writer && matches!(e.kind, SupervisionEventKind::Started { generation: 2 })
+    })
+    .await;
+    let event = app
+        .wait_event(&topic, |e| {
+            e.kind == "message.new" && e.data["message"]["text"] == "while the writer restarts"
+        })
+        .await;
+    assert_eq!(event.data["message"]["sender_id"], ECHO_USER_ID);
+    let scrape = app.metrics().await;
+    let want = format!(r#"tgvisor_actor_restarts_total{{actor="{writer}",reason="panic"}} 1"#);
+    assert!(scrape.contains(&want), "no {want} in:\n{scrape}");
     app.stop().await;
 }

@@ -7,6 +7,7 @@ use super::SideWrite;
 use crate::events::dedupe;
 use crate::events::metrics::EventMetrics;
 use crate::events::{StoredEvent, append};
+use crate::supervisor::{Lease, StopRequest};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,18 +47,79 @@ impl Append {
     }
 }
 
+/// How many generations of a topic's writer may panic on the same batch
+/// before it is dropped (logged): a batch that always crashes the writer
+/// must not stop the topic for good.
+const PANICS_PER_BATCH: u32 = 3;
+
+/// What a topic's writer hands to its next generation when it panics: its
+/// queue, and the batch it had taken and not yet committed, which the next
+/// generation commits first (events are acknowledged when queued, so a
+/// batch in hand must not be lost with the task).
+pub(super) struct Backlog {
+    pub(super) rx: mpsc::Receiver<Append>,
+    batch: Vec<Append>,
+    /// Generations that started with this batch in hand.
+    tries: u32,
+}
+
+impl Backlog {
+    pub(super) fn new(rx: mpsc::Receiver<Append>) -> Self {
+        Self {
+            rx,
+            batch: Vec::with_capacity(MAX_BATCH),
+            tries: 0,
+        }
+    }
+}
+
+/// A topic's writer: commits what is queued, in order, until every sender
+/// is gone and the queue is empty, or, once `stop` is requested, until what
+/// was queued then is written.
 pub(super) async fn run_writer(
     db: DatabaseConnection,
     bus: broadcast::Sender<StoredEvent>,
     metrics: EventMetrics,
     topic: Arc<str>,
-    mut rx: mpsc::Receiver<Append>,
+    backlog: &mut Lease<Backlog>,
+    mut stop: Option<StopRequest>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    if !backlog.batch.is_empty() {
+        backlog.tries += 1;
+        if backlog.tries > PANICS_PER_BATCH {
+            tracing::error!(
+                topic = &*topic,
+                events = backlog.batch.len(),
+                "dropping a batch the topic's writer crashed on {PANICS_PER_BATCH} times"
+            );
+            backlog.batch.clear();
+            backlog.tries = 0;
+        }
+    }
+    loop {
+        if backlog.batch.is_empty() {
+            let Backlog { rx, batch, .. } = &mut **backlog;
+            let taken = match stop.as_mut() {
+                // Stopping only ever interrupts a wait, never a commit.
+                Some(requested) => tokio::select! {
+                    n = rx.recv_many(batch, MAX_BATCH) => n,
+                    () = requested.requested() => {
+                        // The service stops: write what is queued, then end.
+                        rx.close();
+                        stop = None;
+                        continue;
+                    }
+                },
+                None => rx.recv_many(batch, MAX_BATCH).await,
+            };
+            if taken == 0 {
+                return;
+            }
+        }
+        let batch = &mut backlog.batch;
         let mut attempt = 0u32;
         let written = loop {
-            match write_batch(&db, &topic, &batch).await {
+            match write_batch(&db, &topic, batch).await {
                 Ok(written) => break written,
                 Err(e) => {
                     let delay = RETRY_BASE
@@ -90,6 +152,7 @@ pub(super) async fn run_writer(
                 let _ = done.send(stored);
             }
         }
+        backlog.tries = 0;
     }
 }
 
