@@ -9,7 +9,8 @@
 //!
 //! - core: [`domain`] (validated values, account, message and upload
 //!   states, [`domain::Fault`]), [`config`], [`supervisor`] (OTP-style
-//!   supervision on actix), [`allocator`], [`telemetry`] (logs, redaction);
+//!   supervision on actix, the `tgvisor-supervisor` crate), [`allocator`],
+//!   [`telemetry`] (logs, redaction);
 //! - infrastructure: [`db`], [`entities`], [`security`], [`sessions`] (the
 //!   encrypted session store), [`telegram`] (the port; sim and grammers);
 //! - services: [`audit`], [`ratelimit`], [`events`] (the durable event log),
