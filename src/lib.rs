@@ -18,8 +18,8 @@
 //!   [`outbox`], [`uploads`], [`auth`];
 //! - observability: [`errors`] (the error tracker), [`metrics`],
 //!   [`health`], [`alerts`];
-//! - application: `app`, use cases that span services (removing an
-//!   account, completing a sign-in);
+//! - application: [`app`], use cases that span services (signing in,
+//!   importing or rotating a session, removing an account);
 //! - entry points: [`http`], [`ws`] (the WebSocket gateway), [`ops`] (the
 //!   operator commands);
 //! - wiring: [`startup`].
