@@ -1,6 +1,7 @@
 //! The JSON text frames of tgvisor's WebSocket protocol (`GET /ws`), as
-//! ARCHITECTURE.md describes them: what the client writes ([`Outgoing`]) and
-//! what it reads ([`Incoming`]), plus the public payload types.
+//! the service's `docs/websocket-protocol.md` describes them: what the
+//! client writes ([`Outgoing`]) and what it reads ([`Incoming`]), plus the
+//! public payload types.
 
 use crate::error::ServerError;
 use serde::{Deserialize, Serialize};
