@@ -4,10 +4,13 @@
 //! does the job, with nothing it was trusted with lost.
 
 use crate::helpers::accounts::{connected_account, send};
+use crate::helpers::alerts::{Receiver, routed};
 use crate::helpers::{TestApp, is_started, spawn_app, spawn_app_with, wait_for_event};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
+use tgvisor::alerts::{NewAlert, Severity};
 use tgvisor::supervisor::SupervisionEventKind;
 use tgvisor::telegram::sim::ECHO_USER_ID;
 
@@ -200,4 +203,33 @@ async fn a_topic_writer_that_panics_comes_back_and_keeps_what_was_queued() {
     let want = format!(r#"tgvisor_actor_restarts_total{{actor="{writer}",reason="panic"}} 1"#);
     assert!(scrape.contains(&want), "no {want} in:\n{scrape}");
     app.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_alert_routers_loop_comes_back_after_a_panic_and_routes_again() {
+    let mut receiver = Receiver::start().await;
+    let app = spawn_app_with(|f| routed(f, &receiver.url)).await;
+    // The router's loop runs in its actor's context: a panic there is the
+    // actor's, restarted like it.
+    app.restart_actor("root/alert-router").await;
+    restart_is_counted(&app, "root/alert-router").await;
+
+    app.alerts.raise(NewAlert {
+        fingerprint: "after-restart".to_owned(),
+        name: "after_restart_alert".to_owned(),
+        severity: Severity::Medium,
+        summary: "raised after the router's restart".to_owned(),
+        labels: BTreeMap::new(),
+    });
+    let (body, _) = receiver.next_to("/webhook").await;
+    assert_eq!(body["status"], "firing");
+    let names: Vec<&str> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(names.contains(&"after_restart_alert"), "{body}");
+    app.stop().await;
+    receiver.server.stop(true).await;
 }

@@ -43,7 +43,17 @@ impl AccountActor {
             metrics: self.deps.metrics.clone(),
             quiet_interval: self.deps.update_sync_interval,
         };
-        actix::spawn(pump.run(updates));
+        // Detached, so that it writes what it took even as the actor stops;
+        // watched, so that its panic fails the actor (which its supervisor
+        // restarts, reconnecting and catching up from the stored state).
+        let pump = actix::spawn(pump.run(updates));
+        ctx.spawn(actix::fut::wrap_future(pump).map(|ended, _: &mut Self, _| {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }));
         ctx.spawn(
             actix::fut::wrap_future(closed)
                 .map(|err, act: &mut Self, ctx| act.on_connection_lost(err, ctx)),
