@@ -286,3 +286,56 @@ fn development_generates_secrets_once_and_keeps_them() {
         Ok(())
     });
 }
+
+#[test]
+fn a_duration_key_takes_whole_milliseconds_from_files_and_the_environment() {
+    let s = Settings::from_defaults(
+        Environment::Test,
+        Figment::from(("outbox.retention_ms", 1_234)),
+    )
+    .expect("loads");
+    assert_eq!(s.outbox.retention_ms, Duration::from_millis(1_234));
+    Jail::expect_with(|jail| {
+        jail.set_env("TGVISOR__OUTBOX__RETENTION_MS", "5678");
+        let s = Settings::load_for(Environment::Test).expect("loads");
+        assert_eq!(s.outbox.retention_ms, Duration::from_millis(5_678));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_duration_is_an_error_naming_the_key() {
+    for bad in [
+        Figment::from(("outbox.retention_ms", -1)),
+        Figment::from(("outbox.retention_ms", "soon")),
+        Figment::from(("outbox.retention_ms", 1.5)),
+    ] {
+        let msg = Settings::from_defaults(Environment::Test, bad)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("outbox.retention_ms"), "{msg}");
+        assert!(msg.contains("u64"), "{msg}");
+    }
+}
+
+#[test]
+fn a_refused_zero_duration_stays_refused() {
+    let msg = Settings::from_defaults(
+        Environment::Test,
+        Figment::from(("health.check_timeout_ms", 0)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("check_timeout_ms > 0"), "{msg}");
+}
+
+#[test]
+fn durations_serialize_as_whole_milliseconds() {
+    let s = defaults();
+    let outbox = serde_json::to_value(&s.outbox).expect("serializes");
+    assert_eq!(
+        outbox["retention_ms"],
+        serde_json::json!(s.outbox.retention_ms.as_millis() as u64)
+    );
+    assert!(outbox["retry_base_ms"].is_u64(), "{outbox}");
+}
