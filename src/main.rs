@@ -125,7 +125,7 @@ fn main() -> ExitCode {
                         tgvisor::security::jwt::Role::Admin => "admin",
                         tgvisor::security::jwt::Role::User => "user",
                     },
-                    settings.auth.revocation_check_ms
+                    settings.auth.revocation_check_ms.as_millis()
                 );
                 Ok(())
             }

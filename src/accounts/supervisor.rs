@@ -31,11 +31,11 @@ use tokio::sync::{broadcast, mpsc};
 fn account_policy(cfg: &AccountRestartSettings) -> SupervisionPolicy {
     SupervisionPolicy {
         max_restarts: cfg.max_restarts,
-        period: Duration::from_millis(cfg.period_ms),
+        period: cfg.period_ms,
         backoff: Backoff {
-            base: Duration::from_millis(cfg.backoff_base_ms),
+            base: cfg.backoff_base_ms,
             factor: 2.0,
-            cap: Duration::from_millis(cfg.backoff_cap_ms.max(cfg.backoff_base_ms)),
+            cap: cfg.backoff_cap_ms.max(cfg.backoff_base_ms),
             jitter: 0.2,
         },
         reset_after: Duration::from_secs(300),

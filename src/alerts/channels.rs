@@ -130,7 +130,7 @@ struct Failed(String);
 impl Channels {
     pub fn new(config: Alerting, metrics: ChannelMetrics) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.delivery_timeout_ms))
+            .timeout(config.delivery_timeout_ms)
             .build()
             .unwrap_or_default();
         let channels = Self {
@@ -181,9 +181,9 @@ impl Channels {
             return true;
         }
         let config = &self.inner.config;
-        let timeout = Duration::from_millis(config.delivery_timeout_ms);
+        let timeout = config.delivery_timeout_ms;
         let backoff = crate::supervisor::Backoff {
-            base: Duration::from_millis(config.delivery_backoff_ms),
+            base: config.delivery_backoff_ms,
             factor: 2.0,
             cap: Duration::from_secs(3600),
             jitter: 0.0,
@@ -293,9 +293,7 @@ impl Channels {
         };
         let mut smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(e.smtp_port)
-            .timeout(Some(Duration::from_millis(
-                self.inner.config.delivery_timeout_ms,
-            )));
+            .timeout(Some(self.inner.config.delivery_timeout_ms));
         smtp = match e.tls {
             SmtpTls::None => smtp.tls(Tls::None),
             SmtpTls::Opportunistic => smtp.tls(Tls::Opportunistic(tls()?)),

@@ -47,7 +47,7 @@ pub fn channels<'a>(config: &'a Alerting, severity: &str, tier: u32) -> &'a [Str
 /// The step due at `now` for an alert at `at`.
 pub fn step(config: &Alerting, severity: &str, at: Position, now: DateTime<Utc>) -> Step {
     let policy = config.policy(severity);
-    let interval = Duration::milliseconds(policy.retry_interval_ms as i64);
+    let interval = Duration::from_std(policy.retry_interval_ms).unwrap_or(Duration::MAX);
     let tiers = config.escalation_tiers.len() as u32;
     let mut position = at;
     let mut escalated = false;

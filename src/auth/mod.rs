@@ -82,7 +82,7 @@ impl AuthService {
             },
         )
         .map_err(|e| anyhow::anyhow!("auth.password / secrets.password_pepper: {e}"))?
-        .with_queue(p.max_waiting, Duration::from_millis(p.max_wait_ms));
+        .with_queue(p.max_waiting, p.max_wait_ms);
         let jwt_set = settings
             .secrets
             .jwt
@@ -97,7 +97,7 @@ impl AuthService {
         )
         .map_err(|e| anyhow::anyhow!("secrets.jwt: {e}"))?;
         let limit = &settings.rate_limits.api.auth;
-        let window = Duration::from_millis(limit.window_ms);
+        let window = limit.window_ms;
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -105,7 +105,7 @@ impl AuthService {
                 jwt,
                 users: moka::future::Cache::builder()
                     .max_capacity(settings.auth.token_cache_capacity)
-                    .time_to_live(Duration::from_millis(settings.auth.revocation_check_ms))
+                    .time_to_live(settings.auth.revocation_check_ms)
                     .build(),
                 attempts: AttemptLimiter::new(limit.max, window, 100_000),
                 registrations: AttemptLimiter::new(limit.max, window, 100_000),

@@ -3,6 +3,7 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where alert channels deliver. A channel without its address (no URL,
 /// no SMTP host) is not configured: alerts routed to it go to the logs
@@ -40,14 +41,15 @@ pub struct AlertmanagerChannel {
     /// What reached Alertmanager and still fires (acknowledged or not) is
     /// posted again this often: Alertmanager resolves an alert nobody
     /// posts again (each post is valid for five minutes).
-    pub refresh_ms: u64,
+    #[serde(with = "super::millis")]
+    pub refresh_ms: Duration,
 }
 
 impl Default for AlertmanagerChannel {
     fn default() -> Self {
         Self {
             url: None,
-            refresh_ms: 60_000,
+            refresh_ms: Duration::from_millis(60_000),
         }
     }
 }

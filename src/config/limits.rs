@@ -6,12 +6,14 @@
 //! only in `config/default.toml`.
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// A window and how much fits in it.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
-    pub window_ms: u64,
+    #[serde(with = "super::millis")]
+    pub window_ms: Duration,
     pub max: u32,
 }
 
@@ -32,10 +34,12 @@ pub struct RateLimits {
 pub struct FloodWaitSettings {
     /// Added to the seconds Telegram asked for: a block lasts wait + margin,
     /// so the retry does not land on the edge of Telegram's own window.
-    pub margin_ms: u64,
+    #[serde(with = "super::millis")]
+    pub margin_ms: Duration,
     /// Waits up to this long are waited out inside the outbox without
     /// changing the account's state; longer ones make it `flood_limited`.
-    pub short_threshold_ms: u64,
+    #[serde(with = "super::millis")]
+    pub short_threshold_ms: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -49,7 +53,8 @@ pub struct TelegramLimits {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesSent {
-    pub window_ms: u64,
+    #[serde(with = "super::millis")]
+    pub window_ms: Duration,
     /// Messages per window per account.
     pub max: u32,
     /// Messages per window per chat.
@@ -59,7 +64,8 @@ pub struct MessagesSent {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaUploads {
-    pub window_ms: u64,
+    #[serde(with = "super::millis")]
+    pub window_ms: Duration,
     pub max: u32,
     /// Bytes.
     pub max_size: u64,
@@ -89,7 +95,8 @@ pub struct WsConnections {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WsMessages {
-    pub window_ms: u64,
+    #[serde(with = "super::millis")]
+    pub window_ms: Duration,
     pub max: u32,
     /// Bytes per client frame.
     pub max_size: u32,
@@ -99,8 +106,10 @@ pub struct WsMessages {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LatencyLevels {
-    pub warning_ms: u64,
-    pub critical_ms: u64,
+    #[serde(with = "super::millis")]
+    pub warning_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub critical_ms: Duration,
 }
 
 /// A warning and a critical level of a ratio or a count.
@@ -166,23 +175,30 @@ pub struct ResponseTimeThresholds {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiResponseTime {
-    pub p95_ms: u64,
-    pub p99_ms: u64,
-    pub max_ms: u64,
+    #[serde(with = "super::millis")]
+    pub p95_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub p99_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub max_ms: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseResponseTime {
-    pub query_time_ms: u64,
-    pub transaction_time_ms: u64,
+    #[serde(with = "super::millis")]
+    pub query_time_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub transaction_time_ms: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WsResponseTime {
-    pub message_latency_ms: u64,
-    pub reconnect_time_ms: u64,
+    #[serde(with = "super::millis")]
+    pub message_latency_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub reconnect_time_ms: Duration,
 }
 
 /// Error-rate levels of the API, the WebSocket gateway and Telegram
@@ -259,9 +275,11 @@ pub struct ConnectionThresholds {
 #[serde(deny_unknown_fields)]
 pub struct SlowQuery {
     /// Queries slower than this are logged (by statement shape) and counted.
-    pub log_ms: u64,
+    #[serde(with = "super::millis")]
+    pub log_ms: Duration,
     /// Queries slower than this are collected for analysis.
-    pub collect_min_ms: u64,
+    #[serde(with = "super::millis")]
+    pub collect_min_ms: Duration,
 }
 
 /// Alerting (`alerting`): the channels and retries of each severity,
@@ -274,7 +292,8 @@ pub struct Alerting {
     pub low: SeverityPolicy,
     /// A new alert waits this long before its first notification, so a
     /// burst of alerts goes out as one notification per channel.
-    pub group_wait_ms: u64,
+    #[serde(with = "super::millis")]
+    pub group_wait_ms: Duration,
     /// The tiers after a severity's own channels: an alert whose severity
     /// escalates and that nobody acknowledged moves to the next tier once
     /// its retries are spent (channel names, as in `channels`).
@@ -282,9 +301,11 @@ pub struct Alerting {
     /// Tries of one notification on one channel before it counts as failed.
     pub delivery_attempts: u32,
     /// The wait after a failed try; doubles per try.
-    pub delivery_backoff_ms: u64,
+    #[serde(with = "super::millis")]
+    pub delivery_backoff_ms: Duration,
     /// One try's time limit.
-    pub delivery_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub delivery_timeout_ms: Duration,
     /// Where the channels deliver (secrets: never serialized).
     #[serde(skip_serializing)]
     pub channels: super::AlertChannels,
@@ -311,7 +332,8 @@ pub struct SeverityPolicy {
     /// Channel names: logs, slack, email, webhook, alertmanager.
     pub channels: Vec<String>,
     pub escalation: bool,
-    pub retry_interval_ms: u64,
+    #[serde(with = "super::millis")]
+    pub retry_interval_ms: Duration,
     pub max_retries: u32,
 }
 
@@ -327,14 +349,17 @@ pub struct AlertRules {
 #[serde(deny_unknown_fields)]
 pub struct CountRule {
     pub threshold: u32,
-    pub period_ms: u64,
+    #[serde(with = "super::millis")]
+    pub period_ms: Duration,
     pub action: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LatencyRule {
-    pub threshold_ms: u64,
-    pub period_ms: u64,
+    #[serde(with = "super::millis")]
+    pub threshold_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub period_ms: Duration,
     pub action: String,
 }

@@ -94,7 +94,7 @@ impl Settings {
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_millis(self.server.shutdown_timeout_ms)
+        self.server.shutdown_timeout_ms
     }
 }
 

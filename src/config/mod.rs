@@ -9,6 +9,7 @@ mod channels;
 mod environment;
 mod limits;
 mod load;
+mod millis;
 mod secrets;
 mod sections;
 mod validate;

@@ -15,11 +15,14 @@ use std::time::Duration;
 pub struct HealthSettings {
     /// Snapshots for the windowed figures, and a judgement of every
     /// component, this often.
-    pub sample_interval_ms: u64,
+    #[serde(with = "super::millis")]
+    pub sample_interval_ms: Duration,
     /// Rates and percentiles cover about this much of the recent past.
-    pub window_ms: u64,
+    #[serde(with = "super::millis")]
+    pub window_ms: Duration,
     /// A check that takes longer is unhealthy (the endpoint answers).
-    pub check_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub check_timeout_ms: Duration,
     /// Events a windowed ratio, mean or percentile needs (requests,
     /// frames, connections, messages, statements, deliveries) before it is
     /// judged: one failure out of one is not a failure rate.
@@ -27,7 +30,8 @@ pub struct HealthSettings {
     /// On shutdown, `/health/ready` answers 503 this long while everything
     /// still serves, so load balancers stop sending traffic before the
     /// listener closes (a second signal cuts it short).
-    pub drain_ms: u64,
+    #[serde(with = "super::millis")]
+    pub drain_ms: Duration,
 }
 
 /// The whole configuration of one service instance.
@@ -67,10 +71,12 @@ pub struct ServerSettings {
     pub port: u16,
     /// HTTP worker threads; 0 = one per CPU core.
     pub workers: usize,
-    pub shutdown_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub shutdown_timeout_ms: Duration,
     pub max_json_bytes: usize,
     /// How long a request's body may take to arrive after its headers.
-    pub body_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub body_timeout_ms: Duration,
     /// Open connections one client address may hold.
     pub max_connections_per_address: usize,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -84,11 +90,16 @@ pub struct DatabaseSettings {
     pub url: Option<SecretString>,
     pub max_connections: u32,
     pub min_connections: u32,
-    pub idle_timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-    pub max_lifetime_ms: u64,
-    pub health_check_interval_ms: u64,
-    pub ping_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub idle_timeout_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub connect_timeout_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub max_lifetime_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub health_check_interval_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub ping_timeout_ms: Duration,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -109,18 +120,23 @@ pub struct TelemetrySettings {
 #[serde(deny_unknown_fields)]
 pub struct SupervisionSettings {
     pub max_restarts: u32,
-    pub period_ms: u64,
-    pub reset_after_ms: u64,
-    pub shutdown_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub period_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub reset_after_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub shutdown_timeout_ms: Duration,
     pub backoff: BackoffSettings,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackoffSettings {
-    pub base_ms: u64,
+    #[serde(with = "super::millis")]
+    pub base_ms: Duration,
     pub factor: f64,
-    pub cap_ms: u64,
+    #[serde(with = "super::millis")]
+    pub cap_ms: Duration,
     pub jitter: f64,
 }
 
@@ -129,15 +145,15 @@ impl SupervisionSettings {
     pub fn policy(&self) -> crate::supervisor::SupervisionPolicy {
         crate::supervisor::SupervisionPolicy {
             max_restarts: self.max_restarts,
-            period: Duration::from_millis(self.period_ms),
+            period: self.period_ms,
             backoff: crate::supervisor::Backoff {
-                base: Duration::from_millis(self.backoff.base_ms),
+                base: self.backoff.base_ms,
                 factor: self.backoff.factor,
-                cap: Duration::from_millis(self.backoff.cap_ms),
+                cap: self.backoff.cap_ms,
                 jitter: self.backoff.jitter,
             },
-            reset_after: Duration::from_millis(self.reset_after_ms),
-            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            reset_after: self.reset_after_ms,
+            shutdown_timeout: self.shutdown_timeout_ms,
         }
     }
 }
@@ -158,18 +174,24 @@ pub struct TelegramSettings {
     pub client_pool_size: u32,
     /// Client slots one user's accounts may hold (0: the whole pool).
     pub max_clients_per_user: u32,
-    pub health_check_interval_ms: u64,
-    pub session_rotation_interval_ms: u64,
-    pub max_session_age_ms: u64,
+    #[serde(with = "super::millis")]
+    pub health_check_interval_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub session_rotation_interval_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub max_session_age_ms: Duration,
     pub session_error_threshold: u32,
     /// Every Telegram call runs under this timeout (grammers has none of its own).
-    pub request_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub request_timeout_ms: Duration,
     /// How often at most a connected account commits the update state that
     /// updates announcing nothing reached (updates announcing an event
     /// commit it with the event).
-    pub update_state_sync_interval_ms: u64,
+    #[serde(with = "super::millis")]
+    pub update_state_sync_interval_ms: Duration,
     /// How long a sign-in waits for its code or 2FA password.
-    pub pending_login_ttl_ms: u64,
+    #[serde(with = "super::millis")]
+    pub pending_login_ttl_ms: Duration,
     /// Sign-ins waiting for a code or password at once, per node and per user.
     pub max_pending_logins: u32,
     pub max_pending_logins_per_user: u32,
@@ -184,17 +206,23 @@ pub struct TelegramSettings {
 #[serde(deny_unknown_fields)]
 pub struct AccountRestartSettings {
     pub max_restarts: u32,
-    pub period_ms: u64,
-    pub backoff_base_ms: u64,
-    pub backoff_cap_ms: u64,
+    #[serde(with = "super::millis")]
+    pub period_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub backoff_base_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub backoff_cap_ms: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketSettings {
-    pub heartbeat_interval_ms: u64,
-    pub client_timeout_ms: u64,
-    pub auth_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub heartbeat_interval_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub client_timeout_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub auth_timeout_ms: Duration,
     /// Frames waiting to be written to one client; a client that lets more
     /// pile up is closed with 4010 (slow consumer) instead of growing memory.
     pub send_queue: u32,
@@ -210,7 +238,8 @@ pub struct WebSocketSettings {
 #[serde(deny_unknown_fields)]
 pub struct ReconnectSettings {
     pub max_retries: u32,
-    pub base_delay_ms: u64,
+    #[serde(with = "super::millis")]
+    pub base_delay_ms: Duration,
 }
 
 /// The event log's retention: what a subscriber can still resume from.
@@ -218,11 +247,13 @@ pub struct ReconnectSettings {
 #[serde(deny_unknown_fields)]
 pub struct EventSettings {
     /// Events older than this are pruned.
-    pub retention_max_age_ms: u64,
+    #[serde(with = "super::millis")]
+    pub retention_max_age_ms: Duration,
     /// At most this many events are kept per topic (the newest).
     pub retention_max_per_topic: u64,
     /// How often the log is pruned.
-    pub prune_interval_ms: u64,
+    #[serde(with = "super::millis")]
+    pub prune_interval_ms: Duration,
 }
 
 /// Upload jobs (`POST /accounts/{id}/uploads`). Sizes and the per-account
@@ -236,22 +267,27 @@ pub struct UploadSettings {
     /// Tries per part before the job fails (a FLOOD_WAIT does not count).
     pub part_attempts: u32,
     /// First wait after a failed part; doubles per try, up to 8 s.
-    pub retry_base_ms: u64,
+    #[serde(with = "super::millis")]
+    pub retry_base_ms: Duration,
     /// `upload.progress` events (and progress in the database) at most
     /// this often per job, plus one at the end.
-    pub progress_interval_ms: u64,
+    #[serde(with = "super::millis")]
+    pub progress_interval_ms: Duration,
     /// A job's FLOOD_WAIT pauses add up to at most this; beyond it the job
     /// fails (`flood_wait`, with the time to wait).
-    pub max_pause_ms: u64,
+    #[serde(with = "super::millis")]
+    pub max_pause_ms: Duration,
     /// A body that sends nothing for this long fails its job
     /// (`body_timeout`, 408).
-    pub body_idle_timeout_ms: u64,
+    #[serde(with = "super::millis")]
+    pub body_idle_timeout_ms: Duration,
     /// Jobs receiving at once, all accounts together (503
     /// `too_many_uploads` beyond).
     pub max_running: u32,
     /// How often the uploader actor fails unfinished jobs that no request
     /// runs any more (and at each of its starts).
-    pub sweep_interval_ms: u64,
+    #[serde(with = "super::millis")]
+    pub sweep_interval_ms: Duration,
 }
 
 /// The durable outbox (`POST /accounts/{id}/messages`).
@@ -265,17 +301,21 @@ pub struct OutboxSettings {
     /// before it is marked failed. Flood waits do not count.
     pub max_attempts: u32,
     /// Delay before the retry after a transient failure, doubling up to the cap.
-    pub retry_base_ms: u64,
-    pub retry_cap_ms: u64,
+    #[serde(with = "super::millis")]
+    pub retry_base_ms: Duration,
+    #[serde(with = "super::millis")]
+    pub retry_cap_ms: Duration,
     /// Delivered and failed messages, and their idempotency keys, are kept
     /// this long; then they are deleted.
-    pub retention_ms: u64,
+    #[serde(with = "super::millis")]
+    pub retention_ms: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
-    pub default_ttl_ms: u64,
+    #[serde(with = "super::millis")]
+    pub default_ttl_ms: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -287,7 +327,8 @@ pub struct AuthSettings {
     pub registration_open: bool,
     pub token_cache_capacity: u64,
     /// How long a cached token version and role are trusted.
-    pub revocation_check_ms: u64,
+    #[serde(with = "super::millis")]
+    pub revocation_check_ms: Duration,
     pub password: PasswordSettings,
 }
 
@@ -301,7 +342,8 @@ pub struct PasswordSettings {
     /// How many password checks may wait for an argon2 slot.
     pub max_waiting: u32,
     /// How long one may wait.
-    pub max_wait_ms: u64,
+    #[serde(with = "super::millis")]
+    pub max_wait_ms: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

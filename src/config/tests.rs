@@ -21,7 +21,7 @@ fn defaults_carry_the_seed_limits() {
             t.messages_sent.max,
             t.messages_sent.per_chat
         ),
-        (60_000, 30, 20)
+        (Duration::from_millis(60_000), 30, 20)
     );
     assert_eq!(
         (t.media_uploads.max, t.media_uploads.max_size),
@@ -29,30 +29,52 @@ fn defaults_carry_the_seed_limits() {
     );
     assert_eq!(
         (t.channel_invites.window_ms, t.channel_invites.max),
-        (86_400_000, 50)
+        (Duration::from_millis(86_400_000), 50)
     );
     let a = &s.rate_limits.api;
-    assert_eq!((a.standard.window_ms, a.standard.max), (60_000, 100));
-    assert_eq!((a.auth.window_ms, a.auth.max), (900_000, 5));
+    assert_eq!(
+        (a.standard.window_ms, a.standard.max),
+        (Duration::from_millis(60_000), 100)
+    );
+    assert_eq!(
+        (a.auth.window_ms, a.auth.max),
+        (Duration::from_millis(900_000), 5)
+    );
     let w = &s.rate_limits.websocket;
     assert_eq!((w.connections.per_user, w.connections.total), (3, 1000));
     assert_eq!((w.messages.max, w.messages.max_size), (100, 4096));
     let f = &s.rate_limits.flood_wait;
-    assert_eq!((f.margin_ms, f.short_threshold_ms), (1_000, 30_000));
+    assert_eq!(
+        (f.margin_ms, f.short_threshold_ms),
+        (Duration::from_millis(1_000), Duration::from_millis(30_000))
+    );
     assert_eq!(
         (
             s.database.max_connections,
             s.database.idle_timeout_ms,
             s.database.connect_timeout_ms
         ),
-        (20, 30_000, 2_000)
+        (
+            20,
+            Duration::from_millis(30_000),
+            Duration::from_millis(2_000)
+        )
     );
-    assert_eq!(s.websocket.heartbeat_interval_ms, 30_000);
+    assert_eq!(
+        s.websocket.heartbeat_interval_ms,
+        Duration::from_millis(30_000)
+    );
     // Not the 5 clients of the design sketch's demo cache: a node's worth (README, bench-accounts).
     assert_eq!(s.telegram.client_pool_size, 500);
     assert_eq!(s.telegram.max_clients_per_user, 50);
-    assert_eq!(s.telegram.max_session_age_ms, 7 * 24 * 3600 * 1000);
-    assert_eq!(s.telegram.health_check_interval_ms, 5 * 60 * 1000);
+    assert_eq!(
+        s.telegram.max_session_age_ms,
+        Duration::from_millis(7 * 24 * 3600 * 1000)
+    );
+    assert_eq!(
+        s.telegram.health_check_interval_ms,
+        Duration::from_millis(5 * 60 * 1000)
+    );
 }
 
 #[test]
@@ -62,8 +84,8 @@ fn defaults_carry_the_seed_thresholds_and_alerting_matrix() {
     assert_eq!(
         th.websocket.message_latency,
         LatencyLevels {
-            warning_ms: 100,
-            critical_ms: 500
+            warning_ms: Duration::from_millis(100),
+            critical_ms: Duration::from_millis(500)
         }
     );
     assert_eq!(
@@ -90,8 +112,8 @@ fn defaults_carry_the_seed_thresholds_and_alerting_matrix() {
     assert_eq!(
         th.telegram.dc_latency,
         LatencyLevels {
-            warning_ms: 1000,
-            critical_ms: 3000
+            warning_ms: Duration::from_millis(1000),
+            critical_ms: Duration::from_millis(3000)
         }
     );
     assert_eq!(
@@ -100,7 +122,11 @@ fn defaults_carry_the_seed_thresholds_and_alerting_matrix() {
             th.response_time.api.p99_ms,
             th.response_time.api.max_ms
         ),
-        (500, 1000, 2000)
+        (
+            Duration::from_millis(500),
+            Duration::from_millis(1000),
+            Duration::from_millis(2000)
+        )
     );
     assert_eq!(
         th.resource.memory,
@@ -110,14 +136,17 @@ fn defaults_carry_the_seed_thresholds_and_alerting_matrix() {
         }
     );
     assert_eq!(th.connection_pool.database.min_available, 2);
-    assert_eq!(th.slow_query.log_ms, 200);
+    assert_eq!(th.slow_query.log_ms, Duration::from_millis(200));
     let high = &s.alerting.high;
     assert_eq!(high.channels, ["slack", "email"]);
     assert!(high.escalation);
-    assert_eq!((high.retry_interval_ms, high.max_retries), (300_000, 3));
+    assert_eq!(
+        (high.retry_interval_ms, high.max_retries),
+        (Duration::from_millis(300_000), 3)
+    );
     assert_eq!(
         (s.alerting.low.retry_interval_ms, s.alerting.low.max_retries),
-        (3_600_000, 1)
+        (Duration::from_millis(3_600_000), 1)
     );
     assert_eq!(s.alerting.rules.errors.threshold, 10);
     assert_eq!(
@@ -256,4 +285,57 @@ fn development_generates_secrets_once_and_keeps_them() {
         );
         Ok(())
     });
+}
+
+#[test]
+fn a_duration_key_takes_whole_milliseconds_from_files_and_the_environment() {
+    let s = Settings::from_defaults(
+        Environment::Test,
+        Figment::from(("outbox.retention_ms", 1_234)),
+    )
+    .expect("loads");
+    assert_eq!(s.outbox.retention_ms, Duration::from_millis(1_234));
+    Jail::expect_with(|jail| {
+        jail.set_env("TGVISOR__OUTBOX__RETENTION_MS", "5678");
+        let s = Settings::load_for(Environment::Test).expect("loads");
+        assert_eq!(s.outbox.retention_ms, Duration::from_millis(5_678));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_duration_is_an_error_naming_the_key() {
+    for bad in [
+        Figment::from(("outbox.retention_ms", -1)),
+        Figment::from(("outbox.retention_ms", "soon")),
+        Figment::from(("outbox.retention_ms", 1.5)),
+    ] {
+        let msg = Settings::from_defaults(Environment::Test, bad)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("outbox.retention_ms"), "{msg}");
+        assert!(msg.contains("u64"), "{msg}");
+    }
+}
+
+#[test]
+fn a_refused_zero_duration_stays_refused() {
+    let msg = Settings::from_defaults(
+        Environment::Test,
+        Figment::from(("health.check_timeout_ms", 0)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("check_timeout_ms > 0"), "{msg}");
+}
+
+#[test]
+fn durations_serialize_as_whole_milliseconds() {
+    let s = defaults();
+    let outbox = serde_json::to_value(&s.outbox).expect("serializes");
+    assert_eq!(
+        outbox["retention_ms"],
+        serde_json::json!(s.outbox.retention_ms.as_millis() as u64)
+    );
+    assert!(outbox["retry_base_ms"].is_u64(), "{outbox}");
 }

@@ -3,6 +3,7 @@
 use super::environment::{ConfigError, Environment};
 use super::limits;
 use super::sections::{Settings, TelegramBackend};
+use std::time::Duration;
 
 impl Settings {
     /// Checks that types alone cannot express.
@@ -43,21 +44,24 @@ impl Settings {
         if a.delivery_attempts == 0 {
             problems.push("alerting.delivery_attempts must be > 0".to_owned());
         }
-        const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
+        const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+        const HOUR: Duration = Duration::from_secs(3600);
         for p in [&a.high, &a.medium, &a.low] {
-            if !(1000..=WEEK_MS).contains(&p.retry_interval_ms) {
+            if !(Duration::from_secs(1)..=WEEK).contains(&p.retry_interval_ms) {
                 problems
                     .push("alerting.*.retry_interval_ms must be from 1000 to a week".to_owned());
                 break;
             }
         }
-        if !(100..=240_000).contains(&a.channels.alertmanager.refresh_ms) {
+        if !(Duration::from_millis(100)..=Duration::from_millis(240_000))
+            .contains(&a.channels.alertmanager.refresh_ms)
+        {
             problems.push(
                 "alerting.channels.alertmanager.refresh_ms must be from 100 to 240000 (each post is valid for 5 minutes)"
                     .to_owned(),
             );
         }
-        if a.group_wait_ms > 3_600_000 || a.delivery_timeout_ms > 3_600_000 {
+        if a.group_wait_ms > HOUR || a.delivery_timeout_ms > HOUR {
             problems.push(
                 "alerting.group_wait_ms and delivery_timeout_ms must be at most an hour".to_owned(),
             );
@@ -66,26 +70,26 @@ impl Settings {
             ("connections", &a.rules.connections),
             ("errors", &a.rules.errors),
         ] {
-            if rule.period_ms > WEEK_MS {
+            if rule.period_ms > WEEK {
                 problems.push(format!(
                     "alerting.rules.{name}.period_ms must be at most a week"
                 ));
             }
         }
-        if a.rules.performance.period_ms > WEEK_MS {
+        if a.rules.performance.period_ms > WEEK {
             problems.push("alerting.rules.performance.period_ms must be at most a week".to_owned());
         }
         let h = &self.health;
-        if h.sample_interval_ms < 100
+        if h.sample_interval_ms < Duration::from_millis(100)
             || h.window_ms < h.sample_interval_ms
-            || h.check_timeout_ms == 0
+            || h.check_timeout_ms.is_zero()
             || h.min_volume == 0
         {
             problems.push(
                 "health: sample_interval_ms >= 100, window_ms >= sample_interval_ms, check_timeout_ms > 0, min_volume > 0".to_owned(),
             );
         }
-        if self.uploads.sweep_interval_ms < 1000 {
+        if self.uploads.sweep_interval_ms < Duration::from_secs(1) {
             problems.push("uploads.sweep_interval_ms must be at least 1000".to_owned());
         }
         if self.uploads.parallel_parts == 0 || self.uploads.part_attempts == 0 {

@@ -34,10 +34,10 @@ pub async fn connect(
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
-        .idle_timeout(Duration::from_millis(settings.idle_timeout_ms))
-        .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-        .acquire_timeout(Duration::from_millis(settings.connect_timeout_ms))
-        .max_lifetime(Duration::from_millis(settings.max_lifetime_ms))
+        .idle_timeout(settings.idle_timeout_ms)
+        .connect_timeout(settings.connect_timeout_ms)
+        .acquire_timeout(settings.connect_timeout_ms)
+        .max_lifetime(settings.max_lifetime_ms)
         // Statements are logged by our own slow-query accounting, never with values.
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {

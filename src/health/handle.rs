@@ -13,7 +13,6 @@ use crate::ratelimit::RateLimiter;
 use crate::supervisor::SupervisionRuntime;
 use sea_orm::DatabaseConnection;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 /// What the checks read; cheap to clone.
 #[derive(Clone)]
@@ -49,7 +48,7 @@ impl Health {
         limiter: RateLimiter,
         metrics: Metrics,
     ) -> Self {
-        let window = Window::new(Duration::from_millis(settings.health.window_ms));
+        let window = Window::new(settings.health.window_ms);
         let health = Self {
             inner: Arc::new(Inner {
                 resources: Resources::new(settings.data_dir.clone()),
@@ -82,7 +81,7 @@ impl Health {
     /// The window covers `health.window_ms`: windowed figures mean what
     /// they say.
     pub fn warmed_up(&self) -> bool {
-        self.inner.started.elapsed() >= Duration::from_millis(self.inner.settings.health.window_ms)
+        self.inner.started.elapsed() >= self.inner.settings.health.window_ms
     }
 
     pub(super) fn take(&self) -> Sample {

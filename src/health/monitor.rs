@@ -34,7 +34,7 @@ const INSTANT: [&str; 2] = ["supervision", "database"];
 
 impl HealthMonitor {
     pub fn new(health: Health, metrics: HealthMetrics, alerts: AlertRouterHandle) -> Self {
-        let every = Duration::from_millis(health.settings().health.sample_interval_ms);
+        let every = health.settings().health.sample_interval_ms;
         Self {
             health,
             metrics,

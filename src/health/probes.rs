@@ -59,7 +59,7 @@ impl Health {
     }
 
     fn probe_timeout(&self) -> Duration {
-        Duration::from_millis(self.inner.settings.health.check_timeout_ms)
+        self.inner.settings.health.check_timeout_ms
     }
 
     /// Why the process is not live (empty: it is).

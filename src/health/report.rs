@@ -7,7 +7,6 @@ use super::sample::{Sample, View};
 use super::status::{Check, Report, Status};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 impl Health {
     /// Every check, each under the check timeout, run at once, on the
@@ -43,7 +42,7 @@ impl Health {
     }
 
     async fn check_on(&self, component: &str, v: Arc<View>) -> Option<Check> {
-        let timeout = Duration::from_millis(self.inner.settings.health.check_timeout_ms);
+        let timeout = self.inner.settings.health.check_timeout_ms;
         let check = super::checks::run(self, component, v);
         match tokio::time::timeout(timeout, check).await {
             Ok(c) => c,

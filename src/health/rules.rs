@@ -19,8 +19,7 @@ impl Health {
             "notify" => Severity::Medium,
             _ => Severity::Low,
         };
-        let over = |period_ms: u64| {
-            let period = Duration::from_millis(period_ms);
+        let over = |period: Duration| {
             let then = self
                 .inner
                 .window
@@ -41,11 +40,7 @@ impl Health {
         let mut out = Vec::new();
         // errors: this many tracked errors (5xx, failing actors) in the period.
         let e = &r.errors;
-        let errors = self
-            .inner
-            .metrics
-            .errors
-            .count_since(Duration::from_millis(e.period_ms));
+        let errors = self.inner.metrics.errors.count_since(e.period_ms);
         out.push((
             RULES[0],
             (errors >= e.threshold as usize).then(|| {
@@ -54,7 +49,7 @@ impl Health {
                     &e.action,
                     format!(
                         "{errors} errors in the last {} s (GET /api/v1/errors)",
-                        e.period_ms / 1000
+                        e.period_ms.as_secs()
                     ),
                 )
             }),
@@ -78,6 +73,7 @@ impl Health {
         ));
         // performance: API p95 over the threshold across the period.
         let p = &r.performance;
+        let threshold_ms = p.threshold_ms.as_millis();
         let (then, period) = over(p.period_ms);
         let api = now.api.since(&then.api);
         let p95 = api
@@ -85,7 +81,7 @@ impl Health {
             .filter(|_| api.count >= self.min_volume());
         out.push((
             RULES[2],
-            p95.filter(|s| s * 1000.0 > p.threshold_ms as f64).map(|s| {
+            p95.filter(|s| s * 1000.0 > threshold_ms as f64).map(|s| {
                 alert(
                     "slow_responses",
                     &p.action,
@@ -93,7 +89,7 @@ impl Health {
                         "API p95 {:.0} ms over the last {} s (over {} ms)",
                         s * 1000.0,
                         period.as_secs(),
-                        p.threshold_ms
+                        threshold_ms
                     ),
                 )
             }),

@@ -198,12 +198,12 @@ fn judge(f: &WsFigures, t: &WsThresholds, min_volume: u64) -> Status {
     let latency_ms = judged(f.average_latency_ms, f.delivered);
     let errors = judged(f.error_rate, f.frames_received);
     let reconnects = judged(f.reconnect_rate, f.connections_seen);
-    if latency_ms > latency.critical_ms as f64
+    if latency_ms > latency.critical_ms.as_millis() as f64
         || errors > t.error_rate.critical
         || reconnects > t.reconnect_rate.critical
     {
         Status::Unhealthy
-    } else if latency_ms > latency.warning_ms as f64
+    } else if latency_ms > latency.warning_ms.as_millis() as f64
         || errors > t.error_rate.warning
         || reconnects > t.reconnect_rate.warning
     {

@@ -53,5 +53,5 @@ pub fn deadline_for(req: &ServiceRequest) -> Option<Duration> {
         return None;
     }
     req.app_data::<Data<super::AppState>>()
-        .map(|s| Duration::from_millis(s.settings.server.body_timeout_ms))
+        .map(|s| s.settings.server.body_timeout_ms)
 }

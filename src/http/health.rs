@@ -62,7 +62,7 @@ pub async fn detailed(state: web::Data<AppState>, _admin: Admin) -> HttpResponse
     let report = state.health.report().await;
     // The alerts come from the database: under the check timeout too, so a
     // hung database leaves them out rather than hanging the answer.
-    let timeout = std::time::Duration::from_millis(state.settings.health.check_timeout_ms);
+    let timeout = state.settings.health.check_timeout_ms;
     let alerts = &state.alerts;
     let list = |status| async move {
         tokio::time::timeout(timeout, alerts.list(Some(status), 100))

@@ -50,7 +50,6 @@ use crate::entities::outbox;
 use crate::supervisor::{ChildSpec, Handover};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests waiting for the writer; a full queue makes callers wait.
@@ -121,7 +120,7 @@ impl Outbox {
         });
         let inner = self.inner.clone();
         let (housekeeping, _) = ChildSpec::task("outbox-housekeeping", move |_| {
-            let retention = Duration::from_millis(inner.settings.retention_ms);
+            let retention = inner.settings.retention_ms;
             let (db, metrics) = (inner.db.clone(), inner.metrics.clone());
             async move {
                 housekeeping(db, metrics, retention).await;

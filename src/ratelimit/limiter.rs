@@ -32,7 +32,7 @@ pub(super) struct Inner {
 
 impl RateLimiter {
     pub fn new(limits: &RateLimits, metrics: RateLimitMetrics) -> Self {
-        let quota = |window_ms: u64, max: u32| Quota::new(Duration::from_millis(window_ms), max);
+        let quota = |window: Duration, max: u32| Quota::new(window, max);
         let t = &limits.telegram;
         let quotas = Limit::ALL.map(|limit| match limit {
             Limit::AccountMessages => quota(t.messages_sent.window_ms, t.messages_sent.max),
@@ -51,8 +51,8 @@ impl RateLimiter {
                 quotas,
                 shards: Shards::new(),
                 floods: FloodLog::default(),
-                margin: Duration::from_millis(limits.flood_wait.margin_ms),
-                short_wait_threshold: Duration::from_millis(limits.flood_wait.short_threshold_ms),
+                margin: limits.flood_wait.margin_ms,
+                short_wait_threshold: limits.flood_wait.short_threshold_ms,
                 metrics,
             }),
         }

@@ -11,15 +11,14 @@ use crate::ratelimit::RateLimiterActor;
 use crate::supervisor::{ChildRef, ChildSpec};
 use crate::uploads::UploaderActor;
 use crate::ws::hub::WsHubActor;
-use std::time::Duration;
 
 /// Pings the database and samples its pool.
 pub(super) fn database(s: &Services) -> (ChildSpec, ChildRef<DatabaseActor>) {
     let db = s.db.clone();
     let metrics = s.metrics.db.clone();
     let health = s.db_health.clone();
-    let interval = Duration::from_millis(s.settings.database.health_check_interval_ms);
-    let ping_timeout = Duration::from_millis(s.settings.database.ping_timeout_ms);
+    let interval = s.settings.database.health_check_interval_ms;
+    let ping_timeout = s.settings.database.ping_timeout_ms;
     ChildSpec::new("database", move |_| {
         DatabaseActor::new(
             db.clone(),
@@ -60,7 +59,7 @@ pub(super) fn ws_hub(s: &Services) -> ChildSpec {
 /// Sweeps upload jobs that went quiet.
 pub(super) fn uploader(s: &Services) -> ChildSpec {
     let uploads = s.uploads.clone();
-    let every = Duration::from_millis(s.settings.uploads.sweep_interval_ms);
+    let every = s.settings.uploads.sweep_interval_ms;
     ChildSpec::new("uploader", move |_| {
         UploaderActor::new(uploads.clone(), every)
     })

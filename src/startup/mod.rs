@@ -30,7 +30,6 @@ use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use services::Services;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A built, listening service.
 pub struct Application {
@@ -195,7 +194,7 @@ async fn open_database(
     crate::db::observe_queries(
         &mut db,
         metrics.db.clone(),
-        Duration::from_millis(settings.thresholds.slow_query.log_ms),
+        settings.thresholds.slow_query.log_ms,
     );
     crate::db::migrate(&db).await?;
     metrics

@@ -79,6 +79,12 @@ pub(super) fn serve(s: &Services, listener: TcpListener) -> anyhow::Result<Serve
     let path_cfg = web::PathConfig::default().error_handler(http::error::path_error);
     let query_cfg = web::QueryConfig::default().error_handler(http::error::query_error);
     let fault_injection = settings.debug.fault_injection;
+    // actix takes whole seconds: rounded up.
+    let shutdown_secs = settings
+        .server
+        .shutdown_timeout_ms
+        .as_millis()
+        .div_ceil(1000) as u64;
     let connections = http::connections::ConnectionLimits::new(
         settings.server.max_connections_per_address,
         settings.server.trusted_proxies.clone(),
@@ -96,7 +102,7 @@ pub(super) fn serve(s: &Services, listener: TcpListener) -> anyhow::Result<Serve
     })
     .on_connect(move |conn, ext| connections.on_connect(conn, ext))
     .disable_signals()
-    .shutdown_timeout(settings.server.shutdown_timeout_ms.div_ceil(1000));
+    .shutdown_timeout(shutdown_secs);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }

@@ -27,7 +27,6 @@ use crate::uploads::Uploads;
 use crate::ws::hub::WsHub;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Committed events buffered for live subscribers.
 const EVENT_BUS_CAPACITY: usize = 4096;
@@ -195,15 +194,15 @@ fn account_supervisor(
             tg.client_pool_size as usize,
             tg.max_clients_per_user as usize,
         ),
-        request_timeout: Duration::from_millis(tg.request_timeout_ms),
-        health_check_interval: Duration::from_millis(tg.health_check_interval_ms),
-        rotation_check_interval: Duration::from_millis(tg.session_rotation_interval_ms),
-        update_sync_interval: Duration::from_millis(tg.update_state_sync_interval_ms),
-        max_session_age: Duration::from_millis(tg.max_session_age_ms),
+        request_timeout: tg.request_timeout_ms,
+        health_check_interval: tg.health_check_interval_ms,
+        rotation_check_interval: tg.session_rotation_interval_ms,
+        update_sync_interval: tg.update_state_sync_interval_ms,
+        max_session_age: tg.max_session_age_ms,
         session_error_threshold: tg.session_error_threshold,
         outbox: outbox.clone(),
         limiter: limiter.clone(),
-        peer_cache_ttl: Duration::from_millis(settings.cache.default_ttl_ms),
+        peer_cache_ttl: settings.cache.default_ttl_ms,
         released,
     };
     AccountSupervisor::new(

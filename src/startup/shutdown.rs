@@ -7,7 +7,7 @@ use super::Application;
 use crate::supervisor::StopTree;
 use anyhow::Context as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Notify;
 
 /// Asks a running application to shut down gracefully.
@@ -41,12 +41,9 @@ impl Application {
         // 0. Not ready any more: load balancers stop sending traffic while
         //    everything still serves, for health.drain_ms.
         self.services.health.begin_shutdown();
-        let drain = Duration::from_millis(self.services.settings.health.drain_ms);
+        let drain = self.services.settings.health.drain_ms;
         if !drain.is_zero() {
-            tracing::info!(
-                drain_ms = self.services.settings.health.drain_ms,
-                "draining"
-            );
+            tracing::info!(drain_ms = drain.as_millis(), "draining");
             tokio::select! {
                 () = tokio::time::sleep(drain) => {}
                 signal = shutdown_signal() => tracing::info!(signal, "drain cut short"),
@@ -62,8 +59,7 @@ impl Application {
         // 2. Stop accepting; let in-flight requests finish (bounded by shutdown_timeout).
         handle.stop(true).await;
         // 3. Stop the actor tree in reverse start order, each child within its timeout.
-        let tree_budget =
-            Duration::from_millis(self.services.settings.supervision.shutdown_timeout_ms) * 4;
+        let tree_budget = self.services.settings.supervision.shutdown_timeout_ms * 4;
         if tokio::time::timeout(tree_budget, self.root.send(StopTree))
             .await
             .is_err()

@@ -92,7 +92,7 @@ impl Uploads {
         now: bool,
         retry_after: Option<Duration>,
     ) {
-        let every = Duration::from_millis(self.inner.settings.uploads.progress_interval_ms);
+        let every = self.inner.settings.uploads.progress_interval_ms;
         if !now && job.last_progress.elapsed() < every {
             return;
         }

@@ -57,7 +57,12 @@ impl Uploads {
         let Ok(_slot) = self.inner.running.clone().try_acquire_owned() else {
             return Err((None, UploadError::Busy));
         };
-        let idle = Duration::from_millis(self.inner.settings.uploads.body_idle_timeout_ms.max(1));
+        let idle = self
+            .inner
+            .settings
+            .uploads
+            .body_idle_timeout_ms
+            .max(Duration::from_millis(1));
         // No job until there is a byte to upload: an empty body leaves
         // nothing behind.
         let first = loop {
@@ -156,8 +161,8 @@ impl Uploads {
             1
         };
         let max = self.max_size();
-        let idle = Duration::from_millis(settings.body_idle_timeout_ms.max(1));
-        let pause_budget = Duration::from_millis(settings.max_pause_ms);
+        let idle = settings.body_idle_timeout_ms.max(Duration::from_millis(1));
+        let pause_budget = settings.max_pause_ms;
         let mut paused_for = Duration::ZERO;
         let mut not_before: Option<Instant> = None;
         // Parts to send again first (after a FLOOD_WAIT), in order.
@@ -325,7 +330,7 @@ impl Uploads {
                     "upload part failed; trying again"
                 );
                 let backoff = crate::supervisor::Backoff {
-                    base: Duration::from_millis(settings.retry_base_ms),
+                    base: settings.retry_base_ms,
                     factor: 2.0,
                     cap: Duration::from_secs(8),
                     jitter: 0.0,

@@ -37,22 +37,22 @@ fn settings() -> TelegramSettings {
         api_hash: Some(SecretString::from("00000000000000000000000000000000")),
         client_pool_size: 1,
         max_clients_per_user: 0,
-        health_check_interval_ms: 60_000,
-        session_rotation_interval_ms: 0,
-        max_session_age_ms: 0,
+        health_check_interval_ms: Duration::from_millis(60_000),
+        session_rotation_interval_ms: Duration::from_millis(0),
+        max_session_age_ms: Duration::from_millis(0),
         session_error_threshold: 3,
-        request_timeout_ms: 10_000,
+        request_timeout_ms: Duration::from_millis(10_000),
         // The backend does not use it (the account's update pump does).
-        update_state_sync_interval_ms: 3_600_000,
-        pending_login_ttl_ms: 60_000,
+        update_state_sync_interval_ms: Duration::from_millis(3_600_000),
+        pending_login_ttl_ms: Duration::from_millis(60_000),
         max_pending_logins: 10,
         max_pending_logins_per_user: 2,
         login_attempts: 3,
         account_restarts: tgvisor::config::AccountRestartSettings {
             max_restarts: 10,
-            period_ms: 600_000,
-            backoff_base_ms: 1000,
-            backoff_cap_ms: 60_000,
+            period_ms: Duration::from_millis(600_000),
+            backoff_base_ms: Duration::from_millis(1000),
+            backoff_cap_ms: Duration::from_millis(60_000),
         },
     }
 }
@@ -563,7 +563,7 @@ async fn uploaded_parts_are_sent_as_a_document() {
 async fn a_slow_answer_is_a_timeout() {
     let s = setup().await;
     let backend = GrammersBackend::new(&TelegramSettings {
-        request_timeout_ms: 300,
+        request_timeout_ms: Duration::from_millis(300),
         ..settings()
     });
     let conn = within(

@@ -94,11 +94,11 @@ impl LoginService {
                 board,
                 events,
                 limits: Limits {
-                    ttl: Duration::from_millis(settings.pending_login_ttl_ms),
+                    ttl: settings.pending_login_ttl_ms,
                     max_pending: settings.max_pending_logins as usize,
                     max_per_user: settings.max_pending_logins_per_user as usize,
                     attempts: settings.login_attempts.max(1),
-                    request_timeout: Duration::from_millis(settings.request_timeout_ms),
+                    request_timeout: settings.request_timeout_ms,
                 },
                 pending: Mutex::default(),
                 next_generation: Mutex::new(0),

@@ -12,7 +12,8 @@ use sea_orm::EntityTrait;
 impl Core {
     pub(super) async fn raise(&mut self, new: &NewAlert) {
         let now = self.clock.now();
-        let group_wait = chrono::Duration::milliseconds(self.config.group_wait_ms as i64);
+        let group_wait =
+            chrono::Duration::from_std(self.config.group_wait_ms).unwrap_or(chrono::Duration::MAX);
         let first = stamp(now + group_wait);
         let labels = serde_json::to_string(&new.labels).unwrap_or_else(|_| "{}".into());
         // Names and summaries are bounded: the table's column is.

@@ -76,7 +76,7 @@ impl Core {
     /// what reached it and still fires, acknowledged or not, is posted this
     /// often.
     pub(super) fn alertmanager_refresh(&self) -> Duration {
-        Duration::from_millis(self.config.channels.alertmanager.refresh_ms)
+        self.config.channels.alertmanager.refresh_ms
     }
 
     /// What reached Alertmanager and still fires.

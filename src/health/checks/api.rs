@@ -6,6 +6,7 @@ use crate::health::handle::Health;
 use crate::health::sample::View;
 use crate::health::status::{Check, Status};
 use serde_json::json;
+use std::time::Duration;
 
 pub(super) fn check(h: &Health, v: &View) -> Check {
     let t = &h.inner.settings.thresholds;
@@ -26,21 +27,27 @@ pub(super) fn check(h: &Health, v: &View) -> Check {
     let rt = &t.response_time.api;
     // Percentiles and shares of a handful of requests are anecdotes.
     let enough = d.count >= h.min_volume();
-    let over = |v: Option<f64>, limit: u64| enough && v.is_some_and(|s| s * 1000.0 > limit as f64);
+    let over = |v: Option<f64>, limit: Duration| {
+        enough && v.is_some_and(|s| s * 1000.0 > limit.as_millis() as f64)
+    };
     if over(p95, rt.p95_ms) {
-        check.worsen(Status::Degraded, || format!("p95 over {} ms", rt.p95_ms));
+        check.worsen(Status::Degraded, || {
+            format!("p95 over {} ms", rt.p95_ms.as_millis())
+        });
     }
     if over(p99, rt.p99_ms) {
-        check.worsen(Status::Degraded, || format!("p99 over {} ms", rt.p99_ms));
+        check.worsen(Status::Degraded, || {
+            format!("p99 over {} ms", rt.p99_ms.as_millis())
+        });
     }
     // The histogram knows only that the slowest fell in a bucket: its
     // lower edge has to be past the limit to say the limit was crossed.
     if enough
         && d.slowest_at_least()
-            .is_some_and(|s| s * 1000.0 > rt.max_ms as f64)
+            .is_some_and(|s| s * 1000.0 > rt.max_ms.as_millis() as f64)
     {
         check.worsen(Status::Degraded, || {
-            format!("a request took over {} ms", rt.max_ms)
+            format!("a request took over {} ms", rt.max_ms.as_millis())
         });
     }
     let er = &t.error_rate.api;

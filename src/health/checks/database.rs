@@ -44,7 +44,7 @@ pub(super) async fn check(h: &Health, v: &View) -> Check {
     // window's statements (one ping that had to open a connection says
     // little), once there are enough of them (health.min_volume) to
     // speak of "most".
-    let slow = t.response_time.database.query_time_ms;
+    let slow = t.response_time.database.query_time_ms.as_millis();
     if queries.count >= h.min_volume()
         && let Some(p95) = p95
         && p95 * 1000.0 > slow as f64

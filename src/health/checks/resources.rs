@@ -6,7 +6,6 @@ use crate::health::handle::Health;
 use crate::health::sample::View;
 use crate::health::status::{Check, Status};
 use serde_json::json;
-use std::time::Duration;
 
 pub(super) fn check(h: &Health, v: &View) -> Check {
     let inner = &h.inner;
@@ -20,7 +19,7 @@ pub(super) fn check(h: &Health, v: &View) -> Check {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Over less than a sample interval (just after start), a burst of
     // start-up work would read as a busy machine: no figure yet.
-    let min_age = Duration::from_millis(inner.settings.health.sample_interval_ms);
+    let min_age = inner.settings.health.sample_interval_ms;
     let cpu = match (now.cpu_seconds, then.cpu_seconds) {
         (Some(a), Some(b)) if age >= min_age && !age.is_zero() => {
             Some((a - b).max(0.0) / age.as_secs_f64() / cores as f64)

@@ -74,7 +74,11 @@ pub(super) fn check(h: &Health, v: &View) -> Check {
     if let Some(p95) = p95.filter(|_| sends.count >= enough) {
         let p95_ms = p95 * 1000.0;
         check.worsen(
-            Status::of(p95_ms, lat.warning_ms as f64, lat.critical_ms as f64),
+            Status::of(
+                p95_ms,
+                lat.warning_ms.as_millis() as f64,
+                lat.critical_ms.as_millis() as f64,
+            ),
             || format!("message latency p95 {p95_ms:.0} ms"),
         );
     }
@@ -82,7 +86,11 @@ pub(super) fn check(h: &Health, v: &View) -> Check {
     for (id, mean) in &dcs {
         if let Some(mean) = mean {
             check.worsen(
-                Status::of(*mean, dc.warning_ms as f64, dc.critical_ms as f64),
+                Status::of(
+                    *mean,
+                    dc.warning_ms.as_millis() as f64,
+                    dc.critical_ms.as_millis() as f64,
+                ),
                 || format!("DC {id} latency {mean:.0} ms"),
             );
         }

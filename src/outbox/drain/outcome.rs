@@ -115,9 +115,9 @@ impl Drain {
                 .await;
         }
         let backoff = Backoff {
-            base: Duration::from_millis(self.settings.retry_base_ms),
+            base: self.settings.retry_base_ms,
             factor: 2.0,
-            cap: Duration::from_millis(self.settings.retry_cap_ms.max(self.settings.retry_base_ms)),
+            cap: self.settings.retry_cap_ms.max(self.settings.retry_base_ms),
             jitter: 0.2,
         };
         let delay = backoff.delay(u32::try_from(failures - 1).unwrap_or(0), &mut run.rng);

@@ -184,7 +184,10 @@ fn settings() -> Settings {
 async fn rig(max_attempts: u32, before: impl FnOnce(&MemStore, &SimWorld)) -> Rig {
     let settings = settings();
     let sent = &settings.rate_limits.telegram.messages_sent;
-    assert_eq!((sent.window_ms, sent.max, sent.per_chat), (60_000, 30, 20));
+    assert_eq!(
+        (sent.window_ms, sent.max, sent.per_chat),
+        (Duration::from_millis(60_000), 30, 20)
+    );
     let world = SimWorld::default();
     let session = world.authorize(PHONE).expect("a sim number");
     let conn = SimBackend::new(world.clone())

@@ -73,7 +73,7 @@ impl GrammersBackend {
         Self {
             api_id: settings.api_id,
             api_hash: settings.api_hash.clone(),
-            request_timeout: Duration::from_millis(settings.request_timeout_ms.max(1)),
+            request_timeout: settings.request_timeout_ms.max(Duration::from_millis(1)),
         }
     }
 }

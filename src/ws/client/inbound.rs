@@ -93,7 +93,7 @@ impl WsClient {
             let message = format!(
                 "more than {} frames in {} s",
                 limit.max,
-                limit.window_ms / 1000
+                limit.window_ms.as_secs()
             );
             self.error(
                 ctx,

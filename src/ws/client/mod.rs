@@ -149,7 +149,7 @@ impl Actor for WsClient {
                     }
                     self.unauthenticated_ip = Some(ip);
                 }
-                let timeout = Duration::from_millis(self.cx.settings.websocket.auth_timeout_ms);
+                let timeout = self.cx.settings.websocket.auth_timeout_ms;
                 ctx.run_later(timeout, |act, ctx| {
                     if act.principal.is_none() {
                         act.error(
@@ -170,26 +170,23 @@ impl Actor for WsClient {
             }
         }
         let ws = &self.cx.settings.websocket;
-        let timeout = Duration::from_millis(ws.client_timeout_ms);
-        ctx.run_interval(
-            Duration::from_millis(ws.heartbeat_interval_ms),
-            move |act, ctx| {
-                if act.last_heard.elapsed() > timeout {
-                    act.close(
-                        ctx,
-                        close_code::POLICY,
-                        "heartbeat_timeout",
-                        "heartbeat timeout",
-                    );
-                } else {
-                    if !act.ping_outstanding {
-                        act.ping_outstanding = true;
-                        act.push(ctx, Out::Ping);
-                    }
-                    act.recheck_token(ctx);
+        let timeout = ws.client_timeout_ms;
+        ctx.run_interval(ws.heartbeat_interval_ms, move |act, ctx| {
+            if act.last_heard.elapsed() > timeout {
+                act.close(
+                    ctx,
+                    close_code::POLICY,
+                    "heartbeat_timeout",
+                    "heartbeat timeout",
+                );
+            } else {
+                if !act.ping_outstanding {
+                    act.ping_outstanding = true;
+                    act.push(ctx, Out::Ping);
                 }
-            },
-        );
+                act.recheck_token(ctx);
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

@@ -51,7 +51,7 @@ impl WsHubActor {
     /// Prunes the event log to `events.retention_*`.
     fn prune(&self, ctx: &mut Context<Self>) {
         let db = self.events.db().clone();
-        let age = std::time::Duration::from_millis(self.retention.retention_max_age_ms);
+        let age = self.retention.retention_max_age_ms;
         let per_topic = self.retention.retention_max_per_topic;
         ctx.spawn(actix::fut::wrap_future(async move {
             match crate::events::prune(&db, age, per_topic).await {
@@ -74,7 +74,10 @@ impl Actor for WsHubActor {
         ctx.run_interval(crate::health::websocket::SAMPLE_EVERY, |act, _| {
             act.health.sample()
         });
-        let every = std::time::Duration::from_millis(self.retention.prune_interval_ms.max(1000));
+        let every = self
+            .retention
+            .prune_interval_ms
+            .max(std::time::Duration::from_secs(1));
         ctx.run_interval(every, |act, ctx| act.prune(ctx));
     }
 }
