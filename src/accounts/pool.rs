@@ -121,7 +121,7 @@ impl ClientPool {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn one_user_takes_at_most_its_share_and_others_still_connect() {
         let pool = ClientPool::new(4, 2);
         let a1 = pool.try_acquire(1).unwrap();

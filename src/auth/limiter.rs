@@ -119,8 +119,9 @@ mod tests {
         Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)))
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test]
     async fn the_sixth_attempt_in_the_window_is_refused_until_the_oldest_ages_out() {
+        tokio::time::pause();
         let l = AttemptLimiter::new(5, WINDOW, 1000);
         for i in 0..5 {
             assert!(l.acquire(ip(1)).is_ok(), "attempt {i}");
@@ -136,8 +137,9 @@ mod tests {
         assert!(l.acquire(ip(1)).is_err(), "only one slot freed");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test]
     async fn keys_are_per_address_with_ipv6_per_64_and_mapped_ipv4_as_ipv4() {
+        tokio::time::pause();
         let l = AttemptLimiter::new(2, WINDOW, 1000);
         let v6 = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         l.acquire(v6("2001:db8:1:2::1")).unwrap();
@@ -150,8 +152,9 @@ mod tests {
         assert!(l.acquire(ip(2)).is_ok(), "another address");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test]
     async fn a_success_takes_back_only_its_own_attempt() {
+        tokio::time::pause();
         let l = AttemptLimiter::new(3, WINDOW, 1000);
         l.acquire(ip(9)).unwrap();
         tokio::time::advance(Duration::from_secs(1)).await;

@@ -269,8 +269,9 @@ mod tests {
         assert_eq!(judge(&f, &t, 20), Status::Unhealthy, "enough frames");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test]
     async fn rates_are_over_the_window_not_since_start_and_split_by_fault() {
+        tokio::time::pause();
         let registry = prometheus::Registry::new();
         let m = WsMetrics::new(&registry).unwrap();
         // Before the window: a bad spell.

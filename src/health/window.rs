@@ -61,8 +61,9 @@ impl<S: Clone> Window<S> {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test]
     async fn the_window_keeps_one_sample_at_least_its_span_old() {
+        tokio::time::pause();
         let mut w = Window::new(Duration::from_secs(60));
         for i in 0..10u32 {
             w.record(i);

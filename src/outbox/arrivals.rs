@@ -120,7 +120,7 @@ impl Signals {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn arrivals_list_new_chats_until_too_many() {
         let arrivals = Arrivals::default();
         arrivals.note(["me", "@a", "me"]);

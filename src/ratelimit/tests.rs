@@ -54,8 +54,9 @@ fn decisions(l: &RateLimiter, limit: Limit, result: &str) -> u64 {
         .get()
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn the_limit_holds_in_every_sliding_window_and_refuses_only_when_full() {
+    tokio::time::pause();
     let l = limiter_with(&[
         ("rate_limits.api.standard.window_ms", 1_000),
         ("rate_limits.api.standard.max", 5),
@@ -88,8 +89,9 @@ async fn the_limit_holds_in_every_sliding_window_and_refuses_only_when_full() {
     assert!(grants.len() > 1_000, "and it granted: {}", grants.len());
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn mixed_checks_and_reservations_over_account_and_chats_never_overbook() {
+    tokio::time::pause();
     let l = messages(1_000, 6, 3);
     let window = ms(1_000);
     let account = Key::account_messages(ACCOUNT);
@@ -137,8 +139,9 @@ async fn mixed_checks_and_reservations_over_account_and_chats_never_overbook() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn at_the_window_edge_a_slot_frees_exactly_when_the_oldest_grant_leaves() {
+    tokio::time::pause();
     let l = messages(1_000, 3, 3);
     let key = Key::account_messages(ACCOUNT);
     assert_eq!(l.check(&key), Ok(2));
@@ -165,8 +168,9 @@ async fn at_the_window_edge_a_slot_frees_exactly_when_the_oldest_grant_leaves() 
     assert_eq!(decisions(&l, Limit::AccountMessages, "throttled"), 2);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn check_all_takes_a_slot_on_every_key_or_on_none() {
+    tokio::time::pause();
     let l = messages(60_000, 3, 2);
     let account = Key::account_messages(ACCOUNT);
     let chat = |c| Key::chat_messages(ACCOUNT, c);
@@ -198,8 +202,9 @@ async fn check_all_takes_a_slot_on_every_key_or_on_none() {
     assert_eq!(l.ready_at(&[account, chat(1)]), Instant::now() + ms(40_000));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn reserve_books_slots_in_order_with_increasing_waits() {
+    tokio::time::pause();
     let l = messages(1_000, 3, 3);
     let key = Key::account_messages(ACCOUNT);
     let waits: Vec<Duration> = (0..10)
@@ -229,8 +234,9 @@ async fn reserve_books_slots_in_order_with_increasing_waits() {
     assert!((waited - 12.0).abs() < 1e-9, "{waited}");
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_check_may_take_a_free_slot_before_one_booked_for_another_chat() {
+    tokio::time::pause();
     let l = messages(1_000, 3, 1);
     let account = Key::account_messages(ACCOUNT);
     let chat = |c| Key::chat_messages(ACCOUNT, c);
@@ -255,8 +261,9 @@ async fn a_check_may_take_a_free_slot_before_one_booked_for_another_chat() {
     assert_eq!(l.check(&account).unwrap_err().retry_after, ms(1_000));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_block_refuses_as_blocked_for_the_wait_plus_the_margin() {
+    tokio::time::pause();
     let l = limiter_with(&[("rate_limits.flood_wait.margin_ms", 1_000)]);
     let account = Key::account_messages(ACCOUNT);
     l.block(&account, Duration::from_secs(10), "messages.sendMessage");
@@ -297,8 +304,9 @@ async fn a_block_refuses_as_blocked_for_the_wait_plus_the_margin() {
     assert_eq!(l.margin(), ms(1_000));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_shorter_block_never_shortens_a_longer_one() {
+    tokio::time::pause();
     let l = limiter_with(&[("rate_limits.flood_wait.margin_ms", 500)]);
     let key = Key::chat_messages(ACCOUNT, CHAT);
     let t0 = Instant::now();
@@ -311,8 +319,9 @@ async fn a_shorter_block_never_shortens_a_longer_one() {
     assert_eq!(l.blocked_until(&key), Some(t0 + ms(121_500)));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn sweep_drops_idle_keys_and_keeps_blocked_ones() {
+    tokio::time::pause();
     let l = messages(1_000, 3, 3);
     let blocked = Key::account_messages(1);
     let idle = Key::account_messages(2);
@@ -335,8 +344,9 @@ async fn sweep_drops_idle_keys_and_keeps_blocked_ones() {
     assert_eq!(gauge("account_messages"), 0);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn the_flood_log_keeps_an_hour_per_account() {
+    tokio::time::pause();
     let l = limiter_with(&[]);
     l.block(
         &Key::account_messages(ACCOUNT),
@@ -378,8 +388,9 @@ async fn the_flood_log_keeps_an_hour_per_account() {
     assert_eq!(l.flood_waits_last_hour(), 0);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn snapshot_shows_usage_reset_and_block_of_the_accounts_keys() {
+    tokio::time::pause();
     let l = limiter_with(&[
         ("rate_limits.telegram.messages_sent.window_ms", 10_000),
         ("rate_limits.telegram.messages_sent.max", 3),
@@ -423,8 +434,9 @@ async fn snapshot_shows_usage_reset_and_block_of_the_accounts_keys() {
     assert_eq!((a.used, a.remaining, a.resets_in_ms), (0, 3, 0));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn forgetting_an_account_drops_its_keys_chats_and_flood_log_only() {
+    tokio::time::pause();
     let l = limiter_with(&[]);
     l.check(&Key::account_messages(ACCOUNT)).unwrap();
     l.check(&Key::media_uploads(ACCOUNT)).unwrap();

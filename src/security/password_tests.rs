@@ -30,8 +30,9 @@ fn computations(h: &PasswordHasher) -> usize {
     h.inner.computations.load(Ordering::SeqCst)
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn past_the_queue_or_its_wait_a_check_is_busy_not_queued() {
+    tokio::time::pause();
     let h = hasher().with_queue(1, std::time::Duration::from_secs(3));
     let phc = h.hash(pw("correct horse battery")).await.unwrap();
     // Every argon2 slot is taken.
@@ -70,7 +71,7 @@ fn defaults_are_the_owasp_minimum() {
     assert!(PasswordHasher::new(pw(PEPPER), d).is_ok());
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn correct_password_verifies() {
     let h = hasher();
     let phc = h.hash(pw("correct horse battery")).await.unwrap();
@@ -82,7 +83,7 @@ async fn correct_password_verifies() {
     );
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn wrong_password_is_false() {
     let h = hasher();
     let phc = h.hash(pw("correct horse battery")).await.unwrap();
@@ -93,7 +94,7 @@ async fn wrong_password_is_false() {
     );
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn wrong_pepper_is_false() {
     let phc = hasher().hash(pw("correct horse battery")).await.unwrap();
     let other = hasher_with("another-pepper-0123456789", cheap());
@@ -105,7 +106,7 @@ async fn wrong_pepper_is_false() {
     );
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn unknown_user_is_false_after_one_full_computation() {
     let h = hasher();
     assert!(h.dummy_hash_is_unset());
@@ -122,7 +123,7 @@ async fn unknown_user_is_false_after_one_full_computation() {
     assert_eq!(computations(&h) - before, 1);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn dummy_hash_uses_the_configured_params() {
     let h = hasher();
     h.verify(pw("x"), None).await.unwrap();
@@ -130,7 +131,7 @@ async fn dummy_hash_uses_the_configured_params() {
     assert!(!h.needs_rehash(dummy));
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn phc_string_does_not_contain_the_password_or_pepper() {
     let h = hasher();
     let phc = h.hash(pw("SuperSecret-Password-42")).await.unwrap();
@@ -138,7 +139,7 @@ async fn phc_string_does_not_contain_the_password_or_pepper() {
     assert!(!phc.contains(PEPPER));
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn hashes_of_the_same_password_differ() {
     let h = hasher();
     let a = h.hash(pw("same password")).await.unwrap();
@@ -148,7 +149,7 @@ async fn hashes_of_the_same_password_differ() {
     assert!(h.verify(pw("same password"), Some(b)).await.unwrap());
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn malformed_stored_hash_is_an_error_not_false() {
     let h = hasher();
     let err = h
@@ -158,7 +159,7 @@ async fn malformed_stored_hash_is_an_error_not_false() {
     assert_eq!(err, PasswordError::MalformedHash);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn hashes_made_with_old_params_still_verify_and_need_rehash() {
     let old = hasher();
     let phc = old.hash(pw("long lived password")).await.unwrap();

@@ -254,8 +254,9 @@ fn busiest_window(times: &[Instant], window: Duration) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn the_account_limit_holds_at_the_window_edge() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, _| {
         for i in 0..40 {
@@ -293,8 +294,9 @@ async fn the_account_limit_holds_at_the_window_edge() {
     assert_eq!(rig.world.calls()["messages.sendMessage"], 40);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn the_chat_limit_holds_and_other_chats_go_meanwhile() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, _| {
         for i in 0..25 {
@@ -314,8 +316,9 @@ async fn the_chat_limit_holds_and_other_chats_go_meanwhile() {
     assert!(me[20] >= start + Duration::from_secs(60));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_300s_flood_wait_on_one_chat_does_not_stop_the_others() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, world| {
         world.inject_flood(FloodRule {
@@ -368,8 +371,9 @@ async fn a_300s_flood_wait_on_one_chat_does_not_stop_the_others() {
     assert_eq!(texts, ["first to echo", "second to echo"]);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn an_account_flood_wait_queues_everything_and_resumes_on_time() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, world| {
         world.inject_flood(FloodRule {
@@ -400,8 +404,9 @@ async fn an_account_flood_wait_queues_everything_and_resumes_on_time() {
     assert_eq!(rig.world.calls()["messages.sendMessage"], 6);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_short_flood_wait_is_waited_out_inside() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, world| {
         world.inject_flood(FloodRule {
@@ -417,8 +422,9 @@ async fn a_short_flood_wait_is_waited_out_inside() {
     assert!(rig.observer.0.lock().unwrap().is_empty());
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn transient_failures_back_off_then_fail_the_message() {
+    tokio::time::pause();
     let rig = rig(3, |store, world| {
         store.add("me", "doomed");
         // The first call breaks the connection; every later one fails too.
@@ -453,8 +459,9 @@ async fn transient_failures_back_off_then_fail_the_message() {
     );
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_permanent_error_fails_at_once_and_the_next_chat_goes_on() {
+    tokio::time::pause();
     let rig = rig(8, |store, _| {
         store.add("@nosuchuser", "to nobody");
         store.add("me", "to me");
@@ -468,8 +475,9 @@ async fn a_permanent_error_fails_at_once_and_the_next_chat_goes_on() {
     assert_eq!(rig.store.row(2).status, "sent");
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_retry_after_a_lost_answer_does_not_send_twice() {
+    tokio::time::pause();
     let rig = rig(8, |store, _| {
         store.add("me", "once");
     })
@@ -502,8 +510,9 @@ async fn a_retry_after_a_lost_answer_does_not_send_twice() {
     assert_eq!(notes.iter().filter(|m| m.text == "once").count(), 1);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_long_queue_in_one_chat_does_not_starve_the_others() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, world| {
         world.inject_flood(FloodRule {
@@ -523,8 +532,9 @@ async fn a_long_queue_in_one_chat_does_not_starve_the_others() {
     assert!(rig.store.sent_at()[&2001] < start + Duration::from_secs(1));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_flood_wait_on_resolving_holds_only_that_chat() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, world| {
         // The first call is resolving @echo.
@@ -553,8 +563,9 @@ async fn a_flood_wait_on_resolving_holds_only_that_chat() {
     assert!(rig.store.sent_at()[&1] >= start + Duration::from_secs(3600));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn a_send_that_fails_in_transit_is_retried_with_the_same_random_id() {
+    tokio::time::pause();
     let rig = rig(8, |store, world| {
         store.add("me", "resolved first");
         // Resolve "me" succeeds; the send breaks once (the connection stays
@@ -614,8 +625,9 @@ async fn idle_for(d: Duration) {
     tokio::time::sleep(d).await;
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn arrivals_for_a_waiting_chat_do_not_reread_the_queue_and_a_new_chat_goes_at_once() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, _| {
         for i in 0..21 {
@@ -649,8 +661,9 @@ async fn arrivals_for_a_waiting_chat_do_not_reread_the_queue_and_a_new_chat_goes
     assert!(rig.store.sent_at()[&21] >= start + Duration::from_secs(60));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test]
 async fn while_the_account_limit_holds_arrivals_do_not_wake_the_drain() {
+    tokio::time::pause();
     let start = Instant::now();
     let rig = rig(8, |store, _| {
         for i in 0..31 {

@@ -134,7 +134,7 @@ fn panic_payloads_become_text() {
     assert_eq!(panic_text(&5u8), "unknown panic");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_session_without_a_key_is_unauthorized_without_dialling() {
     let b = GrammersBackend::new(&settings());
     let mut data = SessionData::single_dc(DcEntry {
@@ -148,7 +148,7 @@ async fn a_session_without_a_key_is_unauthorized_without_dialling() {
     assert_eq!(err, TgError::Unauthorized);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn an_unreachable_dc_is_a_network_error_at_connect() {
     // A port nothing listens on.
     let port = {
@@ -173,7 +173,7 @@ async fn an_unreachable_dc_is_a_network_error_at_connect() {
     assert!(matches!(err, TgError::Network(_)), "{err:?}");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn the_pool_watch_reports_the_runner_ending() {
     let session = TgSession::fresh();
     let pool = start_pool(session, 1);

@@ -104,7 +104,7 @@ fn serves_dcs_and_keys_from_the_stored_session_and_snapshots_them_back() {
     assert_eq!(snap.version, FORMAT_VERSION);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn backend_state_round_trips_update_state_and_peers() {
     let s = TgSession::from_data(&stored(2, Some(42)));
     let _ = s
@@ -156,7 +156,7 @@ fn unknown_backend_state_versions_are_ignored() {
     assert_eq!(s.snapshot().home_dc, 2);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn the_self_user_is_answered_for_grammers_and_cached_when_grammers_says_so() {
     let s = TgSession::from_data(&stored(2, None));
     assert!(s.peer(PeerId::self_user()).await.unwrap().is_none());
@@ -236,7 +236,7 @@ fn state(pts: i32) -> UpdatesState {
     }
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn once_armed_grammers_update_state_is_kept_apart_from_the_blob() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     // Before arming (a sign-in, a first getState): where updates start.
@@ -256,7 +256,7 @@ async fn once_armed_grammers_update_state_is_kept_apart_from_the_blob() {
     assert_eq!(updates_of(&s).await.pts, 5, "grammers loads the start");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_stored_state_replaces_the_blobs_as_the_start() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     s.resume_from(&crate::telegram::UpdateState {
@@ -284,7 +284,7 @@ fn debug_never_shows_keys() {
     assert!(!text.contains(&format!("{:?}", &key(7)[..8])), "{text}");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn nothing_is_written_before_arming() {
     let s = TgSession::from_data(&stored(2, None));
     let sink = Arc::new(RecordingSink::default());
@@ -302,7 +302,7 @@ async fn nothing_is_written_before_arming() {
     assert_eq!(sink.last().home_dc, 4);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn durable_changes_are_written_through_and_the_live_update_state_never() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     let sink = Arc::new(RecordingSink::default());
@@ -328,7 +328,7 @@ async fn durable_changes_are_written_through_and_the_live_update_state_never() {
     assert_eq!(blob.updates, None, "nor is it saved with one");
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn the_tick_tries_a_failed_write_again() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     let sink = Arc::new(RecordingSink::default());
@@ -346,7 +346,7 @@ async fn the_tick_tries_a_failed_write_again() {
     assert_eq!(sink.last().home_dc, 3);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_failed_write_is_reported_and_retried() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     let sink = Arc::new(RecordingSink::default());
@@ -363,7 +363,7 @@ async fn a_failed_write_is_reported_and_retried() {
     assert_eq!(sink.last().home_dc, 3);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn writes_are_ordered_and_coalesced() {
     let s = TgSession::from_data(&stored(2, Some(1)));
     let sink = Arc::new(RecordingSink::default());
