@@ -12,7 +12,7 @@ fn defaults() -> Settings {
 }
 
 #[test]
-fn defaults_carry_the_seed_limits() {
+fn defaults_carry_the_documented_limits() {
     let s = defaults();
     let t = &s.rate_limits.telegram;
     assert_eq!(
@@ -78,7 +78,7 @@ fn defaults_carry_the_seed_limits() {
 }
 
 #[test]
-fn defaults_carry_the_seed_thresholds_and_alerting_matrix() {
+fn defaults_carry_the_documented_thresholds_and_alerting_matrix() {
     let s = defaults();
     let th = &s.thresholds;
     assert_eq!(

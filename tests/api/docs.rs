@@ -1,4 +1,4 @@
-//! The seed's "documentation synchronization": docs/configuration.md lists
+//! Documentation kept in step with the code: docs/configuration.md lists
 //! every threshold, limit and alert with its default. It is generated here
 //! from the configuration types' defaults (their meaning from the comments
 //! of config/default.toml) and from prometheus/tgvisor.rules.yml; the test
