@@ -15,7 +15,8 @@ use serde_json::json;
 
 pub use crate::health::Status;
 
-fn answer(status: Status, body: serde_json::Value) -> HttpResponse {
+/// 200 when healthy, 503 otherwise, with `body` either way.
+pub(super) fn answer(status: Status, body: impl serde::Serialize) -> HttpResponse {
     if status == Status::Healthy {
         HttpResponse::Ok().json(body)
     } else {

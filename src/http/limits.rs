@@ -144,9 +144,5 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         flood_waits_last_hour: floods,
         timestamp: chrono::Utc::now(),
     };
-    if status == Status::Healthy {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    super::health::answer(status, body)
 }

@@ -101,9 +101,5 @@ pub async fn health_route(state: web::Data<AppState>) -> HttpResponse {
         thresholds,
         timestamp: chrono::Utc::now(),
     };
-    if status == Status::Healthy {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    super::health::answer(status, body)
 }

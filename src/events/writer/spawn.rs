@@ -41,8 +41,8 @@ pub(super) fn start(inner: &Arc<EventLogInner>, topic: Arc<str>, rx: mpsc::Recei
         .0
         .restart(Restart::Transient)
     };
-    let inner = inner.clone();
-    inner.clone().runtime.spawn(async move {
+    let (runtime, inner) = (inner.runtime.clone(), inner.clone());
+    runtime.spawn(async move {
         let added = match supervisor.ready().await {
             Ok(addr) => matches!(addr.send(AddChild(spec)).await, Ok(Ok(()))),
             Err(_) => false,
@@ -75,10 +75,10 @@ async fn write(
 }
 
 fn run_plain(inner: &Arc<EventLogInner>, topic: Arc<str>, backlog: Handover<Backlog>) {
-    let inner2 = inner.clone();
-    inner.runtime.spawn(async move {
+    let (runtime, inner) = (inner.runtime.clone(), inner.clone());
+    runtime.spawn(async move {
         if let Some(mut lease) = backlog.lease() {
-            write(&inner2, &topic, &mut lease, None).await;
+            write(&inner, &topic, &mut lease, None).await;
         }
     });
 }
